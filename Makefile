@@ -1,0 +1,116 @@
+# pipewarden: build, test, demo, bench.  `make help` lists the targets.
+
+VERSION   := 0.1.0
+CC        ?= cc
+PYTHON    := /usr/bin/python3
+WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+             -Wmissing-prototypes -Wpointer-arith
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPIPEWARDEN_VERSION='"$(VERSION)"' \
+             $(WARNINGS) $(CFLAGS) $(EXTRA_CFLAGS)
+LIBS       = -lmicrohttpd -lgnutls -lcjson -lssl -lcrypto -lm
+
+# Debian packages: to build, and to run the tests.
+BUILD_DEPS := gcc make pkg-config libmicrohttpd-dev libgnutls28-dev \
+              libcjson-dev libcurl4-openssl-dev libssl-dev
+TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind \
+              procps
+
+COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \
+               common/log.c common/metrics.c common/names.c common/quantity.c
+POLICY_SRC  := webhook/policy.c webhook/review.c
+WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/certs.c webhook/server.c \
+               webhook/main.c
+UNIT_TESTS  := test_buf test_quantity test_names test_config test_metrics \
+               test_policy
+
+# B is the build directory: build/ normally, build/asan/ with sanitizers.
+B := build
+ifeq ($(SANITIZE),1)
+B := build/asan
+ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=all
+LDFLAGS    += -fsanitize=address,undefined
+endif
+
+.PHONY: all deps test unit e2e check-asan valgrind demo bench clean help
+
+all: deps $(B)/bin/pipewarden-webhook $(B)/tools/policy-run
+ifneq ($(SANITIZE),1)
+all: bin/pipewarden-webhook
+bin/%: $(B)/bin/%
+	@mkdir -p bin && cp $< $@
+endif
+
+help:
+	@echo "make            build bin/pipewarden-webhook"
+	@echo "make test       unit, policy, end-to-end, ASan+UBSan and valgrind runs"
+	@echo "make demo       show the webhook at work on a KEDA agent pod"
+	@echo "make check-asan the tests with AddressSanitizer and UBSan"
+	@echo "make valgrind   the tests under valgrind (leaks are errors)"
+	@echo "make bench      performance figures"
+	@echo "make clean      remove build output"
+
+# Install what is missing (fresh Debian 12, as root).
+deps: build/.deps
+build/.deps:
+	@sh tests/ensure-packages $(BUILD_DEPS) $(TEST_DEPS)
+	@mkdir -p build && touch $@
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/bin/pipewarden-webhook: $(WEBHOOK_SRC:%.c=$(B)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tools/policy-run: $(COMMON_SRC:%.c=$(B)/obj/%.o) $(POLICY_SRC:%.c=$(B)/obj/%.o) \
+    $(B)/obj/tests/policy_run.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(COMMON_SRC:%.c=$(B)/obj/%.o) \
+    $(POLICY_SRC:%.c=$(B)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+unit-bin: $(UNIT_TESTS:%=$(B)/tests/%)
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- tests ---------------------------------------------------------------
+# Each suite prints "N passed, N failed"; tests/summary adds them up.
+
+test: all
+	@rm -f build/results
+	$(MAKE) --no-print-directory unit e2e
+	$(MAKE) --no-print-directory check-asan
+	$(MAKE) --no-print-directory valgrind
+	@$(PYTHON) tests/summary.py build/results
+
+unit: all unit-bin
+	@for t in $(UNIT_TESTS); do $(B)/tests/$$t | tee -a build/results.log | \
+	    tail -n 1 | sed "s/^/$$t: /" >> build/results || exit 1; \
+	    tail -n 1 build/results | sed 's/^/  /'; done
+	@grep -q ' 0 failed' build/results
+
+e2e: all
+	$(PYTHON) tests/run_cases.py --policy $(B)/tools/policy-run --results build/results
+	$(PYTHON) tests/test_webhook.py --bin $(B)/bin/pipewarden-webhook --results build/results
+
+check-asan:
+	$(MAKE) --no-print-directory SANITIZE=1 all unit-bin
+	$(MAKE) --no-print-directory SANITIZE=1 unit e2e
+
+valgrind: all unit-bin
+	$(PYTHON) tests/valgrind.py --build $(B) --results build/results $(UNIT_TESTS)
+
+demo: all
+	@sh tests/demo.sh
+
+bench: all
+	@sh tests/bench.sh
+
+clean:
+	rm -rf build bin

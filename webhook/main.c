@@ -1,0 +1,102 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/cli.h"
+#include "../common/config.h"
+#include "../common/log.h"
+#include "server.h"
+
+#ifndef PIPEWARDEN_VERSION
+#define PIPEWARDEN_VERSION "0.0.0-dev"
+#endif
+
+static int
+parse_port(const char *flag, const char *s, unsigned int *out)
+{
+	long long v;
+
+	if (parse_ll(s, 1, 65535, &v) == -1) {
+		fprintf(stderr, "pipewarden-webhook: --%s: '%s' is not a port "
+		    "(1-65535)\n", flag, s);
+		return -1;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config_path = CONFIG_DEFAULT_PATH;
+	const char *cert = "/etc/pipewarden/tls/tls.crt";
+	const char *key = "/etc/pipewarden/tls/tls.key";
+	const char *address = NULL, *port = "8443", *metrics_port = "9090";
+	const char *max_conns = "1000";
+	int help = 0, version = 0, check = 0;
+	const struct cli_option opts[] = {
+		{ "config", &config_path, NULL, "FILE", "config file (" CONFIG_DEFAULT_PATH ")" },
+		{ "tls-cert", &cert, NULL, "FILE", "serving certificate, PEM (/etc/pipewarden/tls/tls.crt)" },
+		{ "tls-key", &key, NULL, "FILE", "serving key, PEM (/etc/pipewarden/tls/tls.key)" },
+		{ "port", &port, NULL, "PORT", "HTTPS port for /mutate, /healthz, /readyz (8443)" },
+		{ "metrics-port", &metrics_port, NULL, "PORT", "HTTP port for /metrics, /healthz (9090)" },
+		{ "address", &address, NULL, "ADDR", "listen address (all)" },
+		{ "max-connections", &max_conns, NULL, "N", "connection limit (1000)" },
+		{ "check-config", NULL, &check, NULL, "validate the config file and exit" },
+		{ "version", NULL, &version, NULL, "print the version and exit" },
+		{ "help", NULL, &help, NULL, "print this help and exit" },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+	struct server_options so;
+	struct config *cfg;
+	char err[512];
+	long long conns;
+
+	log_init("pipewarden-webhook");
+	if (cli_parse(opts, argc, argv, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pipewarden-webhook: %s\n", err);
+		return 2;
+	}
+	if (help) {
+		cli_usage("pipewarden-webhook", "Mutating admission webhook that "
+		    "completes Azure Pipelines agent pods.", opts);
+		return 0;
+	}
+	if (version) {
+		printf("pipewarden-webhook %s\n", PIPEWARDEN_VERSION);
+		return 0;
+	}
+	if ((cfg = config_load(config_path, err, sizeof(err))) == NULL) {
+		if (check)
+			fprintf(stderr, "%s\n", err);
+		else
+			log_error("cannot start: invalid config", "file", config_path,
+			    "error", err, NULL);
+		return 2;
+	}
+	if (check) {
+		printf("configuration OK\n");
+		config_free(cfg);
+		return 0;
+	}
+	memset(&so, 0, sizeof(so));
+	so.config_path = config_path;
+	so.cert_path = cert;
+	so.key_path = key;
+	so.address = address;
+	so.version = PIPEWARDEN_VERSION;
+	so.idle_timeout = 120;
+	so.request_timeout = 10;
+	if (parse_port("port", port, &so.port) == -1 ||
+	    parse_port("metrics-port", metrics_port, &so.metrics_port) == -1 ||
+	    parse_ll(max_conns, 1, 1000000, &conns) == -1) {
+		if (so.port != 0 && so.metrics_port != 0)
+			fprintf(stderr, "pipewarden-webhook: --max-connections: '%s' "
+			    "is not a number from 1 to 1000000\n", max_conns);
+		config_free(cfg);
+		return 2;
+	}
+	so.connection_limit = (unsigned int)conns;
+	/* the server now owns cfg */
+	return server_run(&so, cfg);
+}

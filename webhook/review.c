@@ -1,0 +1,237 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/buf.h"
+#include "review.h"
+
+#define ANSWER_MAX	(8 * 1024 * 1024)
+
+int
+utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0, n, k;
+	unsigned int cp;
+
+	while (i < len) {
+		unsigned char c = s[i];
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (len - i <= n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += n + 1;
+	}
+	return 1;
+}
+
+static const char *
+string_at(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int
+review_parse(const char *body, size_t len, struct review *rv, char *err, size_t errlen)
+{
+	const cJSON *request, *kind, *object, *dry;
+	const char *api, *end = NULL;
+
+	memset(rv, 0, sizeof(*rv));
+	if (len == 0) {
+		snprintf(err, errlen, "empty body; expected an AdmissionReview");
+		return -1;
+	}
+	if (!utf8_valid((const unsigned char *)body, len)) {
+		snprintf(err, errlen, "body is not valid UTF-8");
+		return -1;
+	}
+	rv->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+	if (rv->root == NULL) {
+		snprintf(err, errlen, "body is not JSON (error near byte %zu, or "
+		    "nested deeper than %d)", end != NULL && end >= body ?
+		    (size_t)(end - body) : (size_t)0, CJSON_NESTING_LIMIT);
+		return -1;
+	}
+	for (; end != NULL && (size_t)(end - body) < len; end++) {
+		if (*end != ' ' && *end != '\n' && *end != '\r' && *end != '\t') {
+			snprintf(err, errlen, "body has data after the JSON value "
+			    "(byte %zu)", (size_t)(end - body));
+			goto fail;
+		}
+	}
+	if (!cJSON_IsObject(rv->root)) {
+		snprintf(err, errlen, "body is not a JSON object");
+		goto fail;
+	}
+	api = string_at(rv->root, "apiVersion");
+	if (api == NULL || strcmp(api, "admission.k8s.io/v1") != 0) {
+		snprintf(err, errlen, "apiVersion '%.64s' is not admission.k8s.io/v1; "
+		    "set admissionReviewVersions: [v1] in the webhook configuration",
+		    api != NULL ? api : "");
+		goto fail;
+	}
+	if (string_at(rv->root, "kind") == NULL ||
+	    strcmp(string_at(rv->root, "kind"), "AdmissionReview") != 0) {
+		snprintf(err, errlen, "kind is not AdmissionReview");
+		goto fail;
+	}
+	request = cJSON_GetObjectItemCaseSensitive(rv->root, "request");
+	if (!cJSON_IsObject(request)) {
+		snprintf(err, errlen, "AdmissionReview has no request object");
+		goto fail;
+	}
+	rv->uid = string_at(request, "uid");
+	rv->operation = string_at(request, "operation");
+	rv->namespace = string_at(request, "namespace");
+	kind = cJSON_GetObjectItemCaseSensitive(request, "kind");
+	rv->kind = string_at(kind, "kind");
+	rv->group = string_at(kind, "group");
+	if (rv->uid == NULL || rv->uid[0] == '\0') {
+		snprintf(err, errlen, "request.uid is missing");
+		goto fail;
+	}
+	if (rv->operation == NULL || rv->kind == NULL) {
+		snprintf(err, errlen, "request.operation or request.kind is missing");
+		goto fail;
+	}
+	if (rv->group == NULL)
+		rv->group = "";
+	if (rv->namespace == NULL)
+		rv->namespace = "";
+	object = cJSON_GetObjectItemCaseSensitive(request, "object");
+	rv->object = cJSON_IsObject(object) ? object : NULL;
+	if (rv->object == NULL && strcmp(rv->operation, "CREATE") == 0) {
+		snprintf(err, errlen, "request.object is missing for a CREATE");
+		goto fail;
+	}
+	dry = cJSON_GetObjectItemCaseSensitive(request, "dryRun");
+	rv->dry_run = cJSON_IsTrue(dry);
+	return 0;
+fail:
+	review_release(rv);
+	return -1;
+}
+
+void
+review_release(struct review *rv)
+{
+	cJSON_Delete(rv->root);
+	memset(rv, 0, sizeof(*rv));
+}
+
+static void
+add_base64(struct buf *b, const unsigned char *p, size_t n)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char out[4];
+	size_t i;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		out[0] = tab[p[i] >> 2];
+		out[1] = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+		out[2] = tab[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
+		out[3] = tab[p[i + 2] & 63];
+		buf_add(b, out, 4);
+	}
+	if (i < n) {
+		out[0] = tab[p[i] >> 2];
+		if (i + 1 < n) {
+			out[1] = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
+			out[2] = tab[(p[i + 1] & 15) << 2];
+		} else {
+			out[1] = tab[(p[i] & 3) << 4];
+			out[2] = '=';
+		}
+		out[3] = '=';
+		buf_add(b, out, 4);
+	}
+}
+
+char *
+review_answer(const char *uid, const struct policy_decision *d, size_t *lenp)
+{
+	static const char *const decisions[] = { "unchanged", "patched", "denied" };
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, ANSWER_MAX);
+	buf_adds(&b, "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+	    "\"response\":{\"uid\":");
+	buf_add_json_string(&b, uid);
+	if (d->result == POLICY_DENIED) {
+		buf_addf(&b, ",\"allowed\":false,\"status\":{\"status\":\"Failure\","
+		    "\"message\":");
+		buf_add_json_string(&b, d->message);
+		buf_addf(&b, ",\"reason\":\"%s\",\"code\":%d}",
+		    d->code == 403 ? "Forbidden" : "BadRequest", d->code);
+	} else {
+		buf_adds(&b, ",\"allowed\":true");
+	}
+	if (d->result == POLICY_PATCHED) {
+		buf_adds(&b, ",\"patchType\":\"JSONPatch\",\"patch\":\"");
+		add_base64(&b, (const unsigned char *)d->patch, d->patch_len);
+		buf_addc(&b, '"');
+	}
+	if (d->nwarnings > 0) {
+		buf_adds(&b, ",\"warnings\":[");
+		for (i = 0; i < d->nwarnings; i++) {
+			if (i > 0)
+				buf_addc(&b, ',');
+			buf_add_json_string(&b, d->warnings[i]);
+		}
+		buf_addc(&b, ']');
+	}
+	if (d->opted_in)
+		buf_addf(&b, ",\"auditAnnotations\":{\"decision\":\"%s\"}",
+		    decisions[d->result]);
+	buf_adds(&b, "}}");
+	return buf_detach(&b, lenp);
+}
+
+char *
+review_error_body(int code, const char *message, size_t *lenp)
+{
+	const char *reason;
+	struct buf b;
+
+	switch (code) {
+	case 400: reason = "BadRequest"; break;
+	case 404: reason = "NotFound"; break;
+	case 405: reason = "MethodNotAllowed"; break;
+	case 413: reason = "RequestEntityTooLarge"; break;
+	case 503: reason = "ServiceUnavailable"; break;
+	default: reason = "InternalError"; break;
+	}
+	buf_init(&b, 64 * 1024);
+	buf_adds(&b, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+	    "\"status\":\"Failure\",\"message\":");
+	buf_add_json_string(&b, message);
+	buf_addf(&b, ",\"reason\":\"%s\",\"code\":%d}\n", reason, code);
+	return buf_detach(&b, lenp);
+}

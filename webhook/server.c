@@ -1,0 +1,624 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "../common/buf.h"
+#include "../common/file.h"
+#include "../common/log.h"
+#include "../common/metrics.h"
+#include "certs.h"
+#include "policy.h"
+#include "review.h"
+#include "server.h"
+
+#define BODY_MAX	(4 * 1024 * 1024)	/* two objects of etcd's 1.5 MiB */
+#define DRAIN_MAX	(64 * 1024 * 1024)	/* past this, answer and close */
+#define STOP_GRACE	25			/* seconds for in-flight requests */
+#define CERT_KEEP	600			/* seconds a replaced pair lives */
+
+struct server {
+	const struct server_options *opts;
+	struct config		*cfg;		/* owned snapshot */
+	struct file_watch	 cfg_watch;
+	struct certstore	 certs;
+	struct MHD_Daemon	*tls;
+	struct MHD_Daemon	*plain;
+	int			 epfd;
+	int			 sigfd;
+	int			 timerfd;
+	unsigned int		 in_flight;
+	int			 stopping;
+	time_t			 stop_deadline;
+
+	struct metric_family	*m_requests;
+	struct metric_family	*m_duration;
+	struct metric_family	*m_cert_expiry;
+	struct metric_family	*m_reload_errors;
+};
+
+/* Per-request state, MHD's *req_cls: created at the first call, freed in
+ * the completion callback. */
+struct request {
+	struct server	*srv;
+	struct buf	 body;
+	size_t		 drained;
+	int		 mutate;	/* POST /mutate */
+	struct timespec	 start;
+};
+
+static double
+seconds_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* Queue a response that takes the buffer (malloc'd) as its body. */
+static enum MHD_Result
+respond(struct MHD_Connection *conn, unsigned int status, char *body, size_t len,
+    const char *type)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (body == NULL)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+respond_text(struct MHD_Connection *conn, unsigned int status, const char *text)
+{
+	return respond(conn, status, strdup(text), strlen(text), "text/plain");
+}
+
+static enum MHD_Result
+respond_error(struct server *srv, struct MHD_Connection *conn, unsigned int status,
+    const char *message, int count)
+{
+	size_t len;
+	char *body = review_error_body((int)status, message, &len);
+
+	if (count)
+		metrics_add(srv->m_requests, 1, "error");
+	log_warn("request rejected", "status", status == 413 ? "413" : status == 400 ?
+	    "400" : status == 404 ? "404" : status == 405 ? "405" : "500",
+	    "error", message, NULL);
+	return respond(conn, status, body, len, "application/json");
+}
+
+static const char *
+pod_name(const cJSON *pod)
+{
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(pod, "metadata");
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(meta, "name");
+
+	if (cJSON_IsString(n) && n->valuestring[0] != '\0')
+		return n->valuestring;
+	n = cJSON_GetObjectItemCaseSensitive(meta, "generateName");
+	return cJSON_IsString(n) ? n->valuestring : "";
+}
+
+/* The whole body is in: decide and answer. */
+static enum MHD_Result
+mutate(struct server *srv, struct MHD_Connection *conn, struct request *req)
+{
+	static const char *const results[] = { "unchanged", "patched", "denied" };
+	struct policy_decision d;
+	struct policy_input in;
+	struct review rv;
+	char err[256], ops[32], ms[32];
+	enum MHD_Result ret;
+	size_t len;
+	char *answer;
+
+	if (review_parse(req->body.data, req->body.len, &rv, err, sizeof(err)) == -1)
+		return respond_error(srv, conn, 400, err, 1);
+	in.operation = rv.operation;
+	in.kind = rv.kind;
+	in.group = rv.group;
+	in.pod = rv.object;
+	in.version = srv->opts->version;
+	if (policy_decide(srv->cfg, &in, &d) == -1 ||
+	    (answer = review_answer(rv.uid, &d, &len)) == NULL) {
+		policy_decision_release(&d);
+		review_release(&rv);
+		return respond_error(srv, conn, 500, "out of memory", 1);
+	}
+	metrics_add(srv->m_requests, 1, results[d.result]);
+	metrics_observe(srv->m_duration, seconds_since(&req->start));
+	snprintf(ops, sizeof(ops), "%zu", d.nops);
+	snprintf(ms, sizeof(ms), "%.3f", seconds_since(&req->start) * 1000);
+	if (d.opted_in || d.nwarnings > 0)
+		log_msg(d.result == POLICY_DENIED ? LOG_WARN : LOG_INFO, "admission",
+		    "uid", rv.uid, "namespace", rv.namespace,
+		    "pod", rv.object != NULL ? pod_name(rv.object) : "",
+		    "result", results[d.result], "pool", d.pool, "ops", ops,
+		    "reason", d.result == POLICY_DENIED ? d.message : "",
+		    "dryRun", rv.dry_run ? "true" : "false", "ms", ms, NULL);
+	policy_decision_release(&d);
+	review_release(&rv);
+	ret = respond(conn, MHD_HTTP_OK, answer, len, "application/json");
+	return ret;
+}
+
+static enum MHD_Result
+handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **req_cls)
+{
+	struct server *srv = cls;
+	struct request *req = *req_cls;
+
+	(void)version;
+	if (req == NULL) {
+		if ((req = calloc(1, sizeof(*req))) == NULL)
+			return MHD_NO;
+		req->srv = srv;
+		clock_gettime(CLOCK_MONOTONIC, &req->start);
+		buf_init(&req->body, BODY_MAX);
+		req->mutate = strcmp(url, "/mutate") == 0 &&
+		    strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+		*req_cls = req;
+		srv->in_flight++;
+		/* While a request is being received, a silent client is dropped
+		 * soon; between requests it may idle longer (completion). */
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+		    srv->opts->request_timeout);
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (seconds_since(&req->start) > srv->opts->request_timeout) {
+			*upload_data_size = 0;
+			return respond_error(srv, conn, 408, "request body not "
+			    "received in time", 1);
+		}
+		if (req->mutate && !req->body.failed)
+			buf_add(&req->body, upload_data, *upload_data_size);
+		else
+			req->drained += *upload_data_size;
+		*upload_data_size = 0;
+		/* A body past the limit is drained so that the 413 reaches a
+		 * client still sending; a flood past DRAIN_MAX is cut short. */
+		if (req->drained > DRAIN_MAX)
+			return respond_error(srv, conn, 413, "request body larger "
+			    "than 4 MiB", 1);
+		return MHD_YES;
+	}
+	if (req->mutate) {
+		if (req->body.toobig)
+			return respond_error(srv, conn, 413, "request body larger "
+			    "than 4 MiB (an AdmissionReview holds at most two objects "
+			    "of 1.5 MiB)", 1);
+		if (req->body.failed)
+			return respond_error(srv, conn, 500, "out of memory", 1);
+		return mutate(srv, conn, req);
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/healthz") == 0)
+		return respond_text(conn, MHD_HTTP_OK, "ok\n");
+	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/readyz") == 0) {
+		if (srv->stopping || srv->certs.current == NULL || srv->cfg == NULL)
+			return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "not ready\n");
+		return respond_text(conn, MHD_HTTP_OK, "ok\n");
+	}
+	if (strcmp(url, "/mutate") == 0)
+		return respond_error(srv, conn, 405, "use POST for /mutate", 0);
+	return respond_error(srv, conn, 404, "no such path (serving /mutate, "
+	    "/healthz, /readyz)", 0);
+}
+
+static enum MHD_Result
+handle_plain(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **req_cls)
+{
+	struct server *srv = cls;
+	static int marker;
+	struct buf b;
+	char *text;
+	size_t len;
+
+	(void)version;
+	(void)upload_data;
+	if (*req_cls == NULL) {
+		*req_cls = &marker;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
+		return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
+	if (strcmp(url, "/healthz") == 0)
+		return respond_text(conn, MHD_HTTP_OK, "ok\n");
+	if (strcmp(url, "/metrics") != 0)
+		return respond_text(conn, MHD_HTTP_NOT_FOUND,
+		    "no such path (serving /metrics, /healthz)\n");
+	metrics_set(srv->m_cert_expiry, (double)certstore_expiry(&srv->certs));
+	buf_init(&b, 16 * 1024 * 1024);
+	metrics_render(&b);
+	text = buf_detach(&b, &len);
+	buf_release(&b);
+	return respond(conn, MHD_HTTP_OK, text, len,
+	    "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static void
+request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct server *srv = cls;
+	struct request *req = *req_cls;
+
+	(void)toe;
+	if (req == NULL)
+		return;
+	buf_release(&req->body);
+	free(req);
+	*req_cls = NULL;
+	srv->in_flight--;
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+	    srv->opts->idle_timeout);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	log_debug("libmicrohttpd", "detail", msg, NULL);
+}
+
+/* The listen address: --address, else all IPv6 and IPv4 addresses. */
+static int
+listen_address(const char *address, unsigned int port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (address == NULL || *address == '\0')
+		return 0;
+	if (inet_pton(AF_INET, address, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		return 1;
+	}
+	if (inet_pton(AF_INET6, address, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		return 1;
+	}
+	return -1;
+}
+
+static struct MHD_Daemon *
+start_daemon(struct server *srv, int tls, unsigned int port, int dual_stack)
+{
+	static const char priorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:"
+	    "+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
+	    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"
+	    "%SERVER_PRECEDENCE";
+	struct MHD_OptionItem o[12];
+	struct sockaddr_storage ss;
+	unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	int have, n = 0;
+
+	if ((have = listen_address(srv->opts->address, port, &ss)) == -1) {
+		log_error("invalid --address: not an IPv4 or IPv6 address",
+		    "address", srv->opts->address, NULL);
+		return NULL;
+	}
+	if (have == 0 && dual_stack)
+		flags |= MHD_USE_DUAL_STACK;
+	else if (have == 1 && ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	o[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER,
+	    (intptr_t)mhd_log, srv };
+	o[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+	    (intptr_t)srv->opts->connection_limit, NULL };
+	o[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+	    (intptr_t)(tls ? srv->opts->request_timeout : srv->opts->idle_timeout),
+	    NULL };
+	if (have == 1)
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	if (tls) {
+		flags |= MHD_USE_TLS;
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
+		    (intptr_t)request_completed, srv };
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+		    (void *)certstore_callback() };
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+		    (void *)priorities };
+	}
+	o[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
+	    tls ? handle_tls : handle_plain, srv, MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+}
+
+/* Start a daemon on all addresses, IPv6 and IPv4 where the pod has both. */
+static struct MHD_Daemon *
+start_listening(struct server *srv, int tls, unsigned int port)
+{
+	struct MHD_Daemon *d = start_daemon(srv, tls, port, 1);
+
+	if (d == NULL && (srv->opts->address == NULL || *srv->opts->address == '\0'))
+		d = start_daemon(srv, tls, port, 0);
+	return d;
+}
+
+static void
+reload_config(struct server *srv)
+{
+	struct config *cfg;
+	char err[512];
+
+	if (!file_watch_changed(&srv->cfg_watch))
+		return;
+	if ((cfg = config_load(srv->opts->config_path, err, sizeof(err))) == NULL) {
+		metrics_add(srv->m_reload_errors, 1);
+		log_error("config reload failed; the previous config stays in force",
+		    "file", srv->opts->config_path, "error", err, NULL);
+		return;
+	}
+	/* No request holds the old snapshot between callbacks. */
+	config_free(srv->cfg);
+	srv->cfg = cfg;
+	log_info("config reloaded", "file", srv->opts->config_path, NULL);
+}
+
+static void
+load_certs(struct server *srv, int initial)
+{
+	char err[512], expiry[32];
+	time_t now = time(NULL);
+
+	certstore_reap(&srv->certs, now, CERT_KEEP);
+	if (!certstore_changed(&srv->certs) && !initial)
+		return;
+	if (certstore_load(&srv->certs, now, err, sizeof(err)) == -1) {
+		log_error(srv->certs.current != NULL ? "certificate reload failed; the "
+		    "previous pair stays in service" : "no serving certificate yet; "
+		    "retrying every second", "cert", srv->opts->cert_path,
+		    "key", srv->opts->key_path, "error", err, NULL);
+		return;
+	}
+	snprintf(expiry, sizeof(expiry), "%lld", (long long)certstore_expiry(&srv->certs));
+	metrics_set(srv->m_cert_expiry, (double)certstore_expiry(&srv->certs));
+	log_info(initial ? "certificate loaded" : "certificate reloaded",
+	    "cert", srv->opts->cert_path, "notAfter", expiry, NULL);
+}
+
+static int
+epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = fd;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int
+daemon_fd(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info;
+
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+	return info != NULL ? info->epoll_fd : -1;
+}
+
+/* Milliseconds until MHD wants to run again (timeouts), at most max. */
+static int
+next_timeout(struct server *srv, int max)
+{
+	MHD_UNSIGNED_LONG_LONG t;
+	int ms = max;
+
+	if (MHD_get_timeout(srv->tls, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms)
+		ms = (int)t;
+	if (MHD_get_timeout(srv->plain, &t) == MHD_YES && t < (MHD_UNSIGNED_LONG_LONG)ms)
+		ms = (int)t;
+	return ms;
+}
+
+static void
+begin_stop(struct server *srv, const char *why)
+{
+	MHD_socket fd;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	srv->stop_deadline = time(NULL) + STOP_GRACE;
+	/* Stop accepting; in-flight requests finish. */
+	fd = MHD_quiesce_daemon(srv->tls);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	log_info("stopping: no new connections, finishing in-flight requests",
+	    "signal", why, NULL);
+}
+
+static int
+loop(struct server *srv)
+{
+	struct epoll_event ev[8];
+	struct signalfd_siginfo si;
+	uint64_t ticks;
+	int i, n;
+
+	for (;;) {
+		if (srv->stopping && (srv->in_flight == 0 || time(NULL) >= srv->stop_deadline))
+			return 0;
+		n = epoll_wait(srv->epfd, ev, 8, next_timeout(srv, 1000));
+		if (n == -1 && errno != EINTR) {
+			log_error("epoll_wait failed", "error", strerror(errno), NULL);
+			return 1;
+		}
+		for (i = 0; i < n; i++) {
+			if (ev[i].data.fd == srv->sigfd &&
+			    read(srv->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				begin_stop(srv, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+			if (ev[i].data.fd == srv->timerfd &&
+			    read(srv->timerfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks)) {
+				reload_config(srv);
+				load_certs(srv, 0);
+			}
+		}
+		MHD_run(srv->tls);
+		MHD_run(srv->plain);
+	}
+}
+
+static void
+register_metrics(struct server *srv)
+{
+	static const char *const result[] = { "result", NULL };
+	static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+	static const char *const results[] = { "patched", "unchanged", "denied",
+	    "error" };
+	size_t i;
+
+	srv->m_requests = metrics_register("pipewarden_webhook_requests_total",
+	    "Admission requests answered, by result.", METRIC_COUNTER, result, NULL, 0);
+	srv->m_duration = metrics_register("pipewarden_webhook_request_duration_seconds",
+	    "Time from the first byte of a request to its answer.", METRIC_HISTOGRAM,
+	    NULL, buckets, (int)(sizeof(buckets) / sizeof(buckets[0])));
+	srv->m_cert_expiry = metrics_register(
+	    "pipewarden_webhook_cert_expiry_timestamp_seconds",
+	    "notAfter of the serving certificate, as a Unix time.", METRIC_GAUGE,
+	    NULL, NULL, 0);
+	srv->m_reload_errors = metrics_register("pipewarden_config_reload_errors_total",
+	    "Config reloads that failed; the previous config stayed in force.",
+	    METRIC_COUNTER, NULL, NULL, 0);
+	/* Every series exists from the start, so rate() works at once. */
+	for (i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+		metrics_add(srv->m_requests, 0, results[i]);
+	metrics_add(srv->m_reload_errors, 0);
+}
+
+/* Let the process hold as many descriptors as connections need. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+server_run(const struct server_options *opts, struct config *cfg)
+{
+	struct server srv;
+	struct itimerspec its;
+	sigset_t mask;
+	char port[16];
+	int rc = 1;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.opts = opts;
+	/* the server now owns cfg */
+	srv.cfg = cfg;
+	cfg = NULL;
+	srv.epfd = srv.sigfd = srv.timerfd = -1;
+	file_watch_init(&srv.cfg_watch, opts->config_path);
+	certstore_init(&srv.certs, opts->cert_path, opts->key_path);
+	certstore_serve(&srv.certs);
+	register_metrics(&srv);
+	raise_fd_limit();
+	load_certs(&srv, 1);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((srv.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1 ||
+	    (srv.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) == -1 ||
+	    (srv.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		log_error("cannot set up the event loop", "error", strerror(errno), NULL);
+		goto out;
+	}
+	memset(&its, 0, sizeof(its));
+	its.it_interval.tv_sec = its.it_value.tv_sec = 1;
+	timerfd_settime(srv.timerfd, 0, &its, NULL);
+
+	if ((srv.tls = start_listening(&srv, 1, opts->port)) == NULL) {
+		snprintf(port, sizeof(port), "%u", opts->port);
+		log_error("cannot listen for HTTPS", "port", port, NULL);
+		goto out;
+	}
+	if ((srv.plain = start_listening(&srv, 0, opts->metrics_port)) == NULL) {
+		snprintf(port, sizeof(port), "%u", opts->metrics_port);
+		log_error("cannot listen for metrics", "port", port, NULL);
+		goto out;
+	}
+	if (epoll_add(srv.epfd, daemon_fd(srv.tls)) == -1 ||
+	    epoll_add(srv.epfd, daemon_fd(srv.plain)) == -1 ||
+	    epoll_add(srv.epfd, srv.sigfd) == -1 ||
+	    epoll_add(srv.epfd, srv.timerfd) == -1) {
+		log_error("cannot set up the event loop", "error", strerror(errno), NULL);
+		goto out;
+	}
+	snprintf(port, sizeof(port), "%u", opts->port);
+	{
+		char mport[16];
+		snprintf(mport, sizeof(mport), "%u", opts->metrics_port);
+		log_info("serving", "version", opts->version, "port", port,
+		    "metricsPort", mport, "address", opts->address ? opts->address : "",
+		    NULL);
+	}
+	rc = loop(&srv);
+	log_info("stopped", NULL);
+out:
+	if (srv.tls != NULL)
+		MHD_stop_daemon(srv.tls);
+	if (srv.plain != NULL)
+		MHD_stop_daemon(srv.plain);
+	if (srv.epfd != -1)
+		close(srv.epfd);
+	if (srv.sigfd != -1)
+		close(srv.sigfd);
+	if (srv.timerfd != -1)
+		close(srv.timerfd);
+	certstore_release(&srv.certs);
+	config_free(srv.cfg);
+	metrics_free_all();
+	return rc;
+}
