@@ -77,6 +77,9 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(COMMON_SRC:%.c=$(B)/obj/%.o) \
 
 unit-bin: $(UNIT_TESTS:%=$(B)/tests/%)
 
+# Keep objects make would see as intermediate.
+.SECONDARY:
+
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 # ---- tests ---------------------------------------------------------------

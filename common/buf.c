@@ -166,8 +166,11 @@ buf_detach(struct buf *b, size_t *lenp)
 
 	if (b->failed)
 		return NULL;
-	if (b->data == NULL && buf_grow(b, 0) == -1)
-		return NULL;
+	if (b->data == NULL) {
+		if (buf_grow(b, 0) == -1)
+			return NULL;
+		b->data[0] = '\0';
+	}
 	p = b->data;
 	if (lenp != NULL)
 		*lenp = b->len;

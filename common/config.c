@@ -39,10 +39,14 @@ static void
 check_keys(struct parser *p, const cJSON *obj, const char *where,
     const char *const *allowed)
 {
-	const cJSON *item;
+	const cJSON *item, *prev;
 	size_t i;
 
 	cJSON_ArrayForEach(item, obj) {
+		for (prev = obj->child; prev != item; prev = prev->next)
+			if (strcmp(prev->string, item->string) == 0)
+				fail(p, "config: duplicate key '%s%s%s'", where,
+				    *where ? "." : "", item->string);
 		for (i = 0; allowed[i] != NULL; i++)
 			if (strcmp(item->string, allowed[i]) == 0)
 				break;

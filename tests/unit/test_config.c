@@ -1,0 +1,119 @@
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../../common/config.h"
+#include "check.h"
+
+#define BASE "\"organizationUrl\":\"https://dev.azure.com/contoso\"," \
+	"\"defaultPool\":\"aks-pool\"," \
+	"\"profiles\":{\"medium\":{\"requests\":{\"cpu\":\"1\"}," \
+	"\"limits\":{\"cpu\":\"4\"},\"max\":{\"cpu\":\"8\"}}}"
+
+/* Each bad config and the words its error must carry (the key, the fix). */
+static const struct {
+	const char	*json;
+	const char	*words;
+} bad[] = {
+	{ "", "not a JSON object" },
+	{ "[]", "not a JSON object" },
+	{ "{" BASE ",\"extra\":1}", "unknown key 'extra'" },
+	{ "{" BASE ",\"janitor\":{\"intervalSecond\":5}}", "unknown key 'janitor.intervalSecond'" },
+	{ "{\"defaultPool\":\"p\",\"profiles\":{\"m\":{}}}", "'organizationUrl': required" },
+	{ "{" BASE ",\"organizationUrl\":\"dev.azure.com\"}", "duplicate key 'organizationUrl'" },
+	{ "{\"organizationUrl\":\"dev.azure.com\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{}}}", "'organizationUrl': 'dev.azure.com' must start with https://" },
+	{ "{\"organizationUrl\":\"https://x\",\"profiles\":{\"m\":{}}}", "'defaultPool': required" },
+	{ "{" BASE ",\"workDir\":5}", "'workDir': expected a string" },
+	{ "{" BASE ",\"safeToEvict\":\"no\"}", "'safeToEvict': expected true or false" },
+	{ "{" BASE ",\"pools\":[\"a\",\"\"]}", "'pools[1]'" },
+	{ "{" BASE ",\"identity\":{\"mode\":\"msi\"}}", "'identity.mode': unknown mode 'msi'" },
+	{ "{" BASE ",\"identity\":{\"mode\":\"pat\"}}", "'identity.patSecret': required" },
+	{ "{" BASE ",\"identity\":{\"clientId\":\"abc\"}}", "'identity.clientId'" },
+	{ "{" BASE ",\"identity\":{\"patSecret\":\"Bad_Name\"}}", "'identity.patSecret'" },
+	{ "{" BASE ",\"identity\":{\"authorityHost\":\"http://x/\"}}", "'identity.authorityHost'" },
+	{ "{" BASE ",\"tolerations\":[{\"key\":\"a\",\"operator\":\"In\"}]}", "'tolerations[0].operator'" },
+	{ "{" BASE ",\"tolerations\":[{\"key\":\"a\",\"effect\":\"Never\"}]}", "'tolerations[0].effect'" },
+	{ "{" BASE ",\"tolerations\":[{\"key\":\"a\",\"tolerations\":1}]}", "unknown key 'tolerations[0].tolerations'" },
+	{ "{" BASE ",\"tolerations\":[{\"key\":\"a\"},{\"key\":\"a\"}]}", "'tolerations[1]': repeats tolerations[0]" },
+	{ "{" BASE ",\"tolerations\":[{\"key\":\"a\",\"tolerationSeconds\":5}]}", "only valid with effect NoExecute" },
+	{ "{" BASE ",\"nodeSelector\":{\"a\":1}}", "'nodeSelector.a'" },
+	{ "{" BASE ",\"defaultProfile\":\"huge\"}", "'defaultProfile': no profile 'huge'" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\"}", "'profiles': required" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{\"requests\":{\"cpu\":\"lots\"}}}}", "'profiles.m.requests.cpu'" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{\"requests\":{\"cpu\":\"2\"},\"limits\":{\"cpu\":\"1\"}}}}", "'profiles.m.requests.cpu': 2 is above limits.cpu 1" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{\"limits\":{\"memory\":\"9Gi\"},\"max\":{\"memory\":\"8Gi\"}}}}", "'profiles.m.limits.memory'" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{\"size\":{}}}}", "unknown key 'profiles.m.size'" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"a\":{},\"b\":{}}}", "'defaultProfile': required" },
+	{ "{" BASE ",\"janitor\":{\"intervalSeconds\":0}}", "'janitor.intervalSeconds'" },
+	{ "{" BASE ",\"janitor\":{\"maxDeletionsPerCycle\":1.5}}", "'janitor.maxDeletionsPerCycle'" },
+	{ "{" BASE ",\"janitor\":{\"keepAgents\":[3]}}", "'janitor.keepAgents[0]'" },
+	{ "{" BASE ",\"janitor\":{\"leaseName\":\"Not A Name\"}}", "'janitor.leaseName'" },
+};
+
+int
+main(void)
+{
+	struct config *cfg;
+	char err[512];
+	size_t i;
+	char *text;
+	size_t len;
+	FILE *f;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cfg = config_parse(bad[i].json, strlen(bad[i].json), err, sizeof(err));
+		CHECK(cfg == NULL);
+		if (strstr(err, bad[i].words) == NULL)
+			fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, err, bad[i].words);
+		CHECK(strstr(err, bad[i].words) != NULL);
+		config_free(cfg);
+	}
+
+	/* Defaults fill every key a minimal config leaves out. */
+	cfg = config_parse("{" BASE "}", strlen("{" BASE "}"), err, sizeof(err));
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK_STR(cfg->work_dir, "_work");
+		CHECK(cfg->deny_plaintext_token == 1);
+		CHECK(cfg->safe_to_evict == 0);
+		CHECK(cfg->identity_mode == IDENTITY_WORKLOAD);
+		CHECK(cfg->inject_token == 1);
+		CHECK_STR(cfg->authority_host, "https://login.microsoftonline.com/");
+		CHECK(cfg->npools == 1);
+		CHECK_STR(cfg->pools[0], "aks-pool");
+		CHECK_STR(cfg->default_profile, "medium");
+		CHECK(cfg->janitor.interval_seconds == 60);
+		CHECK(cfg->janitor.offline_grace_seconds == 600);
+		CHECK(cfg->janitor.finished_pod_ttl_seconds == 300);
+		CHECK(cfg->janitor.stuck_pending_seconds == 900);
+		CHECK(cfg->janitor.max_deletions_per_cycle == 50);
+		CHECK(cfg->janitor.only_managed_agents == 1);
+		CHECK(cfg->janitor.nkeep_agents == 1);
+		CHECK_STR(cfg->janitor.keep_agents[0], "keda-placeholder*");
+		CHECK_STR(cfg->janitor.lease_name, "pipewarden-janitor");
+	}
+	config_free(cfg);
+
+	/* The project's test config (DESIGN's example plus a second profile). */
+	if ((f = fopen("tests/config.json", "r")) != NULL) {
+		text = malloc(65536);
+		len = fread(text, 1, 65535, f);
+		fclose(f);
+		cfg = config_parse(text, len, err, sizeof(err));
+		CHECK(cfg != NULL);
+		if (cfg != NULL) {
+			CHECK(cfg->ntolerations == 1);
+			CHECK_STR(cfg->tolerations[0].effect, "NoSchedule");
+			CHECK(cfg->nprofiles == 2);
+			CHECK(config_profile(cfg, "small") != NULL);
+			CHECK(config_has_pool(cfg, "linux-large"));
+			CHECK(!config_has_pool(cfg, "other"));
+		}
+		config_free(cfg);
+		free(text);
+	} else {
+		CHECK(!"tests/config.json readable (run from the project root)");
+	}
+	CHECK(config_load("/nonexistent/config.json", err, sizeof(err)) == NULL);
+	CHECK(strstr(err, "cannot read '/nonexistent/config.json'") != NULL);
+	return check_done();
+}
