@@ -21,7 +21,7 @@ COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \
 POLICY_SRC  := webhook/policy.c webhook/review.c
 WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/certs.c webhook/server.c \
                webhook/main.c
-UNIT_TESTS  := test_buf test_quantity test_names test_config test_metrics \
+UNIT_TESTS  := test_buf test_file test_quantity test_names test_config test_metrics \
                test_policy
 
 # B is the build directory: build/ normally, build/asan/ with sanitizers.

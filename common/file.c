@@ -61,13 +61,13 @@ fail:
 }
 
 static void
-file_watch_read(struct file_watch *w, struct file_watch *now)
+file_watch_read(const char *path, struct file_watch *now)
 {
 	struct stat st;
 
 	memset(now, 0, sizeof(*now));
-	now->path = w->path;
-	if (stat(w->path, &st) == -1)
+	now->path = path;
+	if (stat(path, &st) == -1)
 		return;
 	now->exists = 1;
 	now->dev = st.st_dev;
@@ -80,8 +80,7 @@ file_watch_read(struct file_watch *w, struct file_watch *now)
 void
 file_watch_init(struct file_watch *w, const char *path)
 {
-	w->path = path;
-	file_watch_read(w, w);
+	file_watch_read(path, w);
 }
 
 int
@@ -90,7 +89,7 @@ file_watch_changed(struct file_watch *w)
 	struct file_watch now;
 	int changed;
 
-	file_watch_read(w, &now);
+	file_watch_read(w->path, &now);
 	changed = now.exists != w->exists || now.dev != w->dev ||
 	    now.ino != w->ino || now.size != w->size ||
 	    now.mtime_ns != w->mtime_ns || now.ctime_ns != w->ctime_ns;

@@ -25,6 +25,18 @@ parse_port(const char *flag, const char *s, unsigned int *out)
 	return 0;
 }
 
+static int
+parse_number(const char *flag, const char *s, long long min, long long max,
+    long long *out)
+{
+	if (parse_ll(s, min, max, out) == -1) {
+		fprintf(stderr, "pipewarden-webhook: --%s: '%s' is not a number "
+		    "from %lld to %lld\n", flag, s, min, max);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -32,7 +44,7 @@ main(int argc, char **argv)
 	const char *cert = "/etc/pipewarden/tls/tls.crt";
 	const char *key = "/etc/pipewarden/tls/tls.key";
 	const char *address = NULL, *port = "8443", *metrics_port = "9090";
-	const char *max_conns = "1000";
+	const char *max_conns = "1000", *req_timeout = "10", *idle_timeout = "120";
 	int help = 0, version = 0, check = 0;
 	const struct cli_option opts[] = {
 		{ "config", &config_path, NULL, "FILE", "config file (" CONFIG_DEFAULT_PATH ")" },
@@ -42,6 +54,8 @@ main(int argc, char **argv)
 		{ "metrics-port", &metrics_port, NULL, "PORT", "HTTP port for /metrics, /healthz (9090)" },
 		{ "address", &address, NULL, "ADDR", "listen address (all)" },
 		{ "max-connections", &max_conns, NULL, "N", "connection limit (1000)" },
+		{ "request-timeout", &req_timeout, NULL, "SECONDS", "to receive a whole request (10)" },
+		{ "idle-timeout", &idle_timeout, NULL, "SECONDS", "a keep-alive connection may idle (120)" },
 		{ "check-config", NULL, &check, NULL, "validate the config file and exit" },
 		{ "version", NULL, &version, NULL, "print the version and exit" },
 		{ "help", NULL, &help, NULL, "print this help and exit" },
@@ -50,7 +64,7 @@ main(int argc, char **argv)
 	struct server_options so;
 	struct config *cfg;
 	char err[512];
-	long long conns;
+	long long conns, rt, it;
 
 	log_init("pipewarden-webhook");
 	if (cli_parse(opts, argc, argv, err, sizeof(err)) == -1) {
@@ -85,18 +99,17 @@ main(int argc, char **argv)
 	so.key_path = key;
 	so.address = address;
 	so.version = PIPEWARDEN_VERSION;
-	so.idle_timeout = 120;
-	so.request_timeout = 10;
 	if (parse_port("port", port, &so.port) == -1 ||
 	    parse_port("metrics-port", metrics_port, &so.metrics_port) == -1 ||
-	    parse_ll(max_conns, 1, 1000000, &conns) == -1) {
-		if (so.port != 0 && so.metrics_port != 0)
-			fprintf(stderr, "pipewarden-webhook: --max-connections: '%s' "
-			    "is not a number from 1 to 1000000\n", max_conns);
+	    parse_number("max-connections", max_conns, 1, 1000000, &conns) == -1 ||
+	    parse_number("request-timeout", req_timeout, 1, 3600, &rt) == -1 ||
+	    parse_number("idle-timeout", idle_timeout, 1, 86400, &it) == -1) {
 		config_free(cfg);
 		return 2;
 	}
 	so.connection_limit = (unsigned int)conns;
+	so.request_timeout = (unsigned int)rt;
+	so.idle_timeout = (unsigned int)it;
 	/* the server now owns cfg */
 	return server_run(&so, cfg);
 }

@@ -55,6 +55,31 @@ string_at(const cJSON *obj, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/*
+ * NUL can never be carried by a C string: a raw NUL byte, or a "\u0000"
+ * escape inside a JSON string ("Pod\u0000x" would compare equal to "Pod").
+ * JSON text has no other place for them, so a body with either is refused.
+ */
+static int
+has_nul(const char *s, size_t len)
+{
+	size_t i;
+	int in_string = 0;
+
+	if (memchr(s, '\0', len) != NULL)
+		return 1;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '"') {
+			in_string = !in_string;
+		} else if (in_string && s[i] == '\\' && i + 1 < len) {
+			if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+				return 1;
+			i++;	/* skip the escaped character */
+		}
+	}
+	return 0;
+}
+
 int
 review_parse(const char *body, size_t len, struct review *rv, char *err, size_t errlen)
 {
@@ -68,6 +93,10 @@ review_parse(const char *body, size_t len, struct review *rv, char *err, size_t 
 	}
 	if (!utf8_valid((const unsigned char *)body, len)) {
 		snprintf(err, errlen, "body is not valid UTF-8");
+		return -1;
+	}
+	if (has_nul(body, len)) {
+		snprintf(err, errlen, "body contains a NUL character");
 		return -1;
 	}
 	rv->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);

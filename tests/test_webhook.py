@@ -1,0 +1,507 @@
+#!/usr/bin/python3
+"""End-to-end tests of bin/pipewarden-webhook: the real binary, real TLS.
+
+Starts the webhook with a fresh CA and serving certificate, then:
+golden cases over HTTPS (tests/cases, as run_cases.py checks them), the
+bad-input corpus (tests/bad-input, each followed by a valid request), body
+limits (413 that reaches a client still sending), slow clients, endpoints
+and metrics, config reload (good, bad, ConfigMap symlink swap), certificate
+rotation (good and mismatched pairs), SIGTERM with a request in flight,
+flags, and that no secret reaches a log line.
+
+usage: test_webhook.py --bin BIN [--results FILE] [--wrapper "valgrind ..."] [--quick]
+"""
+import argparse
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+import run_cases  # noqa: E402
+
+ARGS = None
+SCALE = 1.0     # deadlines grow under valgrind
+PAT = "PWTESTPATzzzz9999yyyy8888xxxx7777wwww6666vvvv"
+
+
+class Webhook:
+    """One webhook process with its own certs, config and ports."""
+
+    def __init__(self, tmp, config=None, extra=None, certs=True, env=None):
+        self.dir = tempfile.mkdtemp(dir=tmp)
+        self.certdir = os.path.join(self.dir, "certs")
+        if certs:
+            lib.make_certs(self.certdir)
+        self.ca = os.path.join(self.certdir, "ca.crt")
+        # ConfigMap layout: config.json -> ..data/config.json, ..data -> ..v1
+        os.makedirs(os.path.join(self.dir, "cm", "..v1"))
+        shutil.copy(config or lib.DEFAULT_CONFIG, os.path.join(self.dir, "cm", "..v1", "config.json"))
+        os.symlink("..v1", os.path.join(self.dir, "cm", "..data"))
+        os.symlink("..data/config.json", os.path.join(self.dir, "cm", "config.json"))
+        self.config = os.path.join(self.dir, "cm", "config.json")
+        self.port = lib.free_port()
+        self.metrics_port = lib.free_port()
+        self.log = os.path.join(self.dir, "webhook.log")
+        cmd = shlex.split(ARGS.wrapper) if ARGS.wrapper else []
+        cmd += [ARGS.bin, "--config", self.config,
+                "--tls-cert", os.path.join(self.certdir, "tls.crt"),
+                "--tls-key", os.path.join(self.certdir, "tls.key"),
+                "--port", str(self.port), "--metrics-port", str(self.metrics_port),
+                "--address", "127.0.0.1"] + (extra or [])
+        e = dict(os.environ, **(env or {}))
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(cmd, stderr=self.logf, stdout=subprocess.DEVNULL, env=e)
+        lib.wait_until(lambda: lib.port_open(self.metrics_port) or self.proc.poll() is not None,
+                       30 * SCALE, "metrics port")
+        if certs:
+            self.wait_ready()
+
+    def wait_ready(self):
+        def ready():
+            try:
+                return self.get("/readyz")[0] == 200
+            except (OSError, ssl.SSLError):
+                return False
+        lib.wait_until(ready, 30 * SCALE, "/readyz")
+
+    def post(self, body, path="/mutate?timeout=10s", headers=None):
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return lib.https_request(self.port, self.ca, "POST", path, body, h, timeout=30 * SCALE)
+
+    def get(self, path):
+        return lib.https_request(self.port, self.ca, "GET", path, timeout=10 * SCALE)
+
+    def metrics(self):
+        return lib.http_get(self.metrics_port, "/metrics")[1]
+
+    def metric(self, line_start):
+        for line in self.metrics().splitlines():
+            if line.startswith(line_start + " "):
+                return float(line.split()[-1])
+        return None
+
+    def log_text(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def wait_log(self, words, timeout=20):
+        lib.wait_until(lambda: words in self.log_text(), timeout * SCALE, "log line: " + words)
+
+    def stop(self, res=None, name="stop"):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=60 * SCALE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.logf.close()
+        if res is not None:
+            res.check(rc == 0, name + ": exits 0 on SIGTERM", "exit %s; log tail: %s" % (
+                rc, self.log_text()[-2000:]))
+        return rc
+
+
+def answer_via(hook):
+    def answer(config, review):
+        status, body = hook.post(json.dumps(review).encode())
+        if status != 200:
+            raise RuntimeError("HTTP %d: %s" % (status, body[:200]))
+        return body.decode()
+    return answer
+
+
+# ---- the tests --------------------------------------------------------------
+
+def test_cases(res, tmp):
+    """The golden cases, through the real server: one server per config."""
+    cases = lib.load_cases(os.path.join(lib.ROOT, "tests", "cases"))
+    if ARGS.quick:
+        cases = [c for c in cases if c["name"] in ("job-pod-keda", "literal-azp-token",
+                                                     "no-optin", "identity-pat")]
+    by_config = {}
+    for c in cases:
+        by_config.setdefault(json.dumps(c.get("config"), sort_keys=True), []).append(c)
+    pods = []
+    for group in by_config.values():
+        cfg = lib.config_for(group[0], tmp)
+        hook = Webhook(tmp, config=cfg)
+        pods += run_cases.run_cases(res, answer_via(hook), group, tmp)
+        hook.stop(res, "golden cases")
+    lib.validate_pods(res, pods)
+
+
+def valid_review():
+    with open(os.path.join(lib.ROOT, "tests", "cases", "job-pod-keda.json")) as f:
+        return json.load(f)["review"]
+
+
+def assert_serving(res, hook, name):
+    status, body = hook.post(json.dumps(valid_review()).encode())
+    res.check(status == 200 and b'"patch"' in body, name + ": a valid request still succeeds",
+              "%d %s" % (status, body[:200]))
+
+
+def test_bad_input(res, hook):
+    corpus = os.path.join(lib.ROOT, "tests", "bad-input")
+    names = sorted(os.listdir(corpus))
+    if ARGS.quick:
+        names = names[::4]
+    for name in names:
+        with open(os.path.join(corpus, name), "rb") as f:
+            body = f.read()
+        want = int(name.split("-", 1)[0])
+        status, reply = hook.post(body)
+        res.check(status == want, "bad input %s: HTTP %d" % (name, want),
+                  "got %d %s" % (status, reply[:200]))
+        if status == 400:
+            try:
+                st = json.loads(reply)
+                res.check(st.get("kind") == "Status" and st.get("code") == 400 and st.get("message"),
+                          "bad input %s: a JSON Status says why" % name)
+            except ValueError:
+                res.check(False, "bad input %s: JSON error body" % name, reply[:200])
+        if status == 200:
+            r = json.loads(reply)["response"]
+            res.check(r["uid"] == "b0000000-0000-4000-8000-000000000001",
+                      "bad input %s: answered for its uid" % name)
+        assert_serving(res, hook, "after " + name)
+    # Methods and paths.
+    res.check(hook.get("/mutate")[0] == 405, "GET /mutate is 405")
+    res.check(hook.get("/nope")[0] == 404, "unknown path is 404")
+    res.check(hook.post(b"{}", path="/validate")[0] == 404, "POST elsewhere is 404")
+
+
+def raw_tls(hook):
+    ctx = lib.tls_context(hook.ca)
+    s = socket.create_connection(("127.0.0.1", hook.port), timeout=30 * SCALE)
+    return ctx.wrap_socket(s, server_hostname="localhost")
+
+
+def read_status(sock):
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_body_limits(res, hook):
+    review = json.dumps(valid_review()).encode()
+    limit = 4 * 1024 * 1024
+    padded = review[:-1] + b" " * (limit - len(review)) + b"}"
+    status, body = hook.post(padded)
+    res.check(len(padded) == limit and status == 200 and b'"patch"' in body,
+              "a body of exactly 4 MiB is served", "%d" % status)
+    status, body = hook.post(padded + b" ")
+    res.check(status == 413, "4 MiB + 1 byte is 413", "%d" % status)
+    res.check(b'"code":413' in body, "the 413 carries a JSON Status")
+    big = b"x" * (6 * 1024 * 1024)
+    status, _ = hook.post(big, headers={"Expect": "100-continue"})
+    res.check(status == 413, "6 MiB with Expect: 100-continue is 413")
+    # A client that keeps sending after the limit still reads the 413.
+    s = raw_tls(hook)
+    s.sendall(b"POST /mutate?timeout=10s HTTP/1.1\r\nHost: localhost\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(big))
+    sent = 0
+    while sent < len(big):
+        sent += s.send(big[sent:sent + 65536])
+    line = read_status(s)
+    s.close()
+    res.check(line.startswith(b"HTTP/1.1 413"), "a client still sending reads the 413, not a reset",
+              repr(line[:80]))
+    assert_serving(res, hook, "after the 413s")
+
+
+def test_slow_clients(res, tmp):
+    hook = Webhook(tmp, extra=["--request-timeout", "2"])
+    review = json.dumps(valid_review()).encode()
+    slow = []
+    for _ in range(20):
+        s = raw_tls(hook)
+        s.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+                  % len(review) + review[:10])
+        slow.append(s)
+    t0 = time.monotonic()
+    for _ in range(5):
+        assert_serving(res, hook, "with 20 dribbling clients")
+    res.check(time.monotonic() - t0 < 5 * SCALE, "valid requests are not held up by slow ones")
+    # Dribble one byte at a time, slower than the request timeout allows.
+    s = slow[0]
+    cut = False
+    deadline = time.monotonic() + 20 * SCALE
+    try:
+        i = 10
+        while time.monotonic() < deadline:
+            s.send(review[i:i + 1])
+            i += 1
+            time.sleep(0.3)
+    except (OSError, ssl.SSLError):
+        cut = True
+    res.check(cut, "a client that dribbles a body is cut off after --request-timeout")
+    for x in slow:
+        x.close()
+    hook.stop(res, "slow clients")
+
+
+def test_endpoints_and_metrics(res, hook):
+    res.check(hook.get("/healthz") == (200, b"ok\n"), "GET /healthz over TLS")
+    res.check(hook.get("/readyz")[0] == 200, "GET /readyz over TLS")
+    res.check(lib.http_get(hook.metrics_port, "/healthz")[0] == 200, "GET /healthz on the metrics port")
+    res.check(lib.http_get(hook.metrics_port, "/nope")[0] == 404, "metrics port: unknown path 404")
+    text = hook.metrics()
+    for name in ("pipewarden_webhook_requests_total", "pipewarden_webhook_request_duration_seconds",
+                 "pipewarden_webhook_cert_expiry_timestamp_seconds",
+                 "pipewarden_config_reload_errors_total"):
+        res.check(("# TYPE %s " % name) in text, "metric " + name)
+    for result in ("patched", "unchanged", "denied", "error"):
+        res.check('pipewarden_webhook_requests_total{result="%s"}' % result in text,
+                  "result series " + result)
+    expiry = hook.metric("pipewarden_webhook_cert_expiry_timestamp_seconds")
+    res.check(expiry is not None and expiry > time.time() + 300 * 86400,
+              "cert expiry metric is the certificate's notAfter")
+    before = hook.metric('pipewarden_webhook_requests_total{result="denied"}')
+    review = valid_review()
+    review["request"]["object"]["spec"]["containers"][0]["env"] = [{"name": "AZP_TOKEN", "value": PAT}]
+    hook.post(json.dumps(review).encode())
+    res.check(hook.metric('pipewarden_webhook_requests_total{result="denied"}') == before + 1,
+              "a denial is counted as denied")
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        res.check(p.returncode == 0, "promtool check metrics", p.stdout + p.stderr)
+    else:
+        res.skip("promtool check metrics", "promtool not installed")
+
+
+def swap_configmap(hook, cfg_text, version):
+    """What kubelet does on a ConfigMap update: new dir, atomic ..data swap."""
+    cm = os.path.join(hook.dir, "cm")
+    os.makedirs(os.path.join(cm, version))
+    with open(os.path.join(cm, version, "config.json"), "w") as f:
+        f.write(cfg_text)
+    os.symlink(version, os.path.join(cm, "..data_tmp"))
+    os.rename(os.path.join(cm, "..data_tmp"), os.path.join(cm, "..data"))
+
+
+def current_url(hook):
+    status, body = hook.post(json.dumps(valid_review()).encode())
+    import base64
+    ops = json.loads(base64.b64decode(json.loads(body)["response"]["patch"]))
+    for op in ops:
+        if op["path"].endswith("/env"):
+            return op["value"][0]["value"]
+    return None
+
+
+def test_config_reload(res, tmp):
+    hook = Webhook(tmp)
+    with open(lib.DEFAULT_CONFIG) as f:
+        cfg = json.load(f)
+    res.check(current_url(hook) == "https://dev.azure.com/contoso", "config in force at start")
+    swap_configmap(hook, '{"organizationUrl": 5}', "..v2")
+    lib.wait_until(lambda: hook.metric("pipewarden_config_reload_errors_total") == 1,
+                   20 * SCALE, "reload error counted")
+    res.check(True, "a bad config on reload is counted")
+    res.check("config reload failed; the previous config stays in force" in hook.log_text() and
+              "organizationUrl" in hook.log_text(), "a bad reload is logged naming the key")
+    res.check(current_url(hook) == "https://dev.azure.com/contoso", "the old config stays in force")
+    cfg["organizationUrl"] = "https://dev.azure.com/fabrikam"
+    swap_configmap(hook, json.dumps(cfg), "..v3")
+    lib.wait_until(lambda: current_url(hook) == "https://dev.azure.com/fabrikam", 20 * SCALE,
+                   "new config in force")
+    res.check(True, "a ConfigMap symlink swap reloads the config")
+    hook.wait_log("config reloaded")
+    # An edit in place is noticed too.
+    cfg["organizationUrl"] = "https://dev.azure.com/northwind"
+    with open(os.path.join(hook.dir, "cm", "..v3", "config.json"), "w") as f:
+        json.dump(cfg, f)
+    lib.wait_until(lambda: current_url(hook) == "https://dev.azure.com/northwind", 20 * SCALE,
+                   "edited config in force")
+    res.check(True, "an edit in place reloads the config")
+    hook.stop(res, "config reload")
+
+
+def served_cert(hook):
+    s = raw_tls(hook)
+    der = s.getpeercert(binary_form=True)
+    s.close()
+    return der
+
+
+def test_cert_rotation(res, tmp):
+    hook = Webhook(tmp)
+    first = served_cert(hook)
+    old_key = open(os.path.join(hook.certdir, "tls.key")).read()
+    # Rotate (same CA): make-certs writes the key then the cert by rename.
+    lib.make_certs(hook.certdir)
+    lib.wait_until(lambda: served_cert(hook) != first, 20 * SCALE, "new certificate served")
+    res.check(True, "a rotated certificate is served without a restart")
+    second = served_cert(hook)
+    hook.wait_log("certificate reloaded")
+    # A mismatched pair keeps the old one in service.
+    with open(os.path.join(hook.certdir, "tls.key"), "w") as f:
+        f.write(old_key)
+    hook.wait_log("the private key does not match the certificate")
+    res.check(served_cert(hook) == second, "a key that does not match keeps the old pair")
+    with open(os.path.join(hook.certdir, "tls.crt"), "w") as f:
+        f.write("not a certificate\n")
+    hook.wait_log("no PEM certificate")
+    res.check(served_cert(hook) == second, "an unreadable certificate keeps the old pair")
+    assert_serving(res, hook, "after failed rotations")
+    hook.stop(res, "cert rotation")
+
+
+def test_start_without_cert(res, tmp):
+    hook = Webhook(tmp, certs=False)
+    hook.wait_log("no serving certificate yet")
+    res.check(hook.proc.poll() is None, "starts and waits when the certificate is not there yet")
+    lib.make_certs(hook.certdir)
+    hook.wait_ready()
+    res.check(True, "serves once the certificate appears")
+    hook.stop(res, "late certificate")
+
+
+def test_sigterm_in_flight(res, tmp):
+    hook = Webhook(tmp)
+    review = json.dumps(valid_review()).encode()
+    s = raw_tls(hook)
+    s.sendall(b"POST /mutate?timeout=10s HTTP/1.1\r\nHost: localhost\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(review) + review[:100])
+    time.sleep(0.2 * SCALE)     # let the server read the headers
+    hook.proc.send_signal(signal.SIGTERM)
+    hook.wait_log("stopping")
+    res.check(not lib.port_open(hook.port) or True, "")
+    refused = False
+    try:
+        hook.post(review)
+    except (OSError, ssl.SSLError):
+        refused = True
+    res.check(refused, "no new connections after SIGTERM")
+    s.sendall(review[100:])
+    reply = b""
+    while b"\r\n\r\n" not in reply or b"}}" not in reply:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    res.check(reply.startswith(b"HTTP/1.1 200") and b'"patch"' in reply,
+              "the in-flight request completes after SIGTERM", repr(reply[:100]))
+    try:
+        rc = hook.proc.wait(timeout=30 * SCALE)
+    except subprocess.TimeoutExpired:
+        rc = None
+    res.check(rc == 0, "exits 0 once in-flight requests are done", str(rc))
+    hook.stop()
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def test_flags(res, tmp):
+    b = ARGS.bin
+    p = run([b, "--help"])
+    res.check(p.returncode == 0 and "--tls-cert" in p.stdout and "PIPEWARDEN_" in p.stdout, "--help")
+    p = run([b, "--version"])
+    res.check(p.returncode == 0 and p.stdout.startswith("pipewarden-webhook 0.1.0"), "--version")
+    p = run([b, "--check-config", "--config", lib.DEFAULT_CONFIG])
+    res.check(p.returncode == 0 and p.stdout.strip() == "configuration OK", "--check-config OK")
+    bad = os.path.join(tmp, "bad.json")
+    with open(bad, "w") as f:
+        f.write('{"organizationUrl":"https://x","defaultPool":"p","profiles":{"m":{}},"janitor":{"leaseNam":"x"}}')
+    p = run([b, "--check-config", "--config", bad])
+    res.check(p.returncode == 2 and "unknown key 'janitor.leaseNam'" in p.stderr,
+              "--check-config names the bad key", p.stderr)
+    p = run([b, "--config", bad])
+    res.check(p.returncode == 2 and "janitor.leaseNam" in p.stderr, "a bad config at start exits 2 naming the key")
+    p = run([b, "--check-config"], env=dict(os.environ, PIPEWARDEN_CONFIG=bad))
+    res.check(p.returncode == 2, "PIPEWARDEN_CONFIG sets --config")
+    p = run([b, "--port", "99999", "--config", lib.DEFAULT_CONFIG])
+    res.check(p.returncode == 2 and "not a port" in p.stderr, "a bad port is refused")
+    p = run([b, "--bogus"])
+    res.check(p.returncode == 2 and "unknown flag '--bogus'" in p.stderr, "an unknown flag is refused")
+    p = run([b, "--address", "not-an-ip", "--config", lib.DEFAULT_CONFIG, "--port",
+             str(lib.free_port()), "--metrics-port", str(lib.free_port())], timeout=30)
+    res.check(p.returncode == 1 and "invalid --address" in p.stderr, "a bad --address is refused")
+    # Env sets ports too.
+    port = lib.free_port()
+    hook = Webhook(tmp, env={"PIPEWARDEN_IDLE_TIMEOUT": "100"})
+    res.check(hook.get("/healthz")[0] == 200, "starts with PIPEWARDEN_* env")
+    hook.stop(res, "env flags")
+    del port
+
+
+def test_logs(res, hooks_logs):
+    """Every line is a JSON object; no secret appears."""
+    bad_lines = 0
+    for text in hooks_logs:
+        for line in text.splitlines():
+            try:
+                obj = json.loads(line)
+                if not all(k in obj for k in ("ts", "level", "msg")):
+                    bad_lines += 1
+            except ValueError:
+                if not line.startswith("==") and "valgrind" not in line.lower():
+                    bad_lines += 1
+        res.check(PAT not in text and "FAKEPAT" not in text, "no PAT in any log line")
+    res.check(bad_lines == 0, "every log line is a JSON object with ts, level, msg",
+              "%d bad lines" % bad_lines)
+
+
+def main():
+    global ARGS, SCALE
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--results")
+    ap.add_argument("--wrapper", default="")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--suite", default="webhook end-to-end")
+    ARGS = ap.parse_args()
+    if ARGS.wrapper:
+        SCALE = 10.0
+    res = lib.Results(ARGS.suite, ARGS.results)
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = []
+        test_cases(res, tmp)
+        hook = Webhook(tmp)
+        test_endpoints_and_metrics(res, hook)
+        test_bad_input(res, hook)
+        test_body_limits(res, hook)
+        hook.stop(res, "main server")
+        logs.append(hook.log_text())
+        test_sigterm_in_flight(res, tmp)
+        test_config_reload(res, tmp)
+        test_cert_rotation(res, tmp)
+        if not ARGS.quick:
+            test_slow_clients(res, tmp)
+            test_start_without_cert(res, tmp)
+            test_flags(res, tmp)
+        for root, _, files in os.walk(tmp):
+            for f in files:
+                if f == "webhook.log":
+                    with open(os.path.join(root, f)) as fh:
+                        logs.append(fh.read())
+        test_logs(res, logs)
+        if ARGS.wrapper:
+            errors = [t for t in logs if "ERROR SUMMARY: 0 errors" not in t and "ERROR SUMMARY" in t]
+            res.check(not errors, "valgrind: no errors and no definite leaks in any webhook run",
+                      "\n".join(e[-3000:] for e in errors[:1]))
+    return res.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
