@@ -87,24 +87,25 @@ unit-bin: $(UNIT_TESTS:%=$(B)/tests/%)
 
 test: all
 	@rm -f build/results
-	$(MAKE) --no-print-directory unit e2e
+	$(MAKE) --no-print-directory unit e2e SUITE_TAG=
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory valgrind
 	@$(PYTHON) tests/summary.py build/results
 
 unit: all unit-bin
-	@for t in $(UNIT_TESTS); do $(B)/tests/$$t | tee -a build/results.log | \
-	    tail -n 1 | sed "s/^/$$t: /" >> build/results || exit 1; \
-	    tail -n 1 build/results | sed 's/^/  /'; done
-	@grep -q ' 0 failed' build/results
+	@for t in $(UNIT_TESTS); do $(B)/tests/$$t > build/unit.out || \
+	    { cat build/unit.out; echo "$$t $(SUITE_TAG): FAILED" >> build/results; exit 1; }; \
+	    echo "$$t $(SUITE_TAG): $$(tail -n 1 build/unit.out)" | tee -a build/results; done
 
 e2e: all
-	$(PYTHON) tests/run_cases.py --policy $(B)/tools/policy-run --results build/results
-	$(PYTHON) tests/test_webhook.py --bin $(B)/bin/pipewarden-webhook --results build/results
+	$(PYTHON) tests/run_cases.py --policy $(B)/tools/policy-run --results build/results \
+	    --suite "policy golden cases $(SUITE_TAG)"
+	$(PYTHON) tests/test_webhook.py --bin $(B)/bin/pipewarden-webhook --results build/results \
+	    --suite "webhook end-to-end $(SUITE_TAG)"
 
 check-asan:
 	$(MAKE) --no-print-directory SANITIZE=1 all unit-bin
-	$(MAKE) --no-print-directory SANITIZE=1 unit e2e
+	$(MAKE) --no-print-directory SANITIZE=1 SUITE_TAG="[ASan+UBSan]" unit e2e
 
 valgrind: all unit-bin
 	$(PYTHON) tests/valgrind.py --build $(B) --results build/results $(UNIT_TESTS)

@@ -23,12 +23,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 
 
+WRAPPER = []
+
+
 def run_policy(binary, config, review):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(review, f)
         path = f.name
     try:
-        p = subprocess.run([binary, config, path], capture_output=True, text=True)
+        p = subprocess.run(WRAPPER + [binary, config, path], capture_output=True, text=True)
     finally:
         os.unlink(path)
     if p.returncode not in (0, 3):
@@ -90,10 +93,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--policy", required=True)
     ap.add_argument("--results")
+    ap.add_argument("--suite", default="policy golden cases")
+    ap.add_argument("--wrapper", default="", help="run policy-run under this (valgrind)")
     ap.add_argument("--update", action="store_true",
                     help="write the patched pods into the cases as their expected pods")
     args = ap.parse_args()
-    res = lib.Results("policy golden cases", args.results)
+    WRAPPER[:] = args.wrapper.split()
+    res = lib.Results(args.suite, args.results)
     if not lib.HAVE_SHARED:
         print("skipped: ../shared not found (fixture cases, jsonpatch-apply and "
               "k8s-validate checks); the project's own cases still run", flush=True)
