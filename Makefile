@@ -13,7 +13,7 @@ LIBS       = -lmicrohttpd -lgnutls -lcjson -lssl -lcrypto -lm
 # Debian packages: to build, and to run the tests.
 BUILD_DEPS := gcc make pkg-config libmicrohttpd-dev libgnutls28-dev \
               libcjson-dev libcurl4-openssl-dev libssl-dev
-TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind \
+TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prometheus \
               procps
 
 COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \

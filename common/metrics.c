@@ -198,7 +198,7 @@ render_number(struct buf *b, double v)
 	else if (v == floor(v) && fabs(v) < 1e15)
 		buf_addf(b, "%.0f", v);
 	else
-		buf_addf(b, "%.17g", v);
+		buf_addf(b, "%.15g", v);
 }
 
 /* Label values escape '\', '"' and newline. */
