@@ -220,8 +220,8 @@ parse_resources(struct parser *p, const cJSON *obj, const char *where,
 	}
 }
 
-static const struct resource *
-find_resource(const struct resource_list *l, const char *name)
+const struct resource *
+config_resource(const struct resource_list *l, const char *name)
 {
 	size_t i;
 
@@ -240,7 +240,7 @@ check_order(struct parser *p, const struct profile *pr, const struct resource_li
 	size_t i;
 
 	for (i = 0; i < lo->n; i++) {
-		h = find_resource(hi, lo->items[i].name);
+		h = config_resource(hi, lo->items[i].name);
 		if (h != NULL && quantity_cmp(&lo->items[i].q, &h->q) > 0)
 			fail(p, "config: 'profiles.%s.%s.%s': %s is above %s.%s %s",
 			    pr->name, loname, lo->items[i].name, lo->items[i].text,

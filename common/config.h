@@ -99,6 +99,9 @@ void		 config_free(struct config *cfg);
 /* The profile called name, or NULL. */
 const struct profile	*config_profile(const struct config *cfg, const char *name);
 
+/* The resource called name in a profile's list, or NULL. */
+const struct resource	*config_resource(const struct resource_list *l, const char *name);
+
 /* The name of an identity mode ("workload-identity", "pat", "none"), and
  * the reverse (-1 for an unknown name). */
 const char	*config_identity_name(enum identity_mode mode);

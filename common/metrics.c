@@ -110,31 +110,34 @@ series_get(struct metric_family *f, va_list ap)
 	return s;
 }
 
+/* Add v to, or set v as, the value of the series named by ap. */
+static void
+update(struct metric_family *f, double v, int set, va_list ap)
+{
+	struct series *s;
+
+	if (f == NULL || (s = series_get(f, ap)) == NULL)
+		return;
+	s->value = set ? v : s->value + v;
+}
+
 void
 metrics_add(struct metric_family *f, double v, ...)
 {
-	struct series *s;
 	va_list ap;
 
-	if (f == NULL)
-		return;
 	va_start(ap, v);
-	if ((s = series_get(f, ap)) != NULL)
-		s->value += v;
+	update(f, v, 0, ap);
 	va_end(ap);
 }
 
 void
 metrics_set(struct metric_family *f, double v, ...)
 {
-	struct series *s;
 	va_list ap;
 
-	if (f == NULL)
-		return;
 	va_start(ap, v);
-	if ((s = series_get(f, ap)) != NULL)
-		s->value = v;
+	update(f, v, 1, ap);
 	va_end(ap);
 }
 

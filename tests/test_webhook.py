@@ -383,7 +383,6 @@ def test_sigterm_in_flight(res, tmp):
     time.sleep(0.2 * SCALE)     # let the server read the headers
     hook.proc.send_signal(signal.SIGTERM)
     hook.wait_log("stopping")
-    res.check(not lib.port_open(hook.port) or True, "")
     refused = False
     try:
         hook.post(review)

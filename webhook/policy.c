@@ -377,15 +377,25 @@ own_quantity(const cJSON *list, const char *name, struct rvalue *v,
 	return 0;
 }
 
-static const struct resource *
-profile_resource(const struct resource_list *l, const char *name)
+/* Add the values that were filled in to resources.requests or .limits. */
+static void
+emit_filled(struct group *resources, const char *which, int exists,
+    const char *const *names, const struct rvalue *v, size_t n,
+    const struct resource_list *profile)
 {
+	struct group g;
 	size_t i;
 
-	for (i = 0; i < l->n; i++)
-		if (strcmp(l->items[i].name, name) == 0)
-			return &l->items[i];
-	return NULL;
+	group_open(&g, resources->patch, resources, which, exists, 0);
+	for (i = 0; i < n; i++) {
+		if (!v[i].filled)
+			continue;
+		if (v[i].json != NULL)
+			group_add(&g, names[i], v[i].json);
+		else
+			group_add_string(&g, names[i], config_resource(profile, names[i])->text);
+	}
+	group_close(&g);
 }
 
 /* Add the profile's resources to the agent container's resources group. */
@@ -399,7 +409,6 @@ fill_resources(const struct profile *pr, const cJSON *container, const char *cna
 	const struct resource_list *lists[3] = { &pr->requests, &pr->limits, &pr->max };
 	struct rvalue req[64], lim[64];
 	const char *names[64];
-	struct group greq, glim;
 	size_t n = 0, i, j, k;
 	int rc = -1, r;
 
@@ -415,8 +424,8 @@ fill_resources(const struct profile *pr, const cJSON *container, const char *cna
 				names[n++] = lists[k]->items[i].name;
 		}
 	for (i = 0; i < n; i++) {
-		const struct resource *pl = profile_resource(&pr->limits, names[i]);
-		const struct resource *pq = profile_resource(&pr->requests, names[i]);
+		const struct resource *pl = config_resource(&pr->limits, names[i]);
+		const struct resource *pq = config_resource(&pr->requests, names[i]);
 
 		req[i].name = lim[i].name = names[i];
 		if ((r = own_quantity(own_req, names[i], &req[i], cname, "requests", d)) != 0 ||
@@ -465,28 +474,8 @@ fill_resources(const struct profile *pr, const cJSON *container, const char *cna
 			}
 		}
 	}
-	group_open(&greq, resources->patch, resources, "requests", own_req != NULL, 0);
-	for (i = 0; i < n; i++) {
-		const struct resource *pq = profile_resource(&pr->requests, names[i]);
-		if (!req[i].filled)
-			continue;
-		if (req[i].json != NULL)
-			group_add(&greq, names[i], req[i].json);
-		else
-			group_add_string(&greq, names[i], pq->text);
-	}
-	group_close(&greq);
-	group_open(&glim, resources->patch, resources, "limits", own_lim != NULL, 0);
-	for (i = 0; i < n; i++) {
-		const struct resource *pl = profile_resource(&pr->limits, names[i]);
-		if (!lim[i].filled)
-			continue;
-		if (lim[i].json != NULL)
-			group_add(&glim, names[i], lim[i].json);
-		else
-			group_add_string(&glim, names[i], pl->text);
-	}
-	group_close(&glim);
+	emit_filled(resources, "requests", own_req != NULL, names, req, n, &pr->requests);
+	emit_filled(resources, "limits", own_lim != NULL, names, lim, n, &pr->limits);
 	rc = 0;
 out:
 	for (i = 0; i < n; i++) {
