@@ -17,12 +17,14 @@ TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prome
               procps
 
 COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \
-               common/log.c common/metrics.c common/names.c common/quantity.c
+               common/log.c common/metrics.c common/names.c common/quantity.c \
+               common/timefmt.c
+PLAN_SRC    := janitor/plan.c janitor/ado.c
 POLICY_SRC  := webhook/policy.c webhook/review.c
 WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/certs.c webhook/server.c \
                webhook/main.c
 UNIT_TESTS  := test_buf test_file test_quantity test_names test_config test_metrics \
-               test_policy
+               test_policy test_plan
 
 # B is the build directory: build/ normally, build/asan/ with sanitizers.
 B := build
@@ -71,7 +73,7 @@ $(B)/tools/policy-run: $(COMMON_SRC:%.c=$(B)/obj/%.o) $(POLICY_SRC:%.c=$(B)/obj/
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(COMMON_SRC:%.c=$(B)/obj/%.o) \
-    $(POLICY_SRC:%.c=$(B)/obj/%.o)
+    $(POLICY_SRC:%.c=$(B)/obj/%.o) $(PLAN_SRC:%.c=$(B)/obj/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

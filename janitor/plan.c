@@ -1,0 +1,228 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/names.h"
+#include "plan.h"
+
+static int
+add(struct plan *p, size_t *cap, struct action a)
+{
+	struct action *items;
+
+	if (p->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		if ((items = realloc(p->items, *cap * sizeof(*items))) == NULL)
+			return -1;
+		p->items = items;
+	}
+	p->items[p->n++] = a;
+	return 0;
+}
+
+int
+plan_is_delete(const struct action *a)
+{
+	return a->kind == ACT_DELETE_POD || a->kind == ACT_DELETE_JOB ||
+	    a->kind == ACT_DELETE_AGENT;
+}
+
+/* When a finished pod finished: its containers' latest finishedAt, else
+ * its creation (a pod evicted before any container ran). */
+static time_t
+finished_at(const struct pod_info *pod)
+{
+	return pod->finished != 0 ? pod->finished : pod->created;
+}
+
+/*
+ * Why a pod should go (a static reason), or NULL to keep it; *keep_reason
+ * says why not when it is kept.
+ */
+static const char *
+pod_verdict(const struct janitor_config *cfg, time_t now, const struct pod_info *pod,
+    const char **keep_reason)
+{
+	*keep_reason = NULL;
+	if (pod->deleting) {
+		*keep_reason = "terminating";
+		return NULL;
+	}
+	switch (pod->phase) {
+	case PHASE_SUCCEEDED:
+	case PHASE_FAILED:
+		if (now - finished_at(pod) > cfg->finished_pod_ttl_seconds)
+			return "finished";
+		*keep_reason = "finished-within-ttl";
+		return NULL;
+	case PHASE_RUNNING:
+		if (pod->agent_finished != 0 &&
+		    now - pod->agent_finished > cfg->finished_pod_ttl_seconds)
+			return "agent-finished";
+		*keep_reason = "running";
+		return NULL;
+	case PHASE_PENDING:
+		if (now - pod->created > cfg->stuck_pending_seconds)
+			return pod->unschedulable ? "unschedulable" : "stuck-pending";
+		*keep_reason = "pending";
+		return NULL;
+	case PHASE_UNKNOWN:
+		break;
+	}
+	*keep_reason = "unknown-phase";
+	return NULL;
+}
+
+/* Whether a Job deletion for the same Job is already planned. */
+static int
+job_planned(const struct plan *p, const struct pod_info *pod)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->items[i].kind == ACT_DELETE_JOB &&
+		    strcmp(p->items[i].pod->owner_uid, pod->owner_uid) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+plan_pod(const struct plan_input *in, struct plan *p, size_t *cap,
+    const struct pod_info *pod)
+{
+	const struct janitor_config *cfg = in->cfg;
+	const char *reason, *keep;
+	struct action a = { ACT_KEEP_POD, NULL, pod, NULL, NULL };
+
+	if ((reason = pod_verdict(cfg, in->now, pod, &keep)) == NULL) {
+		a.reason = keep;
+		return add(p, cap, a);
+	}
+	/* Another controller would recreate a Pending pod at once. */
+	if (pod->owner == OWNER_OTHER && pod->phase == PHASE_PENDING) {
+		a.reason = "owned-by-controller";
+		return add(p, cap, a);
+	}
+	if (pod->owner == OWNER_JOB && job_planned(p, pod))
+		return 0;
+	if (p->pod_deletions >= (size_t)cfg->max_deletions_per_cycle) {
+		a.reason = "deletion-cap";
+		return add(p, cap, a);
+	}
+	a.kind = pod->owner == OWNER_JOB ? ACT_DELETE_JOB : ACT_DELETE_POD;
+	a.reason = reason;
+	p->pod_deletions++;
+	return add(p, cap, a);
+}
+
+/* Whether a managed pod backs the agent: by its PIPEWARDEN_POD_UID where
+ * it has one, else by its name. */
+static int
+backed(const struct plan_input *in, const struct agent_info *ag)
+{
+	size_t i;
+
+	for (i = 0; i < in->n_all_pods; i++) {
+		const struct pod_info *pod = &in->all_pods[i];
+		if (ag->pod_uid != NULL ? strcmp(pod->uid, ag->pod_uid) == 0 :
+		    strcmp(pod->name, ag->name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+kept_by_glob(const struct janitor_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nkeep_agents; i++)
+		if (names_glob_match(cfg->keep_agents[i], name))
+			return 1;
+	return 0;
+}
+
+/* Why an agent is kept, or NULL when it may be deleted.  Every rule must
+ * let it go; the first that does not names the reason. */
+static const char *
+agent_keep_reason(const struct plan_input *in, const struct pool_agents *pool,
+    const struct agent_info *ag)
+{
+	const struct janitor_config *cfg = in->cfg;
+	time_t since = ag->status_changed != 0 ? ag->status_changed : ag->created;
+
+	if (ag->online)
+		return "online";
+	if (ag->busy)
+		return "busy";
+	if (!ag->enabled)
+		return "disabled";
+	if (cfg->only_managed_agents && !ag->managed)
+		return "unmanaged";
+	if (kept_by_glob(cfg, ag->name))
+		return "keep-agents";
+	if (in->now - since <= cfg->offline_grace_seconds)
+		return "grace";
+	if (!pool->complete || !in->all_pods_complete)
+		return "incomplete-list";
+	if (backed(in, ag))
+		return "pod-exists";
+	return NULL;
+}
+
+int
+plan_make(const struct plan_input *in, struct plan *p)
+{
+	const struct janitor_config *cfg = in->cfg;
+	size_t cap = 0, i, j;
+
+	memset(p, 0, sizeof(*p));
+	/* Node work: only pods of this node, whatever the list held. */
+	for (i = 0; i < in->n_node_pods; i++) {
+		const struct pod_info *pod = &in->node_pods[i];
+		if (pod->node == NULL || in->node == NULL || strcmp(pod->node, in->node) != 0)
+			continue;
+		if (plan_pod(in, p, &cap, pod) == -1)
+			goto nomem;
+	}
+	if (!in->leader)
+		return 0;
+	/* Pods that never reached a node belong to no node's replica. */
+	for (i = 0; i < in->n_all_pods; i++) {
+		const struct pod_info *pod = &in->all_pods[i];
+		if (pod->node[0] != '\0' || pod->phase != PHASE_PENDING)
+			continue;
+		if (plan_pod(in, p, &cap, pod) == -1)
+			goto nomem;
+	}
+	for (j = 0; j < in->npools; j++) {
+		const struct pool_agents *pool = &in->pools[j];
+		for (i = 0; i < pool->n; i++) {
+			const struct agent_info *ag = &pool->agents[i];
+			struct action a = { ACT_KEEP_AGENT, NULL, NULL, ag, pool->pool };
+
+			a.reason = agent_keep_reason(in, pool, ag);
+			if (a.reason == NULL) {
+				if (p->agent_deletions >= (size_t)cfg->max_deletions_per_cycle) {
+					a.reason = "deletion-cap";
+				} else {
+					a.kind = ACT_DELETE_AGENT;
+					a.reason = "offline";
+					p->agent_deletions++;
+				}
+			}
+			if (add(p, &cap, a) == -1)
+				goto nomem;
+		}
+	}
+	return 0;
+nomem:
+	plan_release(p);
+	return -1;
+}
+
+void
+plan_release(struct plan *p)
+{
+	free(p->items);
+	memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,107 @@
+#ifndef PW_PLAN_H
+#define PW_PLAN_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "../common/config.h"
+
+/*
+ * The janitor's decisions (DESIGN.md "pipewarden-janitor").  Pure: plain
+ * data and the time in, a plan out.  No I/O, no clock, no globals.  The
+ * caller lists, plans, then carries out the plan's deletions.
+ */
+
+enum pod_phase { PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED,
+	PHASE_UNKNOWN };
+enum owner_kind { OWNER_NONE, OWNER_JOB, OWNER_OTHER };
+
+/* A managed pod, as the Kubernetes client read it. */
+struct pod_info {
+	const char	*namespace;
+	const char	*name;
+	const char	*uid;
+	const char	*node;		/* spec.nodeName; "" when not scheduled */
+	enum pod_phase	 phase;
+	time_t		 created;	/* metadata.creationTimestamp */
+	time_t		 finished;	/* latest finishedAt of its containers; 0: none */
+	time_t		 agent_finished;/* the agent container's finishedAt; 0: not terminated */
+	int		 deleting;	/* metadata.deletionTimestamp is set */
+	int		 unschedulable;	/* PodScheduled=False, reason Unschedulable */
+	enum owner_kind	 owner;
+	const char	*owner_name;	/* the controller's name and uid */
+	const char	*owner_uid;
+};
+
+/* An agent of a pool, as the Azure DevOps client read it. */
+struct agent_info {
+	long long	 id;
+	const char	*name;
+	int		 online;	/* status "online" */
+	int		 enabled;
+	int		 busy;		/* has an assignedRequest */
+	time_t		 status_changed;/* statusChangedOn; 0 when absent */
+	time_t		 created;	/* createdOn */
+	int		 managed;	/* capability PIPEWARDEN_MANAGED=true */
+	const char	*pod_uid;	/* capability PIPEWARDEN_POD_UID; NULL when absent */
+};
+
+struct pool_agents {
+	const char		*pool;
+	const struct agent_info	*agents;
+	size_t			 n;
+	int			 complete;	/* the list was read whole */
+};
+
+struct plan_input {
+	const struct janitor_config *cfg;
+	time_t			 now;
+	const char		*node;		/* this replica's node */
+
+	/* Node work: managed pods listed with spec.nodeName = node. */
+	const struct pod_info	*node_pods;
+	size_t			 n_node_pods;
+
+	/* Pool work, only when leader: every managed pod of the cluster (for
+	 * unscheduled pods and to know which agents a pod backs) and the
+	 * agents of each pool. */
+	int			 leader;
+	const struct pod_info	*all_pods;
+	size_t			 n_all_pods;
+	int			 all_pods_complete;
+	const struct pool_agents *pools;
+	size_t			 npools;
+};
+
+enum action_kind {
+	ACT_DELETE_POD,		/* delete the pod (UID precondition) */
+	ACT_DELETE_JOB,		/* delete the pod's Job (Background) */
+	ACT_DELETE_AGENT,
+	ACT_KEEP_POD,
+	ACT_KEEP_AGENT,
+};
+
+struct action {
+	enum action_kind	 kind;
+	const char		*reason;	/* static string */
+	const struct pod_info	*pod;		/* pod actions */
+	const struct agent_info	*agent;		/* agent actions */
+	const char		*pool;		/* agent actions */
+};
+
+struct plan {
+	struct action	*items;		/* owned */
+	size_t		 n;
+	size_t		 pod_deletions;	/* pods and Jobs */
+	size_t		 agent_deletions;
+};
+
+/* Make the plan.  Return 0, or -1 when out of memory (*p is then empty). */
+int	plan_make(const struct plan_input *in, struct plan *p);
+
+void	plan_release(struct plan *p);
+
+/* Whether an action deletes something. */
+int	plan_is_delete(const struct action *a);
+
+#endif

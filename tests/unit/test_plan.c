@@ -1,0 +1,576 @@
+/*
+ * The janitor's plan: tables of plain data, the fixture pool of
+ * ../shared/fixtures/azure-devops/agents-page-1.json with its expected
+ * decisions, and a randomized property test whose invariants are written
+ * apart from plan.c: never a busy, online, disabled, young, kept or
+ * unmanaged agent, never a pod of another node, never more than the cap.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../../common/config.h"
+#include "../../common/file.h"
+#include "../../common/names.h"
+#include "../../common/timefmt.h"
+#include "../../janitor/ado.h"
+#include "../../janitor/plan.h"
+#include "check.h"
+
+#define NOW	1788264000	/* the ADO fixtures' "now": 2026-09-01T12:00:00Z */
+#define NODE	"node-a"
+
+static struct janitor_config
+default_cfg(void)
+{
+	static char *keep[] = { "keda-placeholder*" };
+	struct janitor_config c;
+
+	memset(&c, 0, sizeof(c));
+	c.interval_seconds = 60;
+	c.offline_grace_seconds = 600;
+	c.finished_pod_ttl_seconds = 300;
+	c.stuck_pending_seconds = 900;
+	c.max_deletions_per_cycle = 50;
+	c.only_managed_agents = 1;
+	c.keep_agents = keep;
+	c.nkeep_agents = 1;
+	c.lease_name = "pipewarden-janitor";
+	return c;
+}
+
+static const struct action *
+find_agent(const struct plan *p, long long id)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->items[i].agent != NULL && p->items[i].agent->id == id)
+			return &p->items[i];
+	return NULL;
+}
+
+static const struct action *
+find_pod(const struct plan *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->items[i].pod != NULL && strcmp(p->items[i].pod->name, name) == 0)
+			return &p->items[i];
+	return NULL;
+}
+
+static void
+expect_agent(const struct plan *p, long long id, enum action_kind kind, const char *reason)
+{
+	const struct action *a = find_agent(p, id);
+	int ok = a != NULL && a->kind == kind && strcmp(a->reason, reason) == 0;
+
+	if (!ok)
+		fprintf(stderr, "agent %lld: want %d/%s, got %d/%s\n", id, kind, reason,
+		    a ? (int)a->kind : -1, a ? a->reason : "(none)");
+	CHECK(ok);
+}
+
+static void
+expect_pod(const struct plan *p, const char *name, enum action_kind kind, const char *reason)
+{
+	const struct action *a = find_pod(p, name);
+	int ok = a != NULL && a->kind == kind && (reason == NULL || strcmp(a->reason, reason) == 0);
+
+	if (!ok)
+		fprintf(stderr, "pod %s: want %d/%s, got %d/%s\n", name, kind,
+		    reason ? reason : "", a ? (int)a->kind : -1, a ? a->reason : "(none)");
+	CHECK(ok);
+}
+
+/* The fixture pool, with the decisions its README lists. */
+static const char *find_agent_uid(const struct agent_list *l, long long id);
+
+static void
+test_fixture_pool(void)
+{
+	const char *path = "../shared/fixtures/azure-devops/agents-page-1.json";
+	struct janitor_config cfg = default_cfg();
+	struct plan_input in;
+	struct agent_list l;
+	struct pool_agents pool;
+	struct pod_info pod;
+	struct plan p;
+	char err[256], *body;
+	size_t len;
+
+	if ((body = file_read(path, 1 << 22, &len)) == NULL) {
+		printf("skipped: ../shared not found (the fixture pool)\n");
+		return;
+	}
+	CHECK(ado_parse_agents(body, len, &l, err, sizeof(err)) == 0);
+	free(body);
+	CHECK(l.n == 12);
+	memset(&in, 0, sizeof(in));
+	in.cfg = &cfg;
+	in.now = NOW;
+	in.node = NODE;
+	in.leader = 1;
+	in.all_pods_complete = 1;
+	pool = (struct pool_agents){ "aks-pool", l.agents, l.n, 1 };
+	in.pools = &pool;
+	in.npools = 1;
+	CHECK(plan_make(&in, &p) == 0);
+	CHECK(p.agent_deletions == 3);
+	expect_agent(&p, 24588, ACT_DELETE_AGENT, "offline");
+	expect_agent(&p, 24950, ACT_DELETE_AGENT, "offline");
+	expect_agent(&p, 24977, ACT_DELETE_AGENT, "offline");
+	expect_agent(&p, 18422, ACT_KEEP_AGENT, "unmanaged");
+	expect_agent(&p, 22971, ACT_KEEP_AGENT, "keep-agents");
+	expect_agent(&p, 24911, ACT_KEEP_AGENT, "disabled");
+	expect_agent(&p, 24990, ACT_KEEP_AGENT, "unmanaged");
+	expect_agent(&p, 25103, ACT_KEEP_AGENT, "busy");
+	expect_agent(&p, 25110, ACT_KEEP_AGENT, "grace");
+	expect_agent(&p, 25114, ACT_KEEP_AGENT, "online");
+	expect_agent(&p, 25116, ACT_KEEP_AGENT, "online");
+	expect_agent(&p, 25118, ACT_KEEP_AGENT, "online");
+	plan_release(&p);
+
+	/* A listed pod whose uid is the agent's PIPEWARDEN_POD_UID spares it;
+	 * a pod that merely has the agent's name does not. */
+	memset(&pod, 0, sizeof(pod));
+	pod.namespace = "ci";
+	pod.node = "node-z";
+	pod.phase = PHASE_RUNNING;
+	pod.created = NOW - 60;
+	pod.name = "somebody-else";
+	pod.uid = find_agent_uid(&l, 24588);
+	in.all_pods = &pod;
+	in.n_all_pods = 1;
+	CHECK(pod.uid != NULL);
+	CHECK(plan_make(&in, &p) == 0);
+	expect_agent(&p, 24588, ACT_KEEP_AGENT, "pod-exists");
+	CHECK(p.agent_deletions == 2);
+	plan_release(&p);
+	pod.name = "aks-pool-agents-b4n7r-q1zsd";	/* 24977's name */
+	pod.uid = "00000000-dead-beef-0000-000000000000";
+	CHECK(plan_make(&in, &p) == 0);
+	expect_agent(&p, 24977, ACT_DELETE_AGENT, "offline");
+	plan_release(&p);
+
+	/* A failed or partial pod list deletes no agent. */
+	in.all_pods_complete = 0;
+	CHECK(plan_make(&in, &p) == 0);
+	CHECK(p.agent_deletions == 0);
+	expect_agent(&p, 24588, ACT_KEEP_AGENT, "incomplete-list");
+	plan_release(&p);
+	in.all_pods_complete = 1;
+
+	/* onlyManagedAgents: false lets the other team's idle agent go, never
+	 * the busy one. */
+	cfg.only_managed_agents = 0;
+	in.n_all_pods = 0;
+	CHECK(plan_make(&in, &p) == 0);
+	expect_agent(&p, 24990, ACT_DELETE_AGENT, "offline");
+	expect_agent(&p, 18422, ACT_DELETE_AGENT, "offline");
+	expect_agent(&p, 25103, ACT_KEEP_AGENT, "busy");
+	plan_release(&p);
+	cfg.only_managed_agents = 1;
+
+	/* A cap of 2 deletes two and says why the third is spared. */
+	cfg.max_deletions_per_cycle = 2;
+	CHECK(plan_make(&in, &p) == 0);
+	CHECK(p.agent_deletions == 2);
+	expect_agent(&p, 24977, ACT_KEEP_AGENT, "deletion-cap");
+	plan_release(&p);
+	cfg.max_deletions_per_cycle = 50;
+
+	/* Not the leader: no pool work at all. */
+	in.leader = 0;
+	CHECK(plan_make(&in, &p) == 0);
+	CHECK(p.n == 0);
+	plan_release(&p);
+	agent_list_release(&l);
+
+	/* Without includeCapabilities nothing shows PIPEWARDEN_MANAGED, and
+	 * without includeAssignedRequest the busy agent looks idle: nothing
+	 * may go. */
+	body = file_read("../shared/fixtures/azure-devops/agents-page-1-no-includes.json",
+	    1 << 22, &len);
+	CHECK(body != NULL);
+	if (body != NULL) {
+		CHECK(ado_parse_agents(body, len, &l, err, sizeof(err)) == 0);
+		free(body);
+		pool = (struct pool_agents){ "aks-pool", l.agents, l.n, 1 };
+		in.leader = 1;
+		CHECK(plan_make(&in, &p) == 0);
+		CHECK(p.agent_deletions == 0);
+		plan_release(&p);
+		agent_list_release(&l);
+	}
+}
+
+static const char *
+find_agent_uid(const struct agent_list *l, long long id)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->agents[i].id == id)
+			return l->agents[i].pod_uid;
+	return NULL;
+}
+
+/* The project's own pool: the same kinds of agent as the fixture's. */
+static void
+test_own_pool(void)
+{
+	struct janitor_config cfg = default_cfg();
+	const struct agent_info agents[] = {
+		/* id, name, online, enabled, busy, changed, created, managed, uid */
+		{ 1, "vm-agent", 0, 1, 0, NOW - 86400, NOW - 900000, 0, NULL },
+		{ 2, "keda-placeholder-aks", 0, 1, 0, 0, NOW - 8000000, 1, "u-2" },
+		{ 3, "dead-1", 0, 1, 0, NOW - 700, NOW - 9000, 1, "u-3" },
+		{ 4, "disabled", 0, 0, 0, NOW - 90000, NOW - 99000, 1, "u-4" },
+		{ 5, "busy-offline", 0, 1, 1, NOW - 1900, NOW - 9000, 1, "u-5" },
+		{ 6, "young", 0, 1, 0, NOW - 600, NOW - 9000, 1, "u-6" },
+		{ 7, "online", 1, 1, 0, NOW - 99999, NOW - 99999, 1, "u-7" },
+		{ 8, "never-connected", 0, 1, 0, 0, NOW - 601, 1, "u-8" },
+		{ 9, "backed", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-9" },
+		{ 10, "by-name", 0, 1, 0, NOW - 9000, NOW - 9999, 1, NULL },
+		{ 11, "KEDA-Placeholder-2", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-11" },
+	};
+	struct pod_info pods[2];
+	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
+	struct plan_input in;
+	struct plan p;
+
+	memset(pods, 0, sizeof(pods));
+	pods[0] = (struct pod_info){ "ci", "pod-9", "u-9", "n", PHASE_RUNNING, NOW, 0, 0,
+	    0, 0, OWNER_JOB, "j", "ju" };
+	pods[1] = (struct pod_info){ "ci", "by-name", "u-x", "n", PHASE_RUNNING, NOW, 0, 0,
+	    0, 0, OWNER_JOB, "j2", "ju2" };
+	memset(&in, 0, sizeof(in));
+	in.cfg = &cfg;
+	in.now = NOW;
+	in.node = NODE;
+	in.leader = 1;
+	in.all_pods = pods;
+	in.n_all_pods = 2;
+	in.all_pods_complete = 1;
+	in.pools = &pool;
+	in.npools = 1;
+	CHECK(plan_make(&in, &p) == 0);
+	expect_agent(&p, 1, ACT_KEEP_AGENT, "unmanaged");
+	expect_agent(&p, 2, ACT_KEEP_AGENT, "keep-agents");
+	expect_agent(&p, 3, ACT_DELETE_AGENT, "offline");
+	expect_agent(&p, 4, ACT_KEEP_AGENT, "disabled");
+	expect_agent(&p, 5, ACT_KEEP_AGENT, "busy");
+	expect_agent(&p, 6, ACT_KEEP_AGENT, "grace");	/* exactly the grace: kept */
+	expect_agent(&p, 7, ACT_KEEP_AGENT, "online");
+	expect_agent(&p, 8, ACT_DELETE_AGENT, "offline");	/* aged from createdOn */
+	expect_agent(&p, 9, ACT_KEEP_AGENT, "pod-exists");
+	expect_agent(&p, 10, ACT_KEEP_AGENT, "pod-exists");
+	expect_agent(&p, 11, ACT_KEEP_AGENT, "keep-agents");	/* glob ignores case */
+	CHECK(p.agent_deletions == 2);
+	plan_release(&p);
+
+	pool.complete = 0;	/* the agents list itself failed */
+	CHECK(plan_make(&in, &p) == 0);
+	CHECK(p.agent_deletions == 0);
+	plan_release(&p);
+}
+
+static struct pod_info
+mkpod(const char *name, const char *node, enum pod_phase phase, time_t created,
+    time_t finished, enum owner_kind owner, const char *owner_uid)
+{
+	struct pod_info p;
+
+	memset(&p, 0, sizeof(p));
+	p.namespace = "ci";
+	p.name = name;
+	p.uid = name;
+	p.node = node;
+	p.phase = phase;
+	p.created = created;
+	p.finished = finished;
+	p.owner = owner;
+	p.owner_name = owner_uid;
+	p.owner_uid = owner_uid;
+	return p;
+}
+
+static void
+test_pods(void)
+{
+	struct janitor_config cfg = default_cfg();
+	struct pod_info pods[14], unsched[3];
+	struct plan_input in;
+	struct plan p;
+
+	pods[0] = mkpod("done-old", NODE, PHASE_SUCCEEDED, NOW - 9000, NOW - 301, OWNER_JOB, "job-1");
+	pods[1] = mkpod("done-young", NODE, PHASE_SUCCEEDED, NOW - 9000, NOW - 300, OWNER_JOB, "job-2");
+	pods[2] = mkpod("failed-bare", NODE, PHASE_FAILED, NOW - 9000, NOW - 1000, OWNER_NONE, NULL);
+	pods[3] = mkpod("failed-rs", NODE, PHASE_FAILED, NOW - 9000, NOW - 1000, OWNER_OTHER, "rs-1");
+	pods[4] = mkpod("running", NODE, PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-3");
+	pods[5] = mkpod("sidecar-keeps-it", NODE, PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-4");
+	pods[5].agent_finished = NOW - 400;
+	pods[6] = mkpod("pending-stuck", NODE, PHASE_PENDING, NOW - 901, 0, OWNER_JOB, "job-5");
+	pods[7] = mkpod("pending-young", NODE, PHASE_PENDING, NOW - 899, 0, OWNER_JOB, "job-6");
+	pods[8] = mkpod("pending-rs", NODE, PHASE_PENDING, NOW - 9000, 0, OWNER_OTHER, "rs-2");
+	pods[9] = mkpod("pending-bare", NODE, PHASE_PENDING, NOW - 9000, 0, OWNER_NONE, NULL);
+	pods[10] = mkpod("terminating", NODE, PHASE_SUCCEEDED, NOW - 9000, NOW - 9000, OWNER_NONE, NULL);
+	pods[10].deleting = 1;
+	pods[11] = mkpod("other-node", "node-b", PHASE_FAILED, NOW - 9000, NOW - 9000, OWNER_NONE, NULL);
+	pods[12] = mkpod("same-job-twice", NODE, PHASE_FAILED, NOW - 9000, NOW - 9000, OWNER_JOB, "job-1");
+	pods[13] = mkpod("evicted-no-statuses", NODE, PHASE_FAILED, NOW - 9000, 0, OWNER_NONE, NULL);
+	unsched[0] = mkpod("unschedulable", "", PHASE_PENDING, NOW - 1000, 0, OWNER_JOB, "job-7");
+	unsched[0].unschedulable = 1;
+	unsched[1] = mkpod("unscheduled-young", "", PHASE_PENDING, NOW - 100, 0, OWNER_JOB, "job-8");
+	unsched[2] = mkpod("unscheduled-rs", "", PHASE_PENDING, NOW - 1000, 0, OWNER_OTHER, "rs-3");
+
+	memset(&in, 0, sizeof(in));
+	in.cfg = &cfg;
+	in.now = NOW;
+	in.node = NODE;
+	in.node_pods = pods;
+	in.n_node_pods = 14;
+	in.all_pods = unsched;
+	in.n_all_pods = 3;
+	in.all_pods_complete = 1;
+	CHECK(plan_make(&in, &p) == 0);
+	expect_pod(&p, "done-old", ACT_DELETE_JOB, "finished");
+	expect_pod(&p, "done-young", ACT_KEEP_POD, "finished-within-ttl");
+	expect_pod(&p, "failed-bare", ACT_DELETE_POD, "finished");
+	expect_pod(&p, "failed-rs", ACT_DELETE_POD, "finished");
+	expect_pod(&p, "running", ACT_KEEP_POD, "running");
+	expect_pod(&p, "sidecar-keeps-it", ACT_DELETE_JOB, "agent-finished");
+	expect_pod(&p, "pending-stuck", ACT_DELETE_JOB, "stuck-pending");
+	expect_pod(&p, "pending-young", ACT_KEEP_POD, "pending");
+	expect_pod(&p, "pending-rs", ACT_KEEP_POD, "owned-by-controller");
+	expect_pod(&p, "pending-bare", ACT_DELETE_POD, "stuck-pending");
+	expect_pod(&p, "terminating", ACT_KEEP_POD, "terminating");
+	CHECK(find_pod(&p, "other-node") == NULL);
+	CHECK(find_pod(&p, "same-job-twice") == NULL);	/* job-1 goes once */
+	expect_pod(&p, "evicted-no-statuses", ACT_DELETE_POD, "finished");
+	CHECK(find_pod(&p, "unschedulable") == NULL);	/* not the leader */
+	CHECK(p.pod_deletions == 7);
+	plan_release(&p);
+
+	in.leader = 1;
+	CHECK(plan_make(&in, &p) == 0);
+	expect_pod(&p, "unschedulable", ACT_DELETE_JOB, "unschedulable");
+	expect_pod(&p, "unscheduled-young", ACT_KEEP_POD, "pending");
+	expect_pod(&p, "unscheduled-rs", ACT_KEEP_POD, "owned-by-controller");
+	plan_release(&p);
+
+	cfg.max_deletions_per_cycle = 3;
+	CHECK(plan_make(&in, &p) == 0);
+	CHECK(p.pod_deletions == 3);
+	expect_pod(&p, "pending-bare", ACT_KEEP_POD, "deletion-cap");
+	plan_release(&p);
+	cfg.max_deletions_per_cycle = 0;
+	CHECK(plan_make(&in, &p) == 0);
+	CHECK(p.pod_deletions == 0);
+	plan_release(&p);
+}
+
+/* ---- property test ------------------------------------------------------ */
+
+static unsigned long long rng_state;
+
+static unsigned int
+rnd(unsigned int n)
+{
+	rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (unsigned int)(rng_state >> 33) % n;
+}
+
+static const char *const node_names[] = { NODE, "node-b", "" };
+static const char *const agent_names[] = { "a-1", "a-2", "keda-placeholder-x",
+	"KEDA-PLACEHOLDER", "vm-7", "a-3", "pod-1", "pod-2" };
+static const char *const uids[] = { "u-1", "u-2", "u-3", "u-4", "u-5" };
+
+/* The invariants, written apart from plan.c. */
+static int
+agent_ok_to_delete(const struct plan_input *in, const struct pool_agents *pool,
+    const struct agent_info *a)
+{
+	const struct janitor_config *c = in->cfg;
+	time_t since = a->status_changed ? a->status_changed : a->created;
+	size_t i;
+
+	if (a->online || a->busy || !a->enabled || !pool->complete ||
+	    !in->all_pods_complete || !in->leader)
+		return 0;
+	if (c->only_managed_agents && !a->managed)
+		return 0;
+	if (in->now - since <= c->offline_grace_seconds)
+		return 0;
+	for (i = 0; i < c->nkeep_agents; i++)
+		if (names_glob_match(c->keep_agents[i], a->name))
+			return 0;
+	for (i = 0; i < in->n_all_pods; i++) {
+		if (a->pod_uid && strcmp(in->all_pods[i].uid, a->pod_uid) == 0)
+			return 0;
+		if (!a->pod_uid && strcmp(in->all_pods[i].name, a->name) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+static int
+pod_ok_to_delete(const struct plan_input *in, const struct pod_info *p)
+{
+	const struct janitor_config *c = in->cfg;
+	int mine = strcmp(p->node, in->node) == 0 || (in->leader && p->node[0] == '\0');
+
+	if (!mine || p->deleting)
+		return 0;
+	if (p->phase == PHASE_PENDING)
+		return p->owner != OWNER_OTHER && in->now - p->created > c->stuck_pending_seconds;
+	if (p->phase == PHASE_SUCCEEDED || p->phase == PHASE_FAILED)
+		return in->now - (p->finished ? p->finished : p->created) > c->finished_pod_ttl_seconds;
+	if (p->phase == PHASE_RUNNING)
+		return p->agent_finished && in->now - p->agent_finished > c->finished_pod_ttl_seconds;
+	return 0;
+}
+
+static void
+test_property(int runs)
+{
+	static char *keep[] = { "keda-placeholder*", "vm-*" };
+	struct agent_info agents[3][40];
+	struct pool_agents pools[3];
+	struct pod_info node_pods[40], all_pods[60];
+	struct janitor_config cfg;
+	struct plan_input in;
+	struct plan p;
+	int run, bad = 0, deleted_agents = 0, deleted_pods = 0;
+	size_t i, j, n_agent_del, n_pod_del;
+
+	rng_state = 20261123;
+	for (run = 0; run < runs; run++) {
+		cfg = default_cfg();
+		cfg.keep_agents = keep;
+		cfg.nkeep_agents = 1 + rnd(2);
+		cfg.only_managed_agents = rnd(4) != 0;
+		cfg.max_deletions_per_cycle = rnd(8);
+		cfg.offline_grace_seconds = rnd(1000);
+		cfg.finished_pod_ttl_seconds = rnd(600);
+		cfg.stuck_pending_seconds = 1 + rnd(1800);
+		memset(&in, 0, sizeof(in));
+		in.cfg = &cfg;
+		in.now = NOW;
+		in.node = NODE;
+		in.leader = rnd(3) != 0;
+		in.all_pods_complete = rnd(5) != 0;
+		in.n_node_pods = rnd(40);
+		in.n_all_pods = rnd(60);
+		for (i = 0; i < in.n_node_pods + in.n_all_pods; i++) {
+			struct pod_info *pd = i < in.n_node_pods ? &node_pods[i] :
+			    &all_pods[i - in.n_node_pods];
+			memset(pd, 0, sizeof(*pd));
+			pd->namespace = "ci";
+			pd->name = agent_names[rnd(8)];
+			pd->uid = uids[rnd(5)];
+			pd->node = node_names[rnd(3)];
+			pd->phase = (enum pod_phase)rnd(5);
+			pd->created = NOW - rnd(4000);
+			pd->finished = rnd(3) ? NOW - rnd(2000) : 0;
+			pd->agent_finished = rnd(3) ? 0 : NOW - rnd(2000);
+			pd->deleting = rnd(6) == 0;
+			pd->unschedulable = rnd(2);
+			pd->owner = (enum owner_kind)rnd(3);
+			pd->owner_uid = pd->owner_name = uids[rnd(5)];
+		}
+		in.node_pods = node_pods;
+		in.all_pods = all_pods;
+		in.npools = rnd(4);
+		for (j = 0; j < in.npools; j++) {
+			pools[j].pool = "pool";
+			pools[j].agents = agents[j];
+			pools[j].n = rnd(40);
+			pools[j].complete = rnd(6) != 0;
+			for (i = 0; i < pools[j].n; i++) {
+				struct agent_info *a = &agents[j][i];
+				a->id = (long long)(j * 100 + i);
+				a->name = agent_names[rnd(8)];
+				a->online = rnd(3) == 0;
+				a->enabled = rnd(5) != 0;
+				a->busy = rnd(4) == 0;
+				a->created = NOW - rnd(100000);
+				a->status_changed = rnd(4) ? NOW - rnd(3000) : 0;
+				a->managed = rnd(5) != 0;
+				a->pod_uid = rnd(3) ? uids[rnd(5)] : NULL;
+			}
+		}
+		in.pools = pools;
+		if (plan_make(&in, &p) == -1) {
+			bad++;
+			continue;
+		}
+		n_agent_del = n_pod_del = 0;
+		for (i = 0; i < p.n; i++) {
+			const struct action *a = &p.items[i];
+			const struct pool_agents *pool = NULL;
+			if (a->kind == ACT_DELETE_AGENT) {
+				n_agent_del++;
+				for (j = 0; j < in.npools; j++)
+					if (a->agent >= pools[j].agents &&
+					    a->agent < pools[j].agents + pools[j].n)
+						pool = &pools[j];
+				if (pool == NULL || !agent_ok_to_delete(&in, pool, a->agent))
+					bad++;
+			} else if (a->kind == ACT_DELETE_POD || a->kind == ACT_DELETE_JOB) {
+				n_pod_del++;
+				if (!pod_ok_to_delete(&in, a->pod) ||
+				    (a->kind == ACT_DELETE_JOB) != (a->pod->owner == OWNER_JOB))
+					bad++;
+			}
+		}
+		if (n_agent_del > (size_t)cfg.max_deletions_per_cycle ||
+		    n_pod_del > (size_t)cfg.max_deletions_per_cycle ||
+		    n_agent_del != p.agent_deletions || n_pod_del != p.pod_deletions)
+			bad++;
+		deleted_agents += (int)n_agent_del;
+		deleted_pods += (int)n_pod_del;
+		plan_release(&p);
+	}
+	printf("property test: %d random cycles, %d agent and %d pod deletions "
+	    "checked, %d violations\n", runs, deleted_agents, deleted_pods, bad);
+	CHECK(bad == 0);
+	CHECK(deleted_agents > 0 && deleted_pods > 0);	/* the test has teeth */
+}
+
+static void
+test_times(void)
+{
+	time_t t;
+	long ns;
+	char out[28];
+
+	CHECK(time_parse("2026-08-28T16:20:00Z", &t, &ns) == 0 && t == 1787934000 && ns == 0);
+	CHECK(time_parse("2022-09-28T11:20:22.4633333Z", &t, &ns) == 0 && ns == 463333300);
+	CHECK(time_parse("2025-03-14T12:00:00.123456Z", &t, &ns) == 0 && t == 1741953600);
+	CHECK(time_parse("2025-03-14T13:00:00+01:00", &t, NULL) == 0 && t == 1741953600);
+	CHECK(time_parse("2025-03-14 12:00:00Z", &t, NULL) == -1);
+	CHECK(time_parse("2025-03-14T12:00:00", &t, NULL) == -1);
+	CHECK(time_parse("2025-03-14T12:00:00.Z", &t, NULL) == -1);
+	CHECK(time_parse("2025-13-14T12:00:00Z", &t, NULL) == -1);
+	CHECK(time_parse(NULL, &t, NULL) == -1);
+	time_format_micro(1741953600, 5000, out);
+	CHECK_STR(out, "2025-03-14T12:00:00.000005Z");
+}
+
+int
+main(int argc, char **argv)
+{
+	int runs = 20000;
+
+	if (argc > 1)
+		runs = (int)strtol(argv[1], NULL, 10);
+	test_times();
+	test_own_pool();
+	test_pods();
+	test_fixture_pool();
+	test_property(runs);
+	return check_done();
+}
