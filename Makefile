@@ -8,7 +8,8 @@ WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPIPEWARDEN_VERSION='"$(VERSION)"' \
              $(WARNINGS) $(CFLAGS) $(EXTRA_CFLAGS)
-LIBS       = -lmicrohttpd -lgnutls -lcjson -lssl -lcrypto -lm
+LIBS       = -lmicrohttpd -lgnutls -lcjson -lssl -lcrypto -lm -lpthread
+JLIBS      = -lmicrohttpd -lcurl -lcjson -lm -lpthread
 
 # Debian packages: to build, and to run the tests.
 BUILD_DEPS := gcc make pkg-config libmicrohttpd-dev libgnutls28-dev \
@@ -19,10 +20,12 @@ TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prome
 COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \
                common/log.c common/metrics.c common/names.c common/quantity.c \
                common/timefmt.c
-PLAN_SRC    := janitor/plan.c janitor/ado.c
+PLAN_SRC    := janitor/plan.c janitor/ado.c janitor/lease.c
 POLICY_SRC  := webhook/policy.c webhook/review.c
 WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/certs.c webhook/server.c \
                webhook/main.c
+JANITOR_SRC := $(COMMON_SRC) $(PLAN_SRC) common/http.c common/secret.c \
+               janitor/kube.c janitor/loop.c janitor/main.c
 UNIT_TESTS  := test_buf test_file test_quantity test_names test_config test_metrics \
                test_policy test_plan
 
@@ -37,9 +40,9 @@ endif
 
 .PHONY: all deps test unit e2e check-asan valgrind demo bench clean help
 
-all: deps $(B)/bin/pipewarden-webhook $(B)/tools/policy-run
+all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
-all: bin/pipewarden-webhook
+all: bin/pipewarden-webhook bin/pipewarden-janitor
 bin/%: $(B)/bin/%
 	@mkdir -p bin && cp $< $@
 endif
@@ -66,6 +69,10 @@ $(B)/obj/%.o: %.c
 $(B)/bin/pipewarden-webhook: $(WEBHOOK_SRC:%.c=$(B)/obj/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/bin/pipewarden-janitor: $(JANITOR_SRC:%.c=$(B)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(JLIBS)
 
 $(B)/tools/policy-run: $(COMMON_SRC:%.c=$(B)/obj/%.o) $(POLICY_SRC:%.c=$(B)/obj/%.o) \
     $(B)/obj/tests/policy_run.o

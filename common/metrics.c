@@ -1,4 +1,5 @@
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,9 @@ struct metric_family {
 	struct series		*series;
 };
 
+/* One lock for the registry: the janitor serves /metrics from another
+ * thread.  Held for a few instructions, or one render. */
+static pthread_mutex_t		 lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metric_family	*families;
 static struct metric_family	**families_tail = &families;
 
@@ -116,9 +120,12 @@ update(struct metric_family *f, double v, int set, va_list ap)
 {
 	struct series *s;
 
-	if (f == NULL || (s = series_get(f, ap)) == NULL)
+	if (f == NULL)
 		return;
-	s->value = set ? v : s->value + v;
+	pthread_mutex_lock(&lock);
+	if ((s = series_get(f, ap)) != NULL)
+		s->value = set ? v : s->value + v;
+	pthread_mutex_unlock(&lock);
 }
 
 void
@@ -151,6 +158,7 @@ metrics_observe(struct metric_family *f, double v, ...)
 	if (f == NULL)
 		return;
 	va_start(ap, v);
+	pthread_mutex_lock(&lock);
 	if ((s = series_get(f, ap)) != NULL) {
 		s->value += v;
 		s->count += 1;
@@ -160,6 +168,7 @@ metrics_observe(struct metric_family *f, double v, ...)
 				break;
 			}
 	}
+	pthread_mutex_unlock(&lock);
 	va_end(ap);
 }
 
@@ -173,8 +182,10 @@ metrics_get(struct metric_family *f, ...)
 	if (f == NULL)
 		return 0;
 	va_start(ap, f);
+	pthread_mutex_lock(&lock);
 	if ((s = series_get(f, ap)) != NULL)
 		v = f->type == METRIC_HISTOGRAM ? s->count : s->value;
+	pthread_mutex_unlock(&lock);
 	va_end(ap);
 	return v;
 }
@@ -186,11 +197,13 @@ metrics_clear(struct metric_family *f)
 
 	if (f == NULL)
 		return;
+	pthread_mutex_lock(&lock);
 	for (s = f->series; s != NULL; s = next) {
 		next = s->next;
 		series_free(s, f->nlabels);
 	}
 	f->series = NULL;
+	pthread_mutex_unlock(&lock);
 }
 
 static void
@@ -247,6 +260,7 @@ metrics_render(struct buf *b)
 	double cum;
 	int i;
 
+	pthread_mutex_lock(&lock);
 	for (f = families; f != NULL; f = f->next) {
 		buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
 		    f->name, types[f->type]);
@@ -283,6 +297,7 @@ metrics_render(struct buf *b)
 			buf_addc(b, '\n');
 		}
 	}
+	pthread_mutex_unlock(&lock);
 }
 
 void

@@ -128,3 +128,386 @@ ado_parse_pool_id(const char *body, size_t len, const char *name, char *err,
 	}
 	return found;
 }
+
+/* ---- the client --------------------------------------------------------- */
+
+#include <math.h>
+#include <time.h>
+
+#include "../common/buf.h"
+
+#define ADO_TIMEOUT_MS	30000
+
+int
+ado_init(struct ado *a, const char *org_url, const char *ca_file)
+{
+	memset(a, 0, sizeof(*a));
+	a->org_url = org_url;
+	a->max_attempts = 4;
+	a->backoff_base = 0.5;
+	if ((a->http = http_client_new(ca_file, ADO_TIMEOUT_MS)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+ado_release(struct ado *a)
+{
+	http_client_free(a->http);
+	secret_release(&a->bearer);
+	a->http = NULL;
+}
+
+static int
+ado_wait(struct ado *a, double seconds)
+{
+	if (seconds <= 0)
+		return 0;
+	if (seconds > 300)
+		seconds = 300;
+	return a->wait != NULL ? a->wait(a->wait_cls, seconds) : 0;
+}
+
+/* Capped, jittered exponential backoff before attempt n (n >= 1). */
+static double
+backoff(const struct ado *a, int n)
+{
+	double d = a->backoff_base * pow(2, n - 1);
+
+	if (d > 8)
+		d = 8;
+	return d * (0.5 + (double)rand() / RAND_MAX);
+}
+
+static void
+count(struct ado *a, long status)
+{
+	char code[16];
+
+	if (status == 0)
+		snprintf(code, sizeof(code), "error");
+	else
+		snprintf(code, sizeof(code), "%ld", status);
+	metrics_add(a->m_requests, 1, code);
+}
+
+static void
+form_field(struct buf *b, const char *key, const char *value)
+{
+	if (b->len > 0)
+		buf_addc(b, '&');
+	buf_adds(b, key);
+	buf_addc(b, '=');
+	http_escape(b, value);
+}
+
+/* Exchange the projected service-account token for an Entra token for
+ * Azure DevOps, unless the cached one is still good. */
+static int
+entra_token(struct ado *a, time_t now, char *err, size_t errlen)
+{
+	static const char *const headers[] = {
+	    "Content-Type: application/x-www-form-urlencoded",
+	    "Accept: application/json", NULL };
+	struct http_response r = { 0 };
+	struct secret assertion = { NULL, 0 };
+	struct buf url, form;
+	const cJSON *tok, *exp;
+	cJSON *root = NULL;
+	double expires;
+	int rc = -1, attempt;
+
+	if (a->bearer.bytes != NULL && now < a->bearer_expiry)
+		return 0;
+	buf_init(&url, 4096);
+	buf_init(&form, 64 * 1024);
+	/* Re-read the file each time: kubelet rotates it. */
+	if (a->token_file == NULL || secret_load(&assertion, a->token_file) == -1) {
+		snprintf(err, errlen, "workload identity: cannot read the federated token "
+		    "file '%s' (AZURE_FEDERATED_TOKEN_FILE)", a->token_file ? a->token_file : "");
+		goto out;
+	}
+	if (a->client_id == NULL || a->client_id[0] == '\0' || a->tenant_id == NULL ||
+	    a->tenant_id[0] == '\0') {
+		snprintf(err, errlen, "workload identity: no client id or tenant id "
+		    "(AZURE_CLIENT_ID, AZURE_TENANT_ID or config identity.clientId/tenantId)");
+		goto out;
+	}
+	buf_addf(&url, "%s%s%s/oauth2/v2.0/token", a->authority,
+	    a->authority[strlen(a->authority) - 1] == '/' ? "" : "/", a->tenant_id);
+	form_field(&form, "client_id", a->client_id);
+	form_field(&form, "scope", ADO_RESOURCE "/.default");
+	form_field(&form, "client_assertion_type",
+	    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+	form_field(&form, "client_assertion", secret_bytes(&assertion));
+	form_field(&form, "grant_type", "client_credentials");
+	for (attempt = 0; attempt < a->max_attempts; attempt++) {
+		if (attempt > 0 && ado_wait(a, r.retry_after > 0 ? r.retry_after :
+		    backoff(a, attempt)) == -1) {
+			snprintf(err, errlen, "stopping");
+			goto out;
+		}
+		http_response_release(&r);
+		if (http_request(a->http, "POST", url.data, headers, NULL, form.data,
+		    form.len, &r, err, errlen) == -1)
+			continue;
+		if (r.status != 429 && r.status < 500)
+			break;
+	}
+	if (r.status == 0 || r.status == 429 || r.status >= 500) {
+		if (r.status != 0)
+			snprintf(err, errlen, "workload identity: Entra token endpoint "
+			    "answered HTTP %ld", r.status);
+		goto out;
+	}
+	root = cJSON_ParseWithLength(r.body.data, r.body.len);
+	if (r.status != 200) {
+		const char *e = str(root, "error"), *d = str(root, "error_description");
+		snprintf(err, errlen, "workload identity: Entra refused the token "
+		    "exchange: HTTP %ld %s: %.200s", r.status, e ? e : "",
+		    d ? d : "(no description)");
+		goto out;
+	}
+	tok = cJSON_GetObjectItemCaseSensitive(root, "access_token");
+	exp = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
+	expires = cJSON_IsNumber(exp) ? exp->valuedouble :
+	    cJSON_IsString(exp) ? strtod(exp->valuestring, NULL) : 0;
+	if (!cJSON_IsString(tok) || tok->valuestring[0] == '\0' || expires <= 0) {
+		snprintf(err, errlen, "workload identity: Entra's answer has no "
+		    "access_token or expires_in");
+		goto out;
+	}
+	if (secret_set(&a->bearer, tok->valuestring, strlen(tok->valuestring)) == -1) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	/* Renew shortly before expiry: 5 minutes, or half a short lifetime. */
+	a->bearer_expiry = now + (time_t)(expires > 600 ? expires - 300 : expires / 2);
+	rc = 0;
+out:
+	if (root != NULL) {
+		tok = cJSON_GetObjectItemCaseSensitive(root, "access_token");
+		if (cJSON_IsString(tok))
+			explicit_bzero(tok->valuestring, strlen(tok->valuestring));
+	}
+	cJSON_Delete(root);
+	if (r.body.data != NULL)
+		explicit_bzero(r.body.data, r.body.len);
+	http_response_release(&r);
+	if (form.data != NULL)
+		explicit_bzero(form.data, form.len);
+	buf_release(&form);
+	buf_release(&url);
+	secret_release(&assertion);
+	return rc;
+}
+
+/* The Authorization value: Basic for a PAT, Bearer for Entra. */
+static int
+authorization(struct ado *a, struct buf *auth, char *err, size_t errlen)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	struct secret pat = { NULL, 0 };
+	struct buf raw;
+	size_t i;
+
+	if (a->pat_path == NULL) {
+		if (entra_token(a, time(NULL), err, errlen) == -1)
+			return -1;
+		buf_adds(auth, "Bearer ");
+		buf_adds(auth, secret_bytes(&a->bearer));
+		return auth->failed ? -1 : 0;
+	}
+	if (secret_load(&pat, a->pat_path) == -1) {
+		snprintf(err, errlen, "cannot read the PAT file '%s' (AZP_TOKEN_FILE)",
+		    a->pat_path);
+		return -1;
+	}
+	buf_init(&raw, 64 * 1024);
+	buf_addc(&raw, ':');
+	buf_add(&raw, pat.bytes, pat.len);
+	buf_adds(auth, "Basic ");
+	for (i = 0; i + 2 < raw.len; i += 3) {
+		const unsigned char *p = (const unsigned char *)raw.data + i;
+		char q[4] = { tab[p[0] >> 2], tab[((p[0] & 3) << 4) | (p[1] >> 4)],
+		    tab[((p[1] & 15) << 2) | (p[2] >> 6)], tab[p[2] & 63] };
+		buf_add(auth, q, 4);
+	}
+	if (i < raw.len) {
+		const unsigned char *p = (const unsigned char *)raw.data + i;
+		char q[4] = { tab[p[0] >> 2], '=', '=', '=' };
+		q[1] = tab[((p[0] & 3) << 4) | (i + 1 < raw.len ? p[1] >> 4 : 0)];
+		if (i + 1 < raw.len)
+			q[2] = tab[(p[1] & 15) << 2];
+		buf_add(auth, q, 4);
+	}
+	explicit_bzero(raw.data, raw.len);
+	buf_release(&raw);
+	secret_release(&pat);
+	return auth->failed ? -1 : 0;
+}
+
+/*
+ * One call with retries: 429 waits Retry-After, 5xx and transport errors
+ * back off; a 2xx with Retry-After slows the next request down.  Returns 0
+ * with the final answer in r (any status), or -1 with a message.
+ */
+static int
+ado_call(struct ado *a, const char *method, const char *path, struct http_response *r,
+    char *err, size_t errlen)
+{
+	static const char *const headers[] = { "Accept: application/json",
+	    "X-TFS-FedAuthRedirect: Suppress", "User-Agent: pipewarden-janitor", NULL };
+	struct buf url, auth;
+	int attempt, rc = -1;
+	double wait = 0;
+
+	memset(r, 0, sizeof(*r));
+	buf_init(&url, 16384);
+	buf_init(&auth, 64 * 1024);
+	buf_adds(&url, a->org_url);
+	buf_adds(&url, path);
+	for (attempt = 0; attempt < a->max_attempts; attempt++) {
+		if (ado_wait(a, attempt > 0 ? wait : a->slow_down) == -1) {
+			snprintf(err, errlen, "stopping");
+			goto out;
+		}
+		a->slow_down = 0;
+		buf_reset(&auth);
+		if (authorization(a, &auth, err, errlen) == -1)
+			goto out;
+		http_response_release(r);
+		a->requests++;
+		if (http_request(a->http, method, url.data, headers, auth.data, NULL, 0, r,
+		    err, errlen) == -1) {
+			count(a, 0);
+			wait = backoff(a, attempt + 1);
+			continue;
+		}
+		count(a, r->status);
+		if (r->status == 429) {
+			wait = r->retry_after >= 0 ? r->retry_after : backoff(a, attempt + 1);
+			snprintf(err, errlen, "%s %s: throttled (HTTP 429)", method, path);
+			continue;
+		}
+		if (r->status >= 500) {
+			wait = backoff(a, attempt + 1);
+			snprintf(err, errlen, "%s %s: HTTP %ld", method, path, r->status);
+			continue;
+		}
+		if (r->retry_after > 0)
+			a->slow_down = r->retry_after;
+		rc = 0;
+		break;
+	}
+out:
+	if (auth.data != NULL)
+		explicit_bzero(auth.data, auth.len);
+	buf_release(&auth);
+	buf_release(&url);
+	return rc;
+}
+
+/* A 2xx answer that is not the JSON asked for, or 401/403: authentication. */
+static int
+auth_failure(const struct http_response *r, const char *what, char *err, size_t errlen)
+{
+	if (r->status == 203 || ((r->status / 100) == 2 && r->status != 204 &&
+	    !http_is_json(r))) {
+		snprintf(err, errlen, "%s: authentication failed: Azure DevOps answered "
+		    "HTTP %ld with %s instead of JSON (a sign-in page: the PAT or token is "
+		    "invalid, expired or lacks the Agent Pools scope)", what, r->status,
+		    r->content_type[0] ? r->content_type : "no content type");
+		return 1;
+	}
+	if (r->status == 401 || r->status == 403) {
+		snprintf(err, errlen, "%s: authentication failed: HTTP %ld%s", what,
+		    r->status, strstr(r->body.data ? r->body.data : "", "TF400813") ?
+		    " TF400813 (not authorized: check the PAT's scope or the identity's "
+		    "access to the organization)" : "");
+		return 1;
+	}
+	return 0;
+}
+
+long long
+ado_pool_id(struct ado *a, const char *name, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf path;
+	long long id = -1;
+
+	buf_init(&path, 4096);
+	buf_adds(&path, "/_apis/distributedtask/pools?poolName=");
+	http_escape(&path, name);
+	buf_adds(&path, "&api-version=7.1");
+	if (ado_call(a, "GET", path.data, &r, err, errlen) == 0 &&
+	    !auth_failure(&r, "pool lookup", err, errlen)) {
+		if (r.status == 200)
+			id = ado_parse_pool_id(r.body.data, r.body.len, name, err, errlen);
+		else
+			snprintf(err, errlen, "pool lookup: HTTP %ld", r.status);
+	}
+	http_response_release(&r);
+	buf_release(&path);
+	return id;
+}
+
+int
+ado_list_agents(struct ado *a, long long pool_id, int capabilities,
+    struct agent_list *out, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf path;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	buf_init(&path, 4096);
+	buf_addf(&path, "/_apis/distributedtask/pools/%lld/agents?%s"
+	    "includeAssignedRequest=true&api-version=7.1", pool_id,
+	    capabilities ? "includeCapabilities=true&" : "");
+	if (ado_call(a, "GET", path.data, &r, err, errlen) == 0 &&
+	    !auth_failure(&r, "agents list", err, errlen)) {
+		if (r.status == 200)
+			rc = ado_parse_agents(r.body.data, r.body.len, out, err, errlen);
+		else
+			snprintf(err, errlen, "agents list: HTTP %ld", r.status);
+	}
+	http_response_release(&r);
+	buf_release(&path);
+	return rc;
+}
+
+enum ado_delete_result
+ado_delete_agent(struct ado *a, long long pool_id, long long agent_id, char *err,
+    size_t errlen)
+{
+	struct http_response r = { 0 };
+	enum ado_delete_result res = ADO_FAILED;
+	char path[160];
+	cJSON *root;
+
+	snprintf(path, sizeof(path), "/_apis/distributedtask/pools/%lld/agents/%lld"
+	    "?api-version=7.1", pool_id, agent_id);
+	if (ado_call(a, "DELETE", path, &r, err, errlen) == 0) {
+		if (r.status == 200 || r.status == 204)
+			res = ADO_DELETED;
+		else if (r.status == 404)
+			res = ADO_GONE;
+		else if (r.status == 400) {
+			/* Match the type, never the text (fixtures README). */
+			root = cJSON_ParseWithLength(r.body.data, r.body.len);
+			if (str(root, "typeKey") != NULL &&
+			    strcmp(str(root, "typeKey"), "TaskAgentJobStillRunningException") == 0)
+				res = ADO_BUSY;
+			else
+				snprintf(err, errlen, "delete agent %lld: HTTP 400", agent_id);
+			cJSON_Delete(root);
+		} else if (!auth_failure(&r, "delete agent", err, errlen)) {
+			snprintf(err, errlen, "delete agent %lld: HTTP %ld", agent_id, r.status);
+		}
+	}
+	http_response_release(&r);
+	return res;
+}

@@ -33,4 +33,52 @@ void	agent_list_release(struct agent_list *l);
 long long	ado_parse_pool_id(const char *body, size_t len, const char *name,
 		    char *err, size_t errlen);
 
+/* ---- the client -------------------------------------------------------- */
+
+#include "../common/http.h"
+#include "../common/metrics.h"
+#include "../common/secret.h"
+
+#define ADO_RESOURCE	"499b84ac-1321-427f-aa17-267ca6975798"
+
+struct ado {
+	struct http_client	*http;		/* owned */
+	const char		*org_url;	/* no trailing '/' */
+	/* PAT from a file (re-read each cycle), else workload identity. */
+	const char		*pat_path;
+	const char		*client_id;
+	const char		*tenant_id;
+	const char		*authority;	/* ends with '/' */
+	const char		*token_file;	/* the projected service-account token */
+	struct secret		 bearer;	/* cached Entra token */
+	time_t			 bearer_expiry;
+	/* Wait (Retry-After, backoff); returns -1 when the wait was cut short
+	 * because the program is stopping. */
+	int			(*wait)(void *cls, double seconds);
+	void			*wait_cls;
+	double			 slow_down;	/* to wait before the next request */
+	struct metric_family	*m_requests;	/* pipewarden_janitor_ado_requests_total */
+	int			 requests;
+	int			 max_attempts;
+	double			 backoff_base;	/* seconds */
+};
+
+/* Set up a client; org_url may end with '/'.  Return 0 or -1. */
+int	ado_init(struct ado *a, const char *org_url, const char *ca_file);
+void	ado_release(struct ado *a);
+
+/* The id of the pool called name.  Return the id, or -1 with a message. */
+long long	ado_pool_id(struct ado *a, const char *name, char *err, size_t errlen);
+
+/* Every agent of a pool in one request (the list is not paged), with
+ * includeAssignedRequest=true and, when capabilities, includeCapabilities=true.
+ * Return 0, or -1 with a message (the caller then deletes no agent). */
+int	ado_list_agents(struct ado *a, long long pool_id, int capabilities,
+	    struct agent_list *out, char *err, size_t errlen);
+
+enum ado_delete_result { ADO_DELETED, ADO_GONE, ADO_BUSY, ADO_FAILED };
+
+enum ado_delete_result	ado_delete_agent(struct ado *a, long long pool_id,
+			    long long agent_id, char *err, size_t errlen);
+
 #endif

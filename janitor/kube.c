@@ -1,0 +1,563 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/buf.h"
+#include "../common/secret.h"
+#include "../common/timefmt.h"
+#include "kube.h"
+
+#define KUBE_TIMEOUT_MS	15000
+#define PAGE_LIMIT	500
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static const cJSON *
+get(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsNull(v) ? NULL : v;
+}
+
+static const char *
+str(const cJSON *o, const char *k)
+{
+	const cJSON *v = get(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static time_t
+when(const cJSON *o, const char *k)
+{
+	time_t t;
+
+	return time_parse(str(o, k), &t, NULL) == 0 ? t : 0;
+}
+
+static enum pod_phase
+phase_of(const char *s)
+{
+	if (s == NULL)
+		return PHASE_UNKNOWN;
+	if (strcmp(s, "Pending") == 0)
+		return PHASE_PENDING;
+	if (strcmp(s, "Running") == 0)
+		return PHASE_RUNNING;
+	if (strcmp(s, "Succeeded") == 0)
+		return PHASE_SUCCEEDED;
+	if (strcmp(s, "Failed") == 0)
+		return PHASE_FAILED;
+	return PHASE_UNKNOWN;
+}
+
+/* The agent container, chosen as the webhook chooses it. */
+static const char *
+agent_container(const cJSON *pod)
+{
+	const cJSON *meta = get(pod, "metadata"), *c;
+	const cJSON *containers = get(get(pod, "spec"), "containers");
+	const char *want = str(get(meta, "annotations"), "pipewarden.io/container");
+
+	cJSON_ArrayForEach(c, containers)
+		if (str(c, "name") != NULL && strcmp(str(c, "name"),
+		    want != NULL ? want : "agent") == 0)
+			return str(c, "name");
+	if (want != NULL)
+		return want;
+	return str(cJSON_GetArrayItem(containers, 0), "name");
+}
+
+static void
+parse_pod(const cJSON *item, struct pod_info *p)
+{
+	const cJSON *meta = get(item, "metadata"), *spec = get(item, "spec");
+	const cJSON *status = get(item, "status"), *o, *cs, *cond;
+	const char *agent = agent_container(item);
+	time_t t;
+
+	memset(p, 0, sizeof(*p));
+	p->namespace = str(meta, "namespace");
+	p->name = str(meta, "name");
+	p->uid = str(meta, "uid");
+	p->node = str(spec, "nodeName");
+	if (p->node == NULL)
+		p->node = "";
+	p->phase = phase_of(str(status, "phase"));
+	p->created = when(meta, "creationTimestamp");
+	p->deleting = get(meta, "deletionTimestamp") != NULL;
+	cJSON_ArrayForEach(o, get(meta, "ownerReferences")) {
+		if (!cJSON_IsTrue(get(o, "controller")))
+			continue;
+		p->owner = str(o, "kind") != NULL && strcmp(str(o, "kind"), "Job") == 0 &&
+		    str(o, "apiVersion") != NULL &&
+		    strcmp(str(o, "apiVersion"), "batch/v1") == 0 ? OWNER_JOB : OWNER_OTHER;
+		p->owner_name = str(o, "name");
+		p->owner_uid = str(o, "uid");
+		if (p->owner_name == NULL || p->owner_uid == NULL)
+			p->owner = OWNER_OTHER;	/* cannot address it: never deleted for Pending */
+	}
+	cJSON_ArrayForEach(cs, get(status, "containerStatuses")) {
+		t = when(get(get(cs, "state"), "terminated"), "finishedAt");
+		if (t > p->finished)
+			p->finished = t;
+		if (agent != NULL && str(cs, "name") != NULL &&
+		    strcmp(str(cs, "name"), agent) == 0)
+			p->agent_finished = t;
+	}
+	cJSON_ArrayForEach(cond, get(status, "conditions")) {
+		if (str(cond, "type") != NULL && strcmp(str(cond, "type"), "PodScheduled") == 0 &&
+		    str(cond, "status") != NULL && strcmp(str(cond, "status"), "False") == 0 &&
+		    str(cond, "reason") != NULL && strcmp(str(cond, "reason"), "Unschedulable") == 0)
+			p->unschedulable = 1;
+	}
+}
+
+int
+kube_parse_pods(struct pod_list *l, const char *body, size_t len, char **continue_token,
+    char *err, size_t errlen)
+{
+	const cJSON *items, *item;
+	struct pod_info *pods;
+	cJSON *root, **pages;
+	const char *cont;
+	size_t n = 0;
+
+	*continue_token = NULL;
+	root = cJSON_ParseWithLength(body, len);
+	items = get(root, "items");
+	if (root == NULL || !cJSON_IsObject(root) || (items != NULL && !cJSON_IsArray(items))) {
+		snprintf(err, errlen, "pod list: not a PodList");
+		cJSON_Delete(root);
+		return -1;
+	}
+	pages = realloc(l->pages, (l->npages + 1) * sizeof(*pages));
+	if (pages == NULL)
+		goto nomem;
+	l->pages = pages;
+	pods = realloc(l->pods, (l->n + (size_t)cJSON_GetArraySize(items) + 1) * sizeof(*pods));
+	if (pods == NULL)
+		goto nomem;
+	l->pods = pods;
+	cJSON_ArrayForEach(item, items) {
+		struct pod_info *p = &l->pods[l->n + n];
+		parse_pod(item, p);
+		/* A pod the API server would never send: skip, do not guess. */
+		if (p->namespace == NULL || p->name == NULL || p->uid == NULL)
+			continue;
+		n++;
+	}
+	l->n += n;
+	/* the list now owns root */
+	l->pages[l->npages++] = root;
+	cont = str(get(root, "metadata"), "continue");
+	if (cont != NULL && cont[0] != '\0' && (*continue_token = strdup(cont)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+nomem:
+	cJSON_Delete(root);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+void
+pod_list_release(struct pod_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->npages; i++)
+		cJSON_Delete(l->pages[i]);
+	free(l->pages);
+	free(l->pods);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ---- the client --------------------------------------------------------- */
+
+int
+kube_init(struct kube *k, const char *base, const char *token_path, const char *ca_path,
+    const char *namespace, char *err, size_t errlen)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	struct buf b;
+
+	memset(k, 0, sizeof(*k));
+	buf_init(&b, 4096);
+	if (base != NULL && base[0] != '\0') {
+		buf_adds(&b, base);
+		while (b.len > 0 && b.data[b.len - 1] == '/')
+			b.data[--b.len] = '\0';
+	} else if (host != NULL && port != NULL) {
+		/* An IPv6 service address needs brackets in a URL. */
+		buf_addf(&b, strchr(host, ':') != NULL ? "https://[%s]:%s" : "https://%s:%s",
+		    host, port);
+	} else {
+		snprintf(err, errlen, "no Kubernetes API: set --kube-api, or run in a "
+		    "pod (KUBERNETES_SERVICE_HOST/PORT)");
+		buf_release(&b);
+		return -1;
+	}
+	k->base = buf_detach(&b, NULL);
+	buf_release(&b);
+	k->token_path = token_path;
+	k->namespace = namespace;
+	if (k->base == NULL || (k->http = http_client_new(ca_path, KUBE_TIMEOUT_MS)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		kube_release(k);
+		return -1;
+	}
+	return 0;
+}
+
+void
+kube_release(struct kube *k)
+{
+	http_client_free(k->http);
+	free(k->base);
+	memset(k, 0, sizeof(*k));
+}
+
+/* One request with the service-account token, re-read each time (it
+ * rotates).  Returns as http_request. */
+static int
+kube_call(struct kube *k, const char *method, const char *path, const char *body,
+    struct http_response *r, char *err, size_t errlen)
+{
+	static const char *const json_headers[] = { "Accept: application/json",
+	    "Content-Type: application/json", "User-Agent: pipewarden-janitor", NULL };
+	struct secret token = { NULL, 0 };
+	struct buf url, auth;
+	int rc;
+
+	buf_init(&url, 16384);
+	buf_init(&auth, 16384);
+	buf_adds(&url, k->base);
+	buf_adds(&url, path);
+	if (k->token_path != NULL && secret_load(&token, k->token_path) == 0) {
+		buf_adds(&auth, "Bearer ");
+		buf_adds(&auth, secret_bytes(&token));
+	}
+	k->requests++;
+	rc = http_request(k->http, method, url.data, json_headers,
+	    auth.len > 0 ? auth.data : NULL, body, body != NULL ? strlen(body) : 0,
+	    r, err, errlen);
+	if (auth.data != NULL)
+		explicit_bzero(auth.data, auth.len);
+	buf_release(&auth);
+	buf_release(&url);
+	secret_release(&token);
+	return rc;
+}
+
+/* The message of a Status body, for logs. */
+static void
+status_error(const struct http_response *r, const char *what, char *err, size_t errlen)
+{
+	cJSON *st = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
+	const char *msg = str(st, "message");
+
+	snprintf(err, errlen, "%s: HTTP %ld%s%.300s", what, r->status, msg ? ": " : "",
+	    msg ? msg : "");
+	cJSON_Delete(st);
+}
+
+int
+kube_list_pods(struct kube *k, const char *field_selector, int cached,
+    struct pod_list *l, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf path;
+	char *cont = NULL;
+	int restarts = 0, rc = -1, pages = 0;
+
+	memset(l, 0, sizeof(*l));
+	buf_init(&path, 16384);
+	for (;;) {
+		buf_reset(&path);
+		buf_adds(&path, "/api/v1/pods?labelSelector=pipewarden.io%2Fmanaged%3Dtrue");
+		if (field_selector != NULL) {
+			buf_adds(&path, "&fieldSelector=");
+			http_escape(&path, field_selector);
+		}
+		buf_addf(&path, "&limit=%d", PAGE_LIMIT);
+		if (cached && cont == NULL)
+			buf_adds(&path, "&resourceVersion=0");
+		if (cont != NULL) {
+			buf_adds(&path, "&continue=");
+			http_escape(&path, cont);
+		}
+		free(cont);
+		cont = NULL;
+		if (path.failed || kube_call(k, "GET", path.data, NULL, &r, err, errlen) == -1) {
+			http_response_release(&r);
+			break;
+		}
+		if (r.status == 410 && restarts++ == 0) {
+			/* The continue token expired: the list starts over. */
+			http_response_release(&r);
+			pod_list_release(l);
+			continue;
+		}
+		if (r.status != 200) {
+			status_error(&r, "list pods", err, errlen);
+			http_response_release(&r);
+			break;
+		}
+		if (kube_parse_pods(l, r.body.data, r.body.len, &cont, err, errlen) == -1) {
+			http_response_release(&r);
+			break;
+		}
+		http_response_release(&r);
+		pages++;
+		if (cont == NULL) {
+			rc = 0;
+			break;
+		}
+		if (pages > 100000) {
+			snprintf(err, errlen, "list pods: too many pages");
+			break;
+		}
+	}
+	free(cont);
+	buf_release(&path);
+	if (rc == -1)
+		pod_list_release(l);
+	return rc;
+}
+
+static enum kube_delete_result
+kube_delete(struct kube *k, const char *path, const char *uid, int background,
+    const char *what, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf body;
+	enum kube_delete_result res = KUBE_FAILED;
+
+	buf_init(&body, 4096);
+	buf_adds(&body, "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\",");
+	if (background)
+		buf_adds(&body, "\"propagationPolicy\":\"Background\",");
+	buf_adds(&body, "\"preconditions\":{\"uid\":");
+	buf_add_json_string(&body, uid);
+	buf_adds(&body, "}}");
+	if (body.failed) {
+		snprintf(err, errlen, "out of memory");
+	} else if (kube_call(k, "DELETE", path, body.data, &r, err, errlen) == 0) {
+		if (r.status == 200 || r.status == 202)
+			res = KUBE_DELETED;
+		else if (r.status == 404)
+			res = KUBE_GONE;
+		else if (r.status == 409)
+			res = KUBE_REPLACED;
+		else
+			status_error(&r, what, err, errlen);
+	}
+	http_response_release(&r);
+	buf_release(&body);
+	return res;
+}
+
+static void
+object_path(struct buf *b, const char *prefix, const char *ns, const char *kind,
+    const char *name)
+{
+	buf_adds(b, prefix);
+	buf_adds(b, "/namespaces/");
+	http_escape(b, ns);
+	buf_addf(b, "/%s/", kind);
+	http_escape(b, name);
+}
+
+enum kube_delete_result
+kube_delete_pod(struct kube *k, const char *ns, const char *name, const char *uid,
+    char *err, size_t errlen)
+{
+	enum kube_delete_result res;
+	struct buf path;
+
+	buf_init(&path, 4096);
+	object_path(&path, "/api/v1", ns, "pods", name);
+	res = kube_delete(k, path.data, uid, 0, "delete pod", err, errlen);
+	buf_release(&path);
+	return res;
+}
+
+enum kube_delete_result
+kube_delete_job(struct kube *k, const char *ns, const char *name, const char *uid,
+    char *err, size_t errlen)
+{
+	enum kube_delete_result res;
+	struct buf path;
+
+	buf_init(&path, 4096);
+	object_path(&path, "/apis/batch/v1", ns, "jobs", name);
+	res = kube_delete(k, path.data, uid, 1, "delete job", err, errlen);
+	buf_release(&path);
+	return res;
+}
+
+int
+kube_event(struct kube *k, const struct pod_info *pod, const char *reason,
+    const char *message, time_t now, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf body, path;
+	char ts[28], micro[28];
+	struct tm tm;
+	int rc = -1;
+
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	time_format_micro(now, 0, micro);
+	buf_init(&body, 16384);
+	buf_init(&path, 4096);
+	buf_adds(&body, "{\"kind\":\"Event\",\"apiVersion\":\"v1\",\"metadata\":{\"generateName\":");
+	buf_addc(&body, '"');
+	buf_add(&body, pod->name, strlen(pod->name) > 200 ? 200 : strlen(pod->name));
+	buf_adds(&body, ".\",\"namespace\":");
+	buf_add_json_string(&body, pod->namespace);
+	buf_adds(&body, "},\"involvedObject\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\","
+	    "\"namespace\":");
+	buf_add_json_string(&body, pod->namespace);
+	buf_adds(&body, ",\"name\":");
+	buf_add_json_string(&body, pod->name);
+	buf_adds(&body, ",\"uid\":");
+	buf_add_json_string(&body, pod->uid);
+	buf_adds(&body, "},\"reason\":");
+	buf_add_json_string(&body, reason);
+	buf_adds(&body, ",\"message\":");
+	buf_add_json_string(&body, message);
+	buf_addf(&body, ",\"source\":{\"component\":\"pipewarden-janitor\"},"
+	    "\"firstTimestamp\":\"%s\",\"lastTimestamp\":\"%s\",\"count\":1,"
+	    "\"type\":\"Normal\",\"reportingComponent\":\"pipewarden-janitor\","
+	    "\"reportingInstance\":\"pipewarden-janitor\",\"action\":\"Delete\","
+	    "\"eventTime\":\"%s\"}", ts, ts, micro);
+	buf_adds(&path, "/api/v1/namespaces/");
+	http_escape(&path, pod->namespace);
+	buf_adds(&path, "/events");
+	if (body.failed || path.failed) {
+		snprintf(err, errlen, "out of memory");
+	} else if (kube_call(k, "POST", path.data, body.data, &r, err, errlen) == 0) {
+		if (r.status == 201 || r.status == 200)
+			rc = 0;
+		else
+			status_error(&r, "create event", err, errlen);
+	}
+	http_response_release(&r);
+	buf_release(&path);
+	buf_release(&body);
+	return rc;
+}
+
+/* ---- the Lease ---------------------------------------------------------- */
+
+static void
+lease_path(struct kube *k, const char *name, struct buf *b)
+{
+	buf_adds(b, "/apis/coordination.k8s.io/v1/namespaces/");
+	http_escape(b, k->namespace);
+	buf_adds(b, "/leases");
+	if (name != NULL) {
+		buf_addc(b, '/');
+		http_escape(b, name);
+	}
+}
+
+int
+kube_get_lease(struct kube *k, const char *name, struct lease *l, char *err, size_t errlen)
+{
+	const cJSON *spec, *meta, *v;
+	struct http_response r = { 0 };
+	struct buf path;
+	cJSON *root = NULL;
+	int rc = -1;
+
+	memset(l, 0, sizeof(*l));
+	buf_init(&path, 4096);
+	lease_path(k, name, &path);
+	if (kube_call(k, "GET", path.data, NULL, &r, err, errlen) == -1)
+		goto out;
+	if (r.status == 404) {
+		rc = 0;
+		goto out;
+	}
+	if (r.status != 200) {
+		status_error(&r, "get lease", err, errlen);
+		goto out;
+	}
+	root = cJSON_ParseWithLength(r.body.data, r.body.len);
+	meta = get(root, "metadata");
+	spec = get(root, "spec");
+	if (str(meta, "resourceVersion") == NULL) {
+		snprintf(err, errlen, "get lease: not a Lease");
+		goto out;
+	}
+	l->exists = 1;
+	snprintf(l->resource_version, sizeof(l->resource_version), "%s",
+	    str(meta, "resourceVersion"));
+	snprintf(l->holder, sizeof(l->holder), "%s",
+	    str(spec, "holderIdentity") ? str(spec, "holderIdentity") : "");
+	v = get(spec, "leaseDurationSeconds");
+	l->duration = cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+	v = get(spec, "leaseTransitions");
+	l->transitions = cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+	if (str(spec, "renewTime") != NULL)
+		time_parse(str(spec, "renewTime"), &l->renew, &l->renew_ns);
+	if (str(spec, "acquireTime") != NULL)
+		time_parse(str(spec, "acquireTime"), &l->acquire, &l->acquire_ns);
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	http_response_release(&r);
+	buf_release(&path);
+	return rc;
+}
+
+int
+kube_put_lease(struct kube *k, const char *name, const struct lease *l, char *err,
+    size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf path, body;
+	char acquire[28], renew[28];
+	int create = l->resource_version[0] == '\0', rc = -1;
+
+	buf_init(&path, 4096);
+	buf_init(&body, 4096);
+	lease_path(k, create ? NULL : name, &path);
+	time_format_micro(l->acquire, l->acquire_ns, acquire);
+	time_format_micro(l->renew, l->renew_ns, renew);
+	buf_adds(&body, "{\"kind\":\"Lease\",\"apiVersion\":\"coordination.k8s.io/v1\","
+	    "\"metadata\":{\"name\":");
+	buf_add_json_string(&body, name);
+	buf_adds(&body, ",\"namespace\":");
+	buf_add_json_string(&body, k->namespace);
+	if (!create) {
+		buf_adds(&body, ",\"resourceVersion\":");
+		buf_add_json_string(&body, l->resource_version);
+	}
+	buf_adds(&body, "},\"spec\":{\"holderIdentity\":");
+	buf_add_json_string(&body, l->holder);
+	buf_addf(&body, ",\"leaseDurationSeconds\":%lld,\"acquireTime\":\"%s\","
+	    "\"renewTime\":\"%s\",\"leaseTransitions\":%lld}}", l->duration, acquire,
+	    renew, l->transitions);
+	if (body.failed) {
+		snprintf(err, errlen, "out of memory");
+	} else if (kube_call(k, create ? "POST" : "PUT", path.data, body.data, &r, err,
+	    errlen) == 0) {
+		if (r.status == 200 || r.status == 201)
+			rc = 0;
+		else if (r.status == 409)
+			rc = 1;
+		else
+			status_error(&r, create ? "create lease" : "update lease", err, errlen);
+	}
+	http_response_release(&r);
+	buf_release(&body);
+	buf_release(&path);
+	return rc;
+}

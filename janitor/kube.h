@@ -1,0 +1,89 @@
+#ifndef PW_KUBE_H
+#define PW_KUBE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "../common/http.h"
+#include "plan.h"
+
+/*
+ * The Kubernetes API: reading pods (pure parsing), listing, deleting,
+ * Events and the Lease.
+ */
+
+struct pod_list {
+	cJSON		**pages;	/* owned: each page's parsed body */
+	size_t		 npages;
+	struct pod_info	*pods;		/* owned; strings borrow from pages */
+	size_t		 n;
+};
+
+/* Parse one PodList page and append its items to l.  Return 0, or -1 with
+ * a message (not a PodList).  On success l owns the page. */
+int	kube_parse_pods(struct pod_list *l, const char *body, size_t len,
+	    char **continue_token, char *err, size_t errlen);
+void	pod_list_release(struct pod_list *l);
+
+struct kube {
+	struct http_client	*http;		/* owned */
+	char			*base;		/* "https://host:port", owned */
+	const char		*token_path;	/* re-read before each request */
+	const char		*namespace;	/* the janitor's own, for the Lease */
+	int			 requests;	/* API requests made, for benches */
+};
+
+/* Connect settings: base URL (NULL: in-cluster from KUBERNETES_SERVICE_HOST
+ * and _PORT, IPv6 in brackets), token file, CA file.  Return 0 or -1. */
+int	kube_init(struct kube *k, const char *base, const char *token_path,
+	    const char *ca_path, const char *namespace, char *err, size_t errlen);
+void	kube_release(struct kube *k);
+
+/* List managed pods (label pipewarden.io/managed=true), with an optional
+ * field selector.  cached: resourceVersion=0 (served from the API server's
+ * cache, as kubelets list; may ignore limit).  Pages are followed; an
+ * expired continue token (410) restarts the list once.  Return 0 with the
+ * whole list, or -1 with a message: the list is then incomplete and l is
+ * empty. */
+int	kube_list_pods(struct kube *k, const char *field_selector, int cached,
+	    struct pod_list *l, char *err, size_t errlen);
+
+enum kube_delete_result { KUBE_DELETED, KUBE_GONE, KUBE_REPLACED, KUBE_FAILED };
+
+/* Delete a pod, or a Job with propagationPolicy Background, with a UID
+ * precondition.  404 is KUBE_GONE, 409 KUBE_REPLACED (someone else won). */
+enum kube_delete_result	kube_delete_pod(struct kube *k, const char *ns,
+			    const char *name, const char *uid, char *err, size_t errlen);
+enum kube_delete_result	kube_delete_job(struct kube *k, const char *ns,
+			    const char *name, const char *uid, char *err, size_t errlen);
+
+/* Record a core/v1 Event on a pod (best effort).  Return 0 or -1. */
+int	kube_event(struct kube *k, const struct pod_info *pod, const char *reason,
+	    const char *message, time_t now, char *err, size_t errlen);
+
+/* ---- the Lease ----------------------------------------------------------- */
+
+struct lease {
+	int		 exists;
+	char		 holder[256];
+	long long	 duration;
+	time_t		 acquire;
+	long		 acquire_ns;
+	time_t		 renew;
+	long		 renew_ns;
+	long long	 transitions;
+	char		 resource_version[64];
+};
+
+/* GET the Lease.  Return 0 (l->exists says whether it was found) or -1. */
+int	kube_get_lease(struct kube *k, const char *name, struct lease *l,
+	    char *err, size_t errlen);
+
+/* Create (no resourceVersion) or update (with it) the Lease.  Return 0 when
+ * written, 1 on a conflict (409: someone else won), -1 on an error. */
+int	kube_put_lease(struct kube *k, const char *name, const struct lease *l,
+	    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,135 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "../common/cli.h"
+#include "../common/config.h"
+#include "../common/file.h"
+#include "../common/log.h"
+#include "loop.h"
+
+#ifndef PIPEWARDEN_VERSION
+#define PIPEWARDEN_VERSION "0.0.0-dev"
+#endif
+
+#define SA_DIR	"/var/run/secrets/kubernetes.io/serviceaccount"
+
+/* The janitor's namespace: POD_NAMESPACE, else the service account's. */
+static const char *
+own_namespace(char *buf, size_t len)
+{
+	const char *ns = getenv("POD_NAMESPACE");
+	char *text;
+	size_t n;
+
+	if (ns != NULL && ns[0] != '\0')
+		return ns;
+	if ((text = file_read(SA_DIR "/namespace", 253, &n)) != NULL) {
+		snprintf(buf, len, "%.*s", (int)strcspn(text, "\n"), text);
+		free(text);
+		return buf;
+	}
+	return "pipewarden-system";
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config_path = CONFIG_DEFAULT_PATH, *node = getenv("NODE_NAME");
+	const char *kube_api = NULL, *kube_token = SA_DIR "/token", *kube_ca = SA_DIR "/ca.crt";
+	const char *ado_ca = NULL, *metrics_port = "9091";
+	int help = 0, version = 0, check = 0, once = 0, dry_run = 0;
+	const struct cli_option opts[] = {
+		{ "config", &config_path, NULL, "FILE", "config file (" CONFIG_DEFAULT_PATH ")" },
+		{ "once", NULL, &once, NULL, "run one cycle and exit (0 done, 1 API error, 2 usage)" },
+		{ "dry-run", NULL, &dry_run, NULL, "log every decision, delete and write nothing" },
+		{ "node", &node, NULL, "NAME", "this node (NODE_NAME)" },
+		{ "kube-api", &kube_api, NULL, "URL", "Kubernetes API (in-cluster: KUBERNETES_SERVICE_HOST/PORT)" },
+		{ "kube-token-file", &kube_token, NULL, "FILE", "bearer token, re-read (" SA_DIR "/token)" },
+		{ "kube-ca", &kube_ca, NULL, "FILE", "CA of the Kubernetes API (" SA_DIR "/ca.crt)" },
+		{ "ado-ca", &ado_ca, NULL, "FILE", "CA bundle for Azure DevOps and Entra (system store)" },
+		{ "metrics-port", &metrics_port, NULL, "PORT", "HTTP port for /metrics, /healthz (9091)" },
+		{ "check-config", NULL, &check, NULL, "validate the config file and exit" },
+		{ "version", NULL, &version, NULL, "print the version and exit" },
+		{ "help", NULL, &help, NULL, "print this help and exit" },
+		{ NULL, NULL, NULL, NULL, NULL },
+	};
+	struct janitor_options jo;
+	struct config *cfg;
+	char err[512], nsbuf[256], host[256];
+	long long port;
+	int rc;
+
+	log_init("pipewarden-janitor");
+	if (cli_parse(opts, argc, argv, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pipewarden-janitor: %s\n", err);
+		return 2;
+	}
+	if (help) {
+		cli_usage("pipewarden-janitor", "Cleans finished and stuck agent pods on its "
+		    "node and, as the Lease holder, dead offline agents of the pools.", opts);
+		return 0;
+	}
+	if (version) {
+		printf("pipewarden-janitor %s\n", PIPEWARDEN_VERSION);
+		return 0;
+	}
+	if ((cfg = config_load(config_path, err, sizeof(err))) == NULL) {
+		if (check)
+			fprintf(stderr, "%s\n", err);
+		else
+			log_error("cannot start: invalid config", "file", config_path,
+			    "error", err, NULL);
+		return 2;
+	}
+	if (check) {
+		printf("configuration OK\n");
+		config_free(cfg);
+		return 0;
+	}
+	if (parse_ll(metrics_port, 0, 65535, &port) == -1) {
+		fprintf(stderr, "pipewarden-janitor: --metrics-port: '%s' is not a port "
+		    "(0 for none)\n", metrics_port);
+		config_free(cfg);
+		return 2;
+	}
+	if (node == NULL || node[0] == '\0') {
+		fprintf(stderr, "pipewarden-janitor: no node: set --node or NODE_NAME "
+		    "(the downward API's spec.nodeName)\n");
+		config_free(cfg);
+		return 2;
+	}
+	memset(&jo, 0, sizeof(jo));
+	jo.config_path = config_path;
+	jo.node = node;
+	jo.namespace = own_namespace(nsbuf, sizeof(nsbuf));
+	jo.identity = getenv("POD_NAME");
+	if (jo.identity == NULL || jo.identity[0] == '\0') {
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "pipewarden-janitor-%d", (int)getpid());
+		host[sizeof(host) - 1] = '\0';
+		jo.identity = host;
+	}
+	jo.kube_api = kube_api;
+	jo.kube_token_file = kube_token;
+	jo.kube_ca = kube_ca;
+	jo.ado_ca = ado_ca;
+	jo.pat_file = getenv("AZP_TOKEN_FILE");
+	if (jo.pat_file != NULL && jo.pat_file[0] == '\0')
+		jo.pat_file = NULL;
+	jo.client_id = getenv("AZURE_CLIENT_ID");
+	jo.tenant_id = getenv("AZURE_TENANT_ID");
+	jo.authority = getenv("AZURE_AUTHORITY_HOST");
+	jo.federated_token_file = getenv("AZURE_FEDERATED_TOKEN_FILE");
+	jo.metrics_port = (unsigned int)port;
+	jo.once = once;
+	jo.dry_run = dry_run;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* the janitor now owns cfg */
+	rc = janitor_run(&jo, cfg);
+	curl_global_cleanup();
+	return rc;
+}
