@@ -80,9 +80,10 @@ $(B)/tools/policy-run: $(COMMON_SRC:%.c=$(B)/obj/%.o) $(POLICY_SRC:%.c=$(B)/obj/
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/tests/%: $(B)/obj/tests/unit/%.o $(COMMON_SRC:%.c=$(B)/obj/%.o) \
-    $(POLICY_SRC:%.c=$(B)/obj/%.o) $(PLAN_SRC:%.c=$(B)/obj/%.o)
+    $(POLICY_SRC:%.c=$(B)/obj/%.o) $(PLAN_SRC:%.c=$(B)/obj/%.o) \
+    $(B)/obj/common/http.o $(B)/obj/common/secret.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcurl
 
 unit-bin: $(UNIT_TESTS:%=$(B)/tests/%)
 

@@ -231,7 +231,7 @@ kube_call(struct kube *k, const char *method, const char *path, const char *body
 	    "Content-Type: application/json", "User-Agent: pipewarden-janitor", NULL };
 	struct secret token = { NULL, 0 };
 	struct buf url, auth;
-	int rc;
+	int rc, attempt;
 
 	buf_init(&url, 16384);
 	buf_init(&auth, 16384);
@@ -241,10 +241,19 @@ kube_call(struct kube *k, const char *method, const char *path, const char *body
 		buf_adds(&auth, "Bearer ");
 		buf_adds(&auth, secret_bytes(&token));
 	}
-	k->requests++;
-	rc = http_request(k->http, method, url.data, json_headers,
-	    auth.len > 0 ? auth.data : NULL, body, body != NULL ? strlen(body) : 0,
-	    r, err, errlen);
+	/* The API server's 429 (max-in-flight, priority and fairness) says
+	 * when to come back: wait as client-go does, a few times. */
+	for (attempt = 0;; attempt++) {
+		k->requests++;
+		rc = http_request(k->http, method, url.data, json_headers,
+		    auth.len > 0 ? auth.data : NULL, body, body != NULL ? strlen(body) : 0,
+		    r, err, errlen);
+		if (rc == -1 || r->status != 429 || attempt == 3 || k->wait == NULL ||
+		    k->wait(k->wait_cls, r->retry_after > 0 ? (r->retry_after > 30 ? 30 :
+		    r->retry_after) : 1) == -1)
+			break;
+		http_response_release(r);
+	}
 	if (auth.data != NULL)
 		explicit_bzero(auth.data, auth.len);
 	buf_release(&auth);

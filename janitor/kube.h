@@ -33,6 +33,10 @@ struct kube {
 	const char		*token_path;	/* re-read before each request */
 	const char		*namespace;	/* the janitor's own, for the Lease */
 	int			 requests;	/* API requests made, for benches */
+	/* Wait for a 429's Retry-After; returns -1 when stopping.  NULL: no
+	 * retry. */
+	int			(*wait)(void *cls, double seconds);
+	void			*wait_cls;
 };
 
 /* Connect settings: base URL (NULL: in-cluster from KUBERNETES_SERVICE_HOST

@@ -280,6 +280,21 @@ act(struct janitor *j, const struct plan *p, time_t now)
 	return failed;
 }
 
+/* Turn every deletion of the plan into a kept item with this reason. */
+static void
+hold_deletions(struct plan *p, const char *reason)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		if (!plan_is_delete(&p->items[i]))
+			continue;
+		p->items[i].kind = p->items[i].agent != NULL ? ACT_KEEP_AGENT : ACT_KEEP_POD;
+		p->items[i].reason = reason;
+	}
+	p->pod_deletions = p->agent_deletions = 0;
+}
+
 static void
 count_agents(struct janitor *j, const struct pool_agents *pools, size_t n)
 {
@@ -312,7 +327,7 @@ cycle(struct janitor *j)
 	struct plan p;
 	char err[512], sel[512];
 	double t0 = mono();
-	int failed = 0, leader;
+	int failed = 0, leader, ado_failed = 0;
 	size_t i;
 
 	reload_config(j);
@@ -365,16 +380,16 @@ cycle(struct janitor *j)
 			if (j->pool_ids[i] <= 0 &&
 			    (j->pool_ids[i] = ado_pool_id(&j->ado, name, err, sizeof(err))) == -1) {
 				j->pool_ids[i] = 0;
-				log_error("pool lookup failed: no agent of it is deleted this cycle",
+				log_error("pool lookup failed: nothing is deleted this cycle",
 				    "pool", name, "error", err, NULL);
-				failed = 1;
+				failed = ado_failed = 1;
 				continue;
 			}
 			if (ado_list_agents(&j->ado, j->pool_ids[i],
 			    j->cfg->janitor.only_managed_agents, &lists[i], err, sizeof(err)) == -1) {
-				log_error("listing agents failed: no agent of it is deleted this "
-				    "cycle", "pool", name, "error", err, NULL);
-				failed = 1;
+				log_error("listing agents failed: nothing is deleted this cycle",
+				    "pool", name, "error", err, NULL);
+				failed = ado_failed = 1;
 				continue;
 			}
 			pools[i].agents = lists[i].agents;
@@ -390,6 +405,9 @@ cycle(struct janitor *j)
 		failed = 1;
 		goto out;
 	}
+	/* While Azure DevOps is unreachable nothing is deleted (DESIGN). */
+	if (ado_failed)
+		hold_deletions(&p, "azure-devops-unavailable");
 	/* Renew before acting: a Lease lost since the election means another
 	 * replica may be doing pool work now. */
 	if (leader && p.agent_deletions > 0 && !j->opts->dry_run &&
@@ -400,6 +418,7 @@ cycle(struct janitor *j)
 				p.items[i].kind = ACT_KEEP_AGENT;
 				p.items[i].reason = "lease-lost";
 			}
+		p.agent_deletions = 0;
 		j->elector.leader = 0;
 		metrics_set(j->m_is_leader, 0);
 	}
@@ -538,6 +557,8 @@ janitor_run(const struct janitor_options *opts, struct config *cfg)
 		log_error("cannot start", "error", err, NULL);
 		goto out;
 	}
+	j.kube.wait = wait_or_stop;
+	j.kube.wait_cls = &j;
 	if (ado_init(&j.ado, j.cfg->organization_url, opts->ado_ca) == -1) {
 		log_error("cannot start: out of memory", NULL);
 		goto out;

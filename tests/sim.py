@@ -1,0 +1,536 @@
+"""Simulators of the Kubernetes API, Azure DevOps and Entra's token endpoint.
+
+Real HTTPS servers on 127.0.0.1, run in threads of the test process so a
+test sets state and faults directly and reads what was asked.  They behave
+as ../shared/fixtures/*/README.md documents, never friendlier:
+
+Kubernetes: bearer-token auth (401 Status), pods filtered by label and
+field selector, limit/continue paging with real-shaped continue tokens and
+410 Expired, resourceVersion=0 served whole from "cache", DELETE with
+DeleteOptions UID preconditions (409 on mismatch, 404 when gone), Jobs
+deleted with their pods, Events, Leases with resourceVersion conflicts
+(409) and AlreadyExists, 429 as plain text with Retry-After.
+
+Azure DevOps: PAT (Basic) or Entra bearer auth, a bad credential answered
+with 203 and the HTML sign-in page; pools by name; the agents list whole
+(not paged) with include flags applied as the real API does (no
+assignedRequest or capabilities unless asked; `demands` ignores them);
+members that are null are omitted; DELETE 204 / 404 / 400
+TaskAgentJobStillRunningException; 429 with Retry-After, 200 with
+Retry-After (slow down), 5xx, hangs, malformed JSON.
+
+Entra: the client-credentials token request with a federated assertion.
+"""
+import base64
+import copy
+import json
+import os
+import ssl
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SIGNIN_HTML = ("<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title>"
+               "</head><body>Sign in to your account</body></html>")
+
+
+def now_rfc3339(t=None, frac=False):
+    t = time.time() if t is None else t
+    s = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+    return s + (".%06dZ" % int((t % 1) * 1e6) if frac else "Z")
+
+
+def status_body(code, reason, message, details=None):
+    b = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+         "message": message, "reason": reason, "code": code}
+    if details:
+        b["details"] = details
+    return b
+
+
+class Server:
+    """A threaded HTTPS server calling handler(method, path, query, headers, body)."""
+
+    def __init__(self, certdir, handler):
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _do(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                u = urllib.parse.urlsplit(self.path)
+                q = urllib.parse.parse_qs(u.query, keep_blank_values=True)
+                q = {k: v[0] for k, v in q.items()}
+                with outer.lock:
+                    outer.log.append((self.command, u.path, q, dict(self.headers), body))
+                res = handler(self.command, u.path, q, self.headers, body)
+                if res is None:       # close without an answer
+                    self.close_connection = True
+                    return
+                status, headers, payload = res
+                if isinstance(payload, (dict, list)):
+                    payload = json.dumps(payload).encode()
+                    headers.setdefault("Content-Type", "application/json; charset=utf-8")
+                elif isinstance(payload, str):
+                    payload = payload.encode()
+                payload = payload or b""
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _do
+
+        self.lock = threading.Lock()
+        self.log = []
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certdir, "tls.crt"), os.path.join(certdir, "tls.key"))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.url = "https://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def requests(self, method=None, prefix=""):
+        with self.lock:
+            return [r for r in self.log if (method is None or r[0] == method) and r[1].startswith(prefix)]
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# ---- Kubernetes ---------------------------------------------------------------
+
+class KubeSim:
+    def __init__(self, certdir, token="kube-test-token-Zq8"):
+        self.token = token
+        self.pods = []            # full Pod objects
+        self.jobs = {}            # (ns, name) -> uid
+        self.leases = {}          # (ns, name) -> Lease object
+        self.events = []
+        self.rv = 7340000
+        self.faults = {}          # see handle()
+        self.lock = threading.RLock()
+        self.server = Server(certdir, self.handle)
+        self.url = self.server.url
+
+    def next_rv(self):
+        self.rv += 1
+        return str(self.rv)
+
+    def add_pod(self, pod):
+        with self.lock:
+            pod.setdefault("metadata", {})["resourceVersion"] = self.next_rv()
+            self.pods.append(pod)
+            for o in pod["metadata"].get("ownerReferences", []):
+                if o.get("kind") == "Job":
+                    self.jobs[(pod["metadata"]["namespace"], o["name"])] = o["uid"]
+
+    def pod(self, name):
+        for p in self.pods:
+            if p["metadata"]["name"] == name:
+                return p
+        return None
+
+    def handle(self, method, path, q, headers, body):
+        f = self.faults
+        if f.get("hang"):
+            time.sleep(f["hang"])
+        if f.get("too_many", 0) > 0:
+            f["too_many"] -= 1
+            return 429, {"Retry-After": "1", "Content-Type": "text/plain; charset=utf-8"}, \
+                "Too many requests, please try again later.\n"
+        if f.get("error_5xx", 0) > 0:
+            f["error_5xx"] -= 1
+            return 503, {}, status_body(503, "ServiceUnavailable", "etcd is unavailable")
+        if headers.get("Authorization") != "Bearer " + self.token:
+            return 401, {}, status_body(401, "Unauthorized", "Unauthorized")
+        with self.lock:
+            if path == "/api/v1/pods" and method == "GET":
+                return self.list_pods(q)
+            parts = path.strip("/").split("/")
+            if path.startswith("/api/v1/namespaces/") and len(parts) == 6 and parts[4] == "pods" \
+                    and method == "DELETE":
+                return self.delete_pod(parts[3], parts[5], body)
+            if path.startswith("/apis/batch/v1/namespaces/") and len(parts) == 7 and \
+                    parts[5] == "jobs" and method == "DELETE":
+                return self.delete_job(parts[4], parts[6], body)
+            if path.startswith("/api/v1/namespaces/") and path.endswith("/events") and method == "POST":
+                ev = json.loads(body)
+                ev["metadata"]["name"] = ev["metadata"].get("generateName", "e") + "x%d" % len(self.events)
+                self.events.append(ev)
+                return 201, {}, ev
+            if path.startswith("/apis/coordination.k8s.io/v1/namespaces/"):
+                return self.lease(method, parts, body)
+        return 404, {}, status_body(404, "NotFound", "the server could not find the requested resource")
+
+    def list_pods(self, q):
+        f = self.faults
+        items = [p for p in self.pods if self.matches(p, q)]
+        items.sort(key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+        meta = {"resourceVersion": str(self.rv)}
+        if q.get("resourceVersion") == "0":
+            # Served from the watch cache: limit is ignored, one answer.
+            return 200, {}, {"kind": "PodList", "apiVersion": "v1", "metadata": meta,
+                             "items": [self.strip(p) for p in items]}
+        limit = int(q.get("limit") or 0) or len(items) or 1
+        start = 0
+        page = 1
+        if q.get("continue"):
+            tok = json.loads(base64.urlsafe_b64decode(q["continue"] + "=="))
+            if f.get("expire_continue", 0) > 0:
+                f["expire_continue"] -= 1
+                return 410, {}, status_body(
+                    410, "Expired", "The provided continue parameter is too old to display a "
+                    "consistent list result. You can start a new list without the continue "
+                    "parameter, or use the continue token in this response to retrieve the "
+                    "remainder of the results. Continuing with the provided token results in "
+                    "an inconsistent list - objects that were created, modified, or deleted "
+                    "between the time the first chunk was returned and now may show up in the list.")
+            start = tok["i"]
+            page = tok["p"]
+        if f.get("fail_page") == page:
+            return 500, {}, status_body(500, "InternalError", "Internal error occurred: etcdserver: request timed out")
+        chunk = items[start:start + limit]
+        if start + limit < len(items):
+            meta["continue"] = base64.urlsafe_b64encode(json.dumps(
+                {"v": "meta.k8s.io/v1", "rv": self.rv, "i": start + limit, "p": page + 1}).encode()
+            ).decode().rstrip("=")
+        return 200, {}, {"kind": "PodList", "apiVersion": "v1", "metadata": meta,
+                         "items": [self.strip(p) for p in chunk]}
+
+    @staticmethod
+    def strip(p):
+        p = copy.deepcopy(p)
+        p.pop("kind", None)
+        p.pop("apiVersion", None)
+        return p
+
+    @staticmethod
+    def matches(p, q):
+        labels = p["metadata"].get("labels", {})
+        for sel in filter(None, (q.get("labelSelector") or "").split(",")):
+            k, v = sel.split("=", 1)
+            if labels.get(k) != v:
+                return False
+        for sel in filter(None, (q.get("fieldSelector") or "").split(",")):
+            k, v = sel.split("=", 1)
+            if k == "spec.nodeName" and p["spec"].get("nodeName", "") != v:
+                return False
+        return True
+
+    def check_precondition(self, body, uid, kind, name):
+        pre = (json.loads(body or b"{}").get("preconditions") or {}).get("uid")
+        if pre is not None and pre != uid:
+            return 409, {}, status_body(
+                409, "Conflict", "Operation cannot be fulfilled on %s \"%s\": the UID in the "
+                "precondition (%s) does not match the UID in record (%s). The object might "
+                "have been deleted and then recreated" % (kind, name, pre, uid),
+                {"name": name, "kind": kind})
+        return None
+
+    def delete_pod(self, ns, name, body):
+        for p in self.pods:
+            if p["metadata"]["namespace"] == ns and p["metadata"]["name"] == name:
+                bad = self.check_precondition(body, p["metadata"]["uid"], "Pod", name)
+                if bad:
+                    return bad
+                self.pods.remove(p)
+                p["metadata"]["deletionTimestamp"] = now_rfc3339()
+                p["metadata"]["deletionGracePeriodSeconds"] = 0
+                return 200, {}, p
+        return 404, {}, status_body(404, "NotFound", 'pods "%s" not found' % name,
+                                    {"name": name, "kind": "pods"})
+
+    def delete_job(self, ns, name, body):
+        uid = self.jobs.get((ns, name))
+        if uid is None:
+            return 404, {}, status_body(404, "NotFound", 'jobs.batch "%s" not found' % name,
+                                        {"name": name, "group": "batch", "kind": "jobs"})
+        bad = self.check_precondition(body, uid, "Job", name)
+        if bad:
+            return bad
+        opts = json.loads(body or b"{}")
+        self.deleted_job_options = opts
+        del self.jobs[(ns, name)]
+        # Background propagation: the garbage collector removes the pods.
+        self.pods = [p for p in self.pods if not any(
+            o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))]
+        return 200, {}, {"kind": "Job", "apiVersion": "batch/v1",
+                         "metadata": {"name": name, "namespace": ns, "uid": uid}}
+
+    def lease(self, method, parts, body):
+        ns = parts[4]
+        if method == "POST" and len(parts) == 6:
+            obj = json.loads(body)
+            key = (ns, obj["metadata"]["name"])
+            if key in self.leases:
+                return 409, {}, status_body(409, "AlreadyExists",
+                                            'leases.coordination.k8s.io "%s" already exists' % key[1])
+            obj["metadata"]["resourceVersion"] = self.next_rv()
+            obj["metadata"]["uid"] = "lease-uid-1"
+            self.leases[key] = obj
+            return 201, {}, obj
+        if len(parts) != 7:
+            return 404, {}, status_body(404, "NotFound", "not found")
+        key = (ns, parts[6])
+        cur = self.leases.get(key)
+        if method == "GET":
+            if cur is None:
+                return 404, {}, status_body(404, "NotFound",
+                                            'leases.coordination.k8s.io "%s" not found' % key[1])
+            return 200, {}, cur
+        if method == "PUT":
+            obj = json.loads(body)
+            if cur is None:
+                return 404, {}, status_body(404, "NotFound", "not found")
+            if obj["metadata"].get("resourceVersion") != cur["metadata"]["resourceVersion"]:
+                return 409, {}, status_body(
+                    409, "Conflict", 'Operation cannot be fulfilled on leases.coordination.k8s.io '
+                    '"%s": the object has been modified; please apply your changes to the latest '
+                    'version and try again' % key[1])
+            for t in ("renewTime", "acquireTime"):
+                v = obj["spec"].get(t, "")
+                assert len(v) == 27 and v[19] == "." and v.endswith("Z"), "MicroTime: " + v
+            obj["metadata"]["resourceVersion"] = self.next_rv()
+            obj["metadata"]["uid"] = cur["metadata"]["uid"]
+            self.leases[key] = obj
+            return 200, {}, obj
+        return 405, {}, status_body(405, "MethodNotAllowed", "method not allowed")
+
+    def stop(self):
+        self.server.stop()
+
+
+# ---- Azure DevOps and Entra ---------------------------------------------------------
+
+class AdoSim:
+    def __init__(self, certdir, org="contoso", pat="PWTESTPAT-ado-Secret-1234567890abcdef",
+                 tenant="aaaaaaaa-0000-4000-8000-000000000001",
+                 client_id="11111111-0000-4000-8000-000000000001",
+                 assertion="eyJhbGciOiJSUzI1NiJ9.PWTEST-federated-assertion.sig"):
+        self.org = org
+        self.pat = pat
+        self.tenant = tenant
+        self.client_id = client_id
+        self.assertion = assertion
+        self.bearer = "eyJ0eXAiOiJKV1QifQ.PWTEST-entra-access-token.fakesig"
+        self.pools = {}           # name -> id
+        self.agents = {}          # pool id -> [agent objects]
+        self.faults = {}
+        self.token_requests = 0
+        self.lock = threading.RLock()
+        self.server = Server(certdir, self.handle)
+        self.url = self.server.url + "/" + org
+        self.authority = self.server.url + "/"
+
+    def handle(self, method, path, q, headers, body):
+        if path == "/%s/oauth2/v2.0/token" % self.tenant:
+            return self.token(body)
+        f = self.faults
+        if f.get("hang"):
+            time.sleep(f["hang"])
+        if f.get("throttle", 0) > 0:
+            f["throttle"] -= 1
+            return 429, {"Retry-After": "1", "X-RateLimit-Resource": "Core",
+                         "X-RateLimit-Remaining": "0"}, {
+                "$id": "1", "innerException": None,
+                "message": "TF400733: The request has been canceled: Request was blocked due to "
+                           "exceeding usage of resource 'Core' in namespace 'User'.",
+                "typeName": "Microsoft.TeamFoundation.Framework.Server.RequestBlockedException, "
+                            "Microsoft.TeamFoundation.Framework.Server",
+                "typeKey": "RequestBlockedException", "errorCode": 0, "eventId": 3000}
+        if f.get("error_5xx", 0) > 0:
+            f["error_5xx"] -= 1
+            return 503, {"Content-Type": "text/html"}, "<html>Service Unavailable</html>"
+        auth = headers.get("Authorization") or ""
+        good = {"Basic " + base64.b64encode((":" + self.pat).encode()).decode(),
+                "Bearer " + self.bearer}
+        if auth not in good:
+            return 203, {"Content-Type": "text/html; charset=utf-8"}, SIGNIN_HTML
+        if f.get("malformed"):
+            return 200, {"Content-Type": "application/json"}, '{"count": 3, "value": [{"id": 1,'
+        extra = {}
+        if f.get("slow_down"):
+            extra = {"Retry-After": "1", "X-RateLimit-Delay": "0.5", "X-RateLimit-Remaining": "0"}
+        prefix = "/%s/_apis/distributedtask/pools" % self.org
+        with self.lock:
+            if path == prefix and method == "GET":
+                name = q.get("poolName")
+                value = [{"id": i, "name": n, "isHosted": False, "poolType": "automation", "size": 1}
+                         for n, i in self.pools.items() if name is None or n == name]
+                return 200, extra, {"count": len(value), "value": value}
+            parts = path[len(prefix):].strip("/").split("/")
+            if len(parts) >= 2 and parts[1] == "agents":
+                pid = int(parts[0])
+                if pid not in self.agents:
+                    return 404, {}, {"$id": "1", "innerException": None,
+                                     "message": "No agent pool found with identifier %d." % pid,
+                                     "typeName": "Microsoft.TeamFoundation.DistributedTask.WebApi."
+                                                 "TaskAgentPoolNotFoundException",
+                                     "typeKey": "TaskAgentPoolNotFoundException",
+                                     "errorCode": 0, "eventId": 3000}
+                if len(parts) == 2 and method == "GET":
+                    return 200, extra, self.list_agents(pid, q)
+                if len(parts) == 3 and method == "DELETE":
+                    return self.delete_agent(pid, int(parts[2]))
+        return 404, {}, {"message": "not found", "typeKey": "NotFound"}
+
+    def list_agents(self, pid, q):
+        inc = lambda k: q.get(k, "").lower() == "true" and "demands" not in q  # noqa: E731
+        out = []
+        for a in self.agents[pid]:
+            a = copy.deepcopy(a)
+            if not inc("includeCapabilities"):
+                a.pop("systemCapabilities", None)
+                a.pop("userCapabilities", None)
+            if not inc("includeAssignedRequest"):
+                a.pop("assignedRequest", None)
+            if not inc("includeLastCompletedRequest"):
+                a.pop("lastCompletedRequest", None)
+            out.append(a)
+        return {"count": len(out), "value": out}
+
+    def delete_agent(self, pid, aid):
+        for a in self.agents[pid]:
+            if a["id"] == aid:
+                if a.get("assignedRequest"):
+                    return 400, {}, {
+                        "$id": "1", "innerException": None,
+                        "message": "The agent %s is running a job and cannot be deleted." % a["name"],
+                        "typeName": "Microsoft.TeamFoundation.DistributedTask.WebApi."
+                                    "TaskAgentJobStillRunningException, Microsoft.TeamFoundation."
+                                    "DistributedTask.WebApi",
+                        "typeKey": "TaskAgentJobStillRunningException", "errorCode": 0,
+                        "eventId": 3000}
+                self.agents[pid].remove(a)
+                return 204, {}, b""
+        return 404, {}, {"$id": "1", "innerException": None,
+                         "message": "Agent %d was not found." % aid,
+                         "typeName": "Microsoft.TeamFoundation.DistributedTask.WebApi."
+                                     "TaskAgentNotFoundException",
+                         "typeKey": "TaskAgentNotFoundException", "errorCode": 0, "eventId": 3000}
+
+    def token(self, body):
+        self.token_requests += 1
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+        if self.faults.get("entra_down"):
+            return None
+        ok = (form.get("grant_type") == "client_credentials" and
+              form.get("client_id") == self.client_id and
+              form.get("scope") == "499b84ac-1321-427f-aa17-267ca6975798/.default" and
+              form.get("client_assertion_type") ==
+              "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        if not ok:
+            return 400, {}, {"error": "invalid_request", "error_description":
+                             "AADSTS90014: The required field is missing.", "error_codes": [90014]}
+        if form.get("client_assertion") != self.assertion:
+            return 401, {}, {"error": "invalid_client", "error_description":
+                             "AADSTS700024: Client assertion is not within its valid time range.",
+                             "error_codes": [700024]}
+        return 200, {}, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+                         "access_token": self.bearer}
+
+    def stop(self):
+        self.server.stop()
+
+
+# ---- building state in the fixtures' shapes -------------------------------------------
+
+def agent(aid, name, status="offline", enabled=True, busy=False, changed_ago=None,
+          created_ago=86400, managed=True, pod_uid=None, now=None):
+    """An agent as the agents list returns it (agents-page-1.json's shape);
+    null members are omitted, as the service does."""
+    now = time.time() if now is None else now
+    a = {"_links": {"self": {"href": "https://dev.azure.com/contoso/_apis/distributedtask/pools/12/agents/%d" % aid}},
+         "maxParallelism": 1, "createdOn": now_rfc3339(now - created_ago),
+         "authorization": {"clientId": "c-%d" % aid}, "id": aid, "name": name,
+         "version": "4.255.0", "osDescription": "Linux 5.15.0-1079-azure #88-Ubuntu SMP",
+         "status": status, "provisioningState": "Provisioned", "accessPoint": "CodexAccessMapping"}
+    if enabled:
+        a["enabled"] = True
+    if changed_ago is not None:
+        a["statusChangedOn"] = now_rfc3339(now - changed_ago)
+    caps = {"Agent.Name": name, "Agent.OS": "Linux", "KUBERNETES_SERVICE_HOST": "10.0.0.1"}
+    if managed:
+        caps["PIPEWARDEN_MANAGED"] = "true"
+    if pod_uid:
+        caps["PIPEWARDEN_POD_UID"] = pod_uid
+    a["systemCapabilities"] = caps
+    if busy:
+        a["assignedRequest"] = {"requestId": 9000 + aid, "queueTime": now_rfc3339(now - 600),
+                                "assignTime": now_rfc3339(now - 590), "receiveTime": now_rfc3339(now - 589),
+                                "lockedUntil": now_rfc3339(now + 300), "planType": "Build",
+                                "jobName": "Build", "poolId": 12}
+    return a
+
+
+def pod(name, ns="ci-agents", node="node-a", phase="Running", created_ago=3600,
+        finished_ago=None, owner="Job", owner_name=None, uid=None, deleting=False,
+        unschedulable=False, agent_finished_ago=None, sidecar=False):
+    """A managed pod as the API server persists it (podlist fixtures' shape)."""
+    now = time.time()
+    uid = uid or "uid-" + name
+    meta = {"name": name, "namespace": ns, "uid": uid,
+            "creationTimestamp": now_rfc3339(now - created_ago),
+            "labels": {"pipewarden.io/managed": "true", "pipewarden.io/pool": "aks-pool"},
+            "annotations": {"pipewarden.io/inject": "true", "pipewarden.io/injected": "0.1.0"}}
+    if deleting:
+        meta["deletionTimestamp"] = now_rfc3339(now + 30)
+    if owner:
+        oname = owner_name or name.rsplit("-", 1)[0]
+        meta["ownerReferences"] = [{"apiVersion": "batch/v1" if owner == "Job" else "apps/v1",
+                                    "kind": owner, "name": oname, "uid": "owner-" + oname,
+                                    "controller": True, "blockOwnerDeletion": True}]
+    containers = [{"name": "agent", "image": "azp-agent"}]
+    if sidecar:
+        containers.append({"name": "log-forwarder", "image": "fluent-bit"})
+    spec = {"containers": containers, "restartPolicy": "Never"}
+    if node:
+        spec["nodeName"] = node
+    status = {"phase": phase}
+    if finished_ago is not None:
+        status["containerStatuses"] = [{"name": "agent", "state": {"terminated": {
+            "exitCode": 0, "reason": "Completed", "startedAt": now_rfc3339(now - created_ago),
+            "finishedAt": now_rfc3339(now - finished_ago)}}}]
+    elif agent_finished_ago is not None:
+        status["containerStatuses"] = [
+            {"name": "agent", "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                                       "finishedAt": now_rfc3339(now - agent_finished_ago)}}},
+            {"name": "log-forwarder", "state": {"running": {"startedAt": now_rfc3339(now - created_ago)}}}]
+    if unschedulable:
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                 "message": "0/3 nodes are available"}]
+    return {"metadata": meta, "spec": spec, "status": status}
+
+
+def fixture_agents(shared_dir, shift_to_now=True):
+    """The 12 agents of ../shared/fixtures/azure-devops/agents-page-1.json,
+    with every time moved by (now - the fixture's now) so ages stay as the
+    README describes them."""
+    path = os.path.join(shared_dir, "fixtures", "azure-devops", "agents-page-1.json")
+    with open(path) as f:
+        data = json.load(f)
+    delta = time.time() - 1788264000 if shift_to_now else 0
+
+    def shift(o):
+        if isinstance(o, dict):
+            return {k: shift(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [shift(v) for v in o]
+        if isinstance(o, str) and len(o) >= 20 and o[4:5] == "-" and o[10:11] == "T" and o.endswith("Z"):
+            t = time.mktime(time.strptime(o[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+            return now_rfc3339(t + delta)
+        return o
+    return shift(data["value"])

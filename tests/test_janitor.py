@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""End-to-end tests of bin/pipewarden-janitor against the simulators.
+
+Each scenario sets simulator state and faults, runs the real binary over
+real TLS (mostly --once), and asserts what was deleted -- usually that
+nothing wrong was -- plus exit codes, logs, Events, the Lease and metrics.
+
+usage: test_janitor.py --bin BIN [--results FILE] [--wrapper "valgrind ..."] [--suite NAME]
+"""
+import argparse
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+import sim  # noqa: E402
+
+ARGS = None
+SCALE = 1.0
+NODE = "node-a"
+NS = "pipewarden-system"
+
+
+class Env:
+    """Certificates, simulators, token files and a config for one scenario."""
+
+    def __init__(self, tmp, cfg=None, wi=False):
+        self.dir = tempfile.mkdtemp(dir=tmp)
+        lib.make_certs(os.path.join(self.dir, "certs"))
+        certdir = os.path.join(self.dir, "certs")
+        self.ca = os.path.join(certdir, "ca.crt")
+        self.kube = sim.KubeSim(certdir)
+        self.ado = sim.AdoSim(certdir)
+        self.ado.pools["aks-pool"] = 12
+        self.ado.agents[12] = []
+        self.token_file = self.write("kube-token", self.kube.token + "\n")
+        self.pat_file = self.write("pat", self.ado.pat + "\n")
+        self.assertion_file = self.write("federated-token", self.ado.assertion)
+        self.wi = wi
+        with open(lib.DEFAULT_CONFIG) as f:
+            c = json.load(f)
+        c["organizationUrl"] = self.ado.url
+        c["pools"] = ["aks-pool"]
+        c["janitor"]["intervalSeconds"] = 1
+        self.config_obj = lib.deep_merge(c, cfg or {})
+        self.config = self.write("config.json", json.dumps(self.config_obj))
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def command(self, extra=None, kube_url=None):
+        cmd = shlex.split(ARGS.wrapper) if ARGS.wrapper else []
+        return cmd + [ARGS.bin, "--config", self.config, "--node", NODE,
+                      "--kube-api", kube_url or self.kube.url, "--kube-token-file", self.token_file,
+                      "--kube-ca", self.ca, "--ado-ca", self.ca] + (extra or [])
+
+    def environ(self, identity="janitor-1", extra=None):
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZP_", "PIPEWARDEN_"))}
+        e.update({"POD_NAME": identity, "POD_NAMESPACE": NS})
+        if self.wi:
+            e.update({"AZURE_CLIENT_ID": self.ado.client_id, "AZURE_TENANT_ID": self.ado.tenant,
+                      "AZURE_AUTHORITY_HOST": self.ado.authority,
+                      "AZURE_FEDERATED_TOKEN_FILE": self.assertion_file})
+        else:
+            e["AZP_TOKEN_FILE"] = self.pat_file
+        e.update(extra or {})
+        return e
+
+    def once(self, extra=None, identity="janitor-1", env=None, kube_url=None, timeout=120):
+        p = subprocess.run(self.command(["--once"] + (extra or []), kube_url),
+                           env=self.environ(identity, env), capture_output=True, text=True,
+                           timeout=timeout * SCALE)
+        return p.returncode, p.stderr
+
+    def agent_ids(self):
+        return sorted(a["id"] for a in self.ado.agents[12])
+
+    def pod_names(self):
+        return sorted(p["metadata"]["name"] for p in self.kube.pods)
+
+    def mark(self):
+        return (len(self.kube.server.requests()), len(self.ado.server.requests()))
+
+    def writes(self, since=(0, 0)):
+        """Every request that writes, to either API, since a mark()."""
+        k = [r for r in self.kube.server.requests()[since[0]:]
+             if r[0] in ("POST", "PUT", "DELETE", "PATCH")]
+        a = [r for r in self.ado.server.requests()[since[1]:]
+             if r[0] in ("POST", "PUT", "DELETE", "PATCH") and "/oauth2/" not in r[1]]
+        return k + a
+
+    def stop(self):
+        self.kube.stop()
+        self.ado.stop()
+
+
+def standard_state(env):
+    """A node and a pool with one of each case."""
+    k = env.kube
+    k.add_pod(sim.pod("job-done-old-x1", phase="Succeeded", finished_ago=1000))
+    k.add_pod(sim.pod("job-done-young-x2", phase="Succeeded", finished_ago=60))
+    k.add_pod(sim.pod("job-running-x3", phase="Running"))
+    k.add_pod(sim.pod("job-oom-x4", phase="Failed", finished_ago=900))
+    k.add_pod(sim.pod("bare-stuck", phase="Pending", created_ago=2000, owner=None))
+    k.add_pod(sim.pod("rs-stuck-abcde", phase="Pending", created_ago=2000, owner="ReplicaSet",
+                      owner_name="rs-1"))
+    k.add_pod(sim.pod("sidecar-x5", phase="Running", agent_finished_ago=900, sidecar=True))
+    k.add_pod(sim.pod("terminating-x6", phase="Succeeded", finished_ago=5000, deleting=True))
+    k.add_pod(sim.pod("other-node-done-x7", node="node-b", phase="Succeeded", finished_ago=5000))
+    k.add_pod(sim.pod("unschedulable-x8", node=None, phase="Pending", created_ago=2000,
+                      unschedulable=True))
+    k.add_pod(sim.pod("live-agent-pod", node="node-b", phase="Running", uid="uid-live"))
+    a = env.ado.agents[12]
+    a += [sim.agent(1, "dead-1", changed_ago=3600, pod_uid="uid-gone-1"),
+          sim.agent(2, "dead-2", changed_ago=90000, pod_uid="uid-gone-2"),
+          sim.agent(3, "busy", changed_ago=3600, busy=True, pod_uid="uid-gone-3"),
+          sim.agent(4, "online", status="online", pod_uid="uid-gone-4"),
+          sim.agent(5, "young", changed_ago=30, pod_uid="uid-gone-5"),
+          sim.agent(6, "disabled", changed_ago=3600, enabled=False, pod_uid="uid-gone-6"),
+          sim.agent(7, "vm-agent", changed_ago=3600, managed=False),
+          sim.agent(8, "keda-placeholder-aks-pool", changed_ago=None, created_ago=9000000,
+                    pod_uid="uid-gone-8"),
+          sim.agent(9, "backed-by-live-pod", changed_ago=3600, pod_uid="uid-live")]
+
+
+EXPECT_PODS_LEFT = ["job-done-young-x2", "job-running-x3", "live-agent-pod", "other-node-done-x7",
+                    "rs-stuck-abcde", "terminating-x6"]
+EXPECT_AGENTS_LEFT = [3, 4, 5, 6, 7, 8, 9]
+
+
+def test_standard_cycle(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    rc, log = env.once()
+    res.check(rc == 0, "a clean cycle exits 0", log[-1500:])
+    res.check(env.pod_names() == EXPECT_PODS_LEFT, "pods deleted are exactly the finished and stuck ones of this node",
+              str(env.pod_names()))
+    res.check(env.agent_ids() == EXPECT_AGENTS_LEFT, "agents deleted are exactly the dead managed ones",
+              str(env.agent_ids()))
+    jobs = [r for r in env.kube.server.requests("DELETE", "/apis/batch/v1/")]
+    res.check(len(jobs) == 4, "Job-owned pods go by deleting their Job (4 Jobs)", str(len(jobs)))
+    res.check(all(json.loads(r[4]).get("propagationPolicy") == "Background" and
+                  json.loads(r[4])["preconditions"]["uid"].startswith("owner-") for r in jobs),
+              "Job deletes carry Background propagation and the Job's UID precondition")
+    pods = env.kube.server.requests("DELETE", "/api/v1/namespaces/")
+    res.check([r[1].rsplit("/", 1)[1] for r in pods] == ["bare-stuck"],
+              "a bare pod is deleted itself; a ReplicaSet's Pending pod is not",
+              str([r[1] for r in pods]))
+    res.check(json.loads(pods[0][4])["preconditions"]["uid"] == "uid-bare-stuck",
+              "pod deletes carry the pod's UID precondition")
+    res.check(len(env.kube.events) == 5 and all(e["involvedObject"]["kind"] == "Pod" and
+                                                "pipewarden-janitor deleted" in e["message"]
+                                                for e in env.kube.events),
+              "an Event for every deletion", str(len(env.kube.events)))
+    lists = env.kube.server.requests("GET", "/api/v1/pods")
+    node_lists = [r for r in lists if r[2].get("fieldSelector") == "spec.nodeName=" + NODE]
+    res.check(node_lists and all(r[2].get("resourceVersion") == "0" for r in node_lists),
+              "the node's list uses resourceVersion=0 (the API server's cache)")
+    agent_lists = env.ado.server.requests("GET", "/contoso/_apis/distributedtask/pools/12/agents")
+    res.check(len(agent_lists) == 1 and agent_lists[0][2].get("includeAssignedRequest") == "true" and
+              agent_lists[0][2].get("includeCapabilities") == "true" and "demands" not in agent_lists[0][2],
+              "one agents list per pool, with includeAssignedRequest and includeCapabilities, never demands")
+    res.check(env.ado.server.requests()[0][3].get("X-TFS-FedAuthRedirect") == "Suppress",
+              "Azure DevOps requests ask for no sign-in redirect")
+    lease = env.kube.leases.get((NS, "pipewarden-janitor"))
+    res.check(lease is not None and lease["spec"]["holderIdentity"] == "" and
+              lease["spec"]["leaseDurationSeconds"] == 1,
+              "the Lease was taken, then released on exit (holder '', duration 1)",
+              json.dumps(lease and lease["spec"]))
+    for line in log.splitlines():
+        json.loads(line)
+    res.check('"msg":"deleted"' in log and '"reason":"finished"' in log and
+              '"reason":"offline"' in log, "every deletion is logged with its reason")
+    res.check(env.ado.pat not in log and env.kube.token not in log, "no token in the log")
+    # The next cycle has nothing left to do.
+    before = env.mark()
+    rc, log = env.once()
+    res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT and env.pod_names() == EXPECT_PODS_LEFT,
+              "a second cycle changes nothing")
+    res.check(all("/leases" in r[1] for r in env.writes(before)), "a second cycle writes only the Lease",
+              str([(r[0], r[1]) for r in env.writes(before)]))
+    env.stop()
+
+
+def test_dry_run(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    rc, log = env.once(["--dry-run"])
+    res.check(rc == 0, "--dry-run exits 0", log[-800:])
+    res.check(env.writes() == [], "--dry-run writes nothing to either API (no delete, no Event, no Lease)",
+              str([(r[0], r[1]) for r in env.writes()]))
+    res.check(log.count('"msg":"would delete"') == 7, "--dry-run logs each would-be deletion",
+              str(log.count('"msg":"would delete"')))
+    res.check('"msg":"keep"' in log and '"reason":"busy"' in log and '"reason":"keep-agents"' in log,
+              "--dry-run logs what it keeps and why")
+    env.stop()
+
+
+def test_outages(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    closed = "https://127.0.0.1:%d" % lib.free_port()
+    rc, log = env.once(kube_url=closed)
+    res.check(rc == 1 and env.writes() == [], "Kubernetes API down: exit 1, nothing deleted", log[-600:])
+    env.ado.faults["error_5xx"] = 100
+    rc, log = env.once()
+    res.check(rc == 1, "Azure DevOps 5xx: exit 1")
+    res.check(env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9] and len(env.kube.pods) == 11,
+              "Azure DevOps 5xx after retries: nothing is deleted")
+    res.check('"azure-devops-unavailable"' in log or "nothing is deleted this cycle" in log,
+              "the log says why nothing was deleted")
+    env.ado.faults.clear()
+    rc, log = env.once()
+    res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT, "the next healthy cycle recovers")
+    env.stop()
+
+
+def test_ado_faults(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    # A bad PAT: 203 and the sign-in page.
+    env.write("pat", "PWTESTPAT-wrong-wrong-wrong\n")
+    rc, log = env.once()
+    res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9],
+              "a bad PAT (203 sign-in page) deletes no agent")
+    res.check("authentication failed" in log and "sign-in page" in log and '"pool":"aks-pool"' in log,
+              "the 203 is reported as an authentication error, with the pool", log[-800:])
+    res.check("PWTESTPAT-wrong" not in log, "the bad PAT is not logged")
+    env.write("pat", env.ado.pat)
+    # Malformed JSON.
+    env.ado.faults["malformed"] = True
+    rc, log = env.once()
+    res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9], "truncated JSON deletes nothing")
+    env.ado.faults.clear()
+    # 429 with Retry-After, twice, then fine.
+    env.ado.faults["throttle"] = 2
+    rc, log = env.once()
+    res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT,
+              "429 with Retry-After is waited out and retried", log[-600:])
+    env.stop()
+
+
+def test_metrics(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    env.ado.faults["throttle"] = 1
+    port = lib.free_port()
+    p = subprocess.Popen(env.command(["--metrics-port", str(port)]), env=env.environ(),
+                         stderr=subprocess.PIPE, text=True)
+    lib.wait_until(lambda: lib.port_open(port), 30 * SCALE, "metrics port")
+    lib.wait_until(lambda: 'pipewarden_janitor_agents_deleted_total{pool="aks-pool",reason="offline"} 2'
+                   in lib.http_get(port, "/metrics")[1], 60 * SCALE, "deletions counted")
+    text = lib.http_get(port, "/metrics")[1]
+    for name in ("pipewarden_janitor_agents_deleted_total", "pipewarden_janitor_agents_kept_total",
+                 "pipewarden_janitor_pods_deleted_total", "pipewarden_janitor_agents",
+                 "pipewarden_janitor_reconcile_duration_seconds", "pipewarden_janitor_ado_requests_total",
+                 "pipewarden_janitor_is_leader", "pipewarden_config_reload_errors_total"):
+        res.check("# TYPE %s " % name in text, "metric " + name)
+    res.check('pipewarden_janitor_is_leader 1' in text, "is_leader is 1 for the leader")
+    res.check('pipewarden_janitor_agents_kept_total{pool="aks-pool",reason="busy"}' in text and
+              'reason="keep-agents"' in text and 'reason="unmanaged"' in text,
+              "kept agents are counted by reason")
+    res.check('pipewarden_janitor_pods_deleted_total{reason="finished"} 2' in text and
+              'pipewarden_janitor_pods_deleted_total{reason="agent-finished"} 1' in text,
+              "pods deleted are counted by reason")
+    res.check('pipewarden_janitor_ado_requests_total{code="429"} 1' in text, "ADO requests counted by code")
+    res.check('pipewarden_janitor_agents{pool="aks-pool",status="online"} 1' in text, "agents gauge")
+    if shutil.which("promtool"):
+        pr = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        res.check(pr.returncode == 0, "promtool check metrics", pr.stdout + pr.stderr)
+    # SIGTERM: exits 0 and releases the Lease.
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=30 * SCALE)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+    log = p.stderr.read()
+    res.check(rc == 0, "SIGTERM: exit 0", log[-800:])
+    lease = env.kube.leases[(NS, "pipewarden-janitor")]
+    res.check(lease["spec"]["holderIdentity"] == "", "SIGTERM releases the Lease")
+    env.stop()
+
+
+def test_kube_faults(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    for i in range(40):
+        env.kube.add_pod(sim.pod("filler-%02d" % i, node="node-c", phase="Running"))
+    # The cluster-wide list pages by 500: make pages small by lowering it? The
+    # janitor asks limit=500, so use a fault on page 2 of a shorter listing
+    # instead: the simulator pages by the limit asked; with 51 pods and
+    # limit 500 there is one page, so force paging through the fault knob.
+    env.kube.faults["fail_page"] = 1
+    rc, log = env.once()
+    res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9],
+              "a failed pod list deletes no agent", log[-600:])
+    env.kube.faults.clear()
+    # Wrong token: 401.
+    env.write("kube-token", "PWTESTkube-wrong-token")
+    before = env.mark()
+    rc, log = env.once()
+    res.check(rc == 1 and env.writes(before) == [], "a rejected token (401) deletes nothing")
+    res.check("PWTESTkube-wrong-token" not in log, "the token is not logged")
+    env.write("kube-token", env.kube.token)
+    env.kube.faults["too_many"] = 2
+    rc, log = env.once()
+    res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT and env.kube.faults["too_many"] == 0,
+              "the API server's plain-text 429 is waited out (Retry-After) and the cycle completes",
+              log[-600:])
+    env.kube.faults.clear()
+    env.kube.add_pod(sim.pod("bare-stuck-2", phase="Pending", created_ago=2000, owner=None))
+    # A pod replaced between list and delete: 409 is not an error.
+    real = env.kube.delete_pod
+
+    def replaced(ns, name, body):
+        p = env.kube.pod(name)
+        if p is not None:
+            p["metadata"]["uid"] = "uid-new-" + name
+        return real(ns, name, body)
+    env.kube.delete_pod = replaced
+    rc, log = env.once()
+    res.check("bare-stuck-2" in env.pod_names() and "replaced since it was listed" in log,
+              "a pod replaced since it was listed is not deleted (409)")
+    res.check(rc == 0, "a failed precondition is not an error")
+    env.kube.delete_pod = real
+    env.stop()
+
+
+def test_paging(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    # Real paging: 600 managed pods elsewhere make the 500-item pages.
+    for i in range(600):
+        env.kube.add_pod(sim.pod("page-%03d" % i, node="node-c", phase="Running"))
+    env.kube.faults["expire_continue"] = 1
+    rc, log = env.once()
+    gets = [r for r in env.kube.server.requests("GET", "/api/v1/pods") if "fieldSelector" not in r[2]]
+    res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT,
+              "an expired continue token (410) restarts the list, and the cycle completes", log[-600:])
+    res.check(len(gets) == 4, "list restarted after 410: page 1, 410, page 1, page 2", str(len(gets)))
+    env.kube.faults["fail_page"] = 2
+    env.ado.agents[12].append(sim.agent(20, "dead-20", changed_ago=3600, pod_uid="uid-gone-20"))
+    rc, log = env.once()
+    res.check(rc == 1 and 20 in env.agent_ids(), "a pod list that fails on page 2 deletes no agent")
+    env.stop()
+
+
+def test_busy_race(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    real = env.ado.delete_agent
+
+    def became_busy(pid, aid):
+        for a in env.ado.agents[pid]:
+            if a["id"] == aid:
+                a["assignedRequest"] = {"requestId": 1, "planType": "Build"}
+        return real(pid, aid)
+    env.ado.delete_agent = became_busy
+    rc, log = env.once()
+    res.check(rc == 0 and 1 in env.agent_ids() and 2 in env.agent_ids(),
+              "an agent that took a job since it was listed is kept (400 running a job)")
+    res.check("running a job" in log, "the busy answer is logged")
+    env.stop()
+
+
+def test_leases(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    now = time.time()
+    env.kube.leases[(NS, "pipewarden-janitor")] = {
+        "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+        "metadata": {"name": "pipewarden-janitor", "namespace": NS, "resourceVersion": "100", "uid": "l"},
+        "spec": {"holderIdentity": "janitor-other", "leaseDurationSeconds": 60,
+                 "acquireTime": sim.now_rfc3339(now - 100, True),
+                 "renewTime": sim.now_rfc3339(now - 5, True), "leaseTransitions": 4}}
+    rc, log = env.once()
+    res.check(rc == 0 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9],
+              "a Lease held by another replica: no pool work")
+    res.check("unschedulable-x8" in env.pod_names() and "bare-stuck" not in env.pod_names(),
+              "node work goes on without the Lease; unscheduled pods are the leader's")
+    env.kube.leases[(NS, "pipewarden-janitor")]["spec"]["renewTime"] = sim.now_rfc3339(now - 120, True)
+    rc, log = env.once()
+    lease = env.kube.leases[(NS, "pipewarden-janitor")]
+    res.check(env.agent_ids() == EXPECT_AGENTS_LEFT and lease["spec"]["leaseTransitions"] == 5,
+              "an expired Lease is taken over (leaseTransitions + 1)", json.dumps(lease["spec"]))
+    # Two and three janitors racing for a free Lease: one does pool work.
+    for n in (2, 3):
+        env2 = Env(tmp)
+        standard_state(env2)
+        procs = [subprocess.Popen(env2.command(["--once"]), env=env2.environ("racer-%d" % i),
+                                  stderr=subprocess.PIPE, text=True) for i in range(n)]
+        logs = [p.communicate(timeout=120 * SCALE)[1] for p in procs]
+        leaders = sum('"leader":"true"' in l for l in logs)
+        res.check(leaders == 1, "%d janitors racing: exactly one does pool work" % n, str(leaders))
+        res.check(env2.agent_ids() == EXPECT_AGENTS_LEFT, "%d janitors racing: the right agents go" % n)
+        env2.stop()
+    env.stop()
+
+
+def test_workload_identity(res, tmp):
+    env = Env(tmp, wi=True)
+    standard_state(env)
+    rc, log = env.once()
+    res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT, "workload identity: the cycle works", log[-800:])
+    res.check(env.ado.token_requests == 1, "one token exchange, then the cached token",
+              str(env.ado.token_requests))
+    res.check(env.ado.bearer not in log and env.ado.assertion not in log,
+              "neither the Entra token nor the federated token is logged")
+    env.write("federated-token", "expired-assertion")
+    env.ado.agents[12].append(sim.agent(30, "dead-30", changed_ago=3600, pod_uid="uid-gone-30"))
+    rc, log = env.once()
+    res.check(rc == 1 and 30 in env.agent_ids(), "Entra refusing the assertion deletes nothing")
+    res.check("AADSTS700024" in log and "expired-assertion" not in log,
+              "the Entra error is logged, the assertion is not")
+    env.stop()
+
+
+def test_flags(res, tmp):
+    b = ARGS.bin
+    p = subprocess.run([b, "--help"], capture_output=True, text=True)
+    res.check(p.returncode == 0 and "--dry-run" in p.stdout and "--kube-api" in p.stdout, "--help")
+    p = subprocess.run([b, "--version"], capture_output=True, text=True)
+    res.check(p.stdout.startswith("pipewarden-janitor 0.1.0"), "--version")
+    p = subprocess.run([b, "--check-config", "--config", lib.DEFAULT_CONFIG], capture_output=True, text=True)
+    res.check(p.returncode == 0 and p.stdout.strip() == "configuration OK", "--check-config")
+    env = {k: v for k, v in os.environ.items() if k != "NODE_NAME"}
+    p = subprocess.run([b, "--once", "--config", lib.DEFAULT_CONFIG], capture_output=True, text=True, env=env)
+    res.check(p.returncode == 2 and "--node or NODE_NAME" in p.stderr, "no node: exit 2")
+    p = subprocess.run([b, "--once", "--frobnicate"], capture_output=True, text=True)
+    res.check(p.returncode == 2, "unknown flag: exit 2")
+
+
+def main():
+    global ARGS, SCALE
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--results")
+    ap.add_argument("--wrapper", default="")
+    ap.add_argument("--suite", default="janitor end-to-end")
+    ARGS = ap.parse_args()
+    if ARGS.wrapper:
+        SCALE = 10.0
+    res = lib.Results(ARGS.suite, ARGS.results)
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in (test_standard_cycle, test_dry_run, test_outages, test_ado_faults, test_kube_faults,
+                  test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
+                  test_flags):
+            try:
+                t(res, tmp)
+            except Exception as e:  # noqa: BLE001 - a crash in a scenario is a failure
+                import traceback
+                traceback.print_exc()
+                res.check(False, t.__name__ + " ran to the end", repr(e))
+    return res.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
