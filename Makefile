@@ -112,6 +112,8 @@ e2e: all
 	    --suite "policy golden cases $(SUITE_TAG)"
 	$(PYTHON) tests/test_webhook.py --bin $(B)/bin/pipewarden-webhook --results build/results \
 	    --suite "webhook end-to-end $(SUITE_TAG)"
+	$(PYTHON) tests/test_janitor.py --bin $(B)/bin/pipewarden-janitor --results build/results \
+	    --suite "janitor end-to-end $(SUITE_TAG)"
 
 check-asan:
 	$(MAKE) --no-print-directory SANITIZE=1 all unit-bin

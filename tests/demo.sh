@@ -1,5 +1,5 @@
 #!/bin/sh
-# make demo: the webhook at work.  Makes a CA and serving certificate in a
+# make demo: the webhook, then the janitor, at work.  Makes a CA and serving certificate in a
 # temporary directory, starts bin/pipewarden-webhook, sends it the pod a KEDA
 # ScaledJob creates for an Azure Pipelines agent, shows what it injected as
 # a before/after diff, then a denial and the metrics, and stops it.
@@ -87,3 +87,5 @@ step "9. SIGTERM: in-flight requests finish, exit 0"
 kill -TERM "$pid"
 wait "$pid" && echo "   exited 0"
 pid=""
+
+/usr/bin/python3 tests/demo_janitor.py

@@ -38,6 +38,11 @@ def main():
                            "--wrapper", VALGRIND, "--quick",
                            "--suite", "valgrind webhook end-to-end"]
                           + (["--results", args.results] if args.results else []))
+    rc |= subprocess.call([py, os.path.join(lib.ROOT, "tests", "test_janitor.py"),
+                           "--bin", os.path.join(args.build, "bin", "pipewarden-janitor"),
+                           "--wrapper", VALGRIND, "--quick",
+                           "--suite", "valgrind janitor end-to-end"]
+                          + (["--results", args.results] if args.results else []))
     return rc
 
 

@@ -13,6 +13,7 @@
 #include "../../common/names.h"
 #include "../../common/timefmt.h"
 #include "../../janitor/ado.h"
+#include "../../janitor/lease.h"
 #include "../../janitor/plan.h"
 #include "check.h"
 
@@ -541,6 +542,56 @@ test_property(int runs)
 }
 
 static void
+test_lease(void)
+{
+	struct elector e;
+	struct lease cur, next;
+
+	memset(&e, 0, sizeof(e));
+	e.identity = "me";
+	e.duration = 135;
+	memset(&cur, 0, sizeof(cur));
+	CHECK(lease_decide(&e, &cur, NOW, 100.0) == LEASE_CREATE);
+	lease_next(&e, LEASE_CREATE, &cur, NOW, 5000, &next);
+	CHECK_STR(next.holder, "me");
+	CHECK(next.transitions == 0 && next.resource_version[0] == '\0' && next.duration == 135);
+
+	cur.exists = 1;
+	snprintf(cur.resource_version, sizeof(cur.resource_version), "7");
+	snprintf(cur.holder, sizeof(cur.holder), "me");
+	cur.renew = NOW - 10;
+	cur.duration = 135;
+	cur.transitions = 3;
+	CHECK(lease_decide(&e, &cur, NOW, 100.0) == LEASE_RENEW);
+	lease_next(&e, LEASE_RENEW, &cur, NOW, 0, &next);
+	CHECK(next.transitions == 3 && strcmp(next.resource_version, "7") == 0 && next.renew == NOW);
+
+	cur.holder[0] = '\0';		/* released */
+	CHECK(lease_decide(&e, &cur, NOW, 100.0) == LEASE_TAKE);
+
+	/* Held by another, fresh: wait.  Expired by the wall clock: a
+	 * one-shot janitor takes it; a long-running one only after seeing
+	 * the record unchanged for the duration on its own clock. */
+	snprintf(cur.holder, sizeof(cur.holder), "other");
+	cur.renew = NOW - 10;
+	CHECK(lease_decide(&e, &cur, NOW, 100.0) == LEASE_WAIT);
+	cur.renew = NOW - 200;
+	CHECK(lease_decide(&e, &cur, NOW, 100.0) == LEASE_TAKE);
+	e.observe = 1;
+	e.seen = 0;
+	CHECK(lease_decide(&e, &cur, NOW, 100.0) == LEASE_WAIT);	/* first sight */
+	CHECK(lease_decide(&e, &cur, NOW + 100, 200.0) == LEASE_WAIT);
+	CHECK(lease_decide(&e, &cur, NOW + 135, 235.0) == LEASE_TAKE);
+	/* A renewal seen meanwhile restarts the observation. */
+	snprintf(cur.resource_version, sizeof(cur.resource_version), "8");
+	cur.renew = NOW - 300;
+	CHECK(lease_decide(&e, &cur, NOW + 140, 240.0) == LEASE_WAIT);
+	lease_next(&e, LEASE_TAKE, &cur, NOW, 0, &next);
+	CHECK(next.transitions == 4 && strcmp(next.holder, "me") == 0 &&
+	    strcmp(next.resource_version, "8") == 0);
+}
+
+static void
 test_times(void)
 {
 	time_t t;
@@ -568,6 +619,7 @@ main(int argc, char **argv)
 	if (argc > 1)
 		runs = (int)strtol(argv[1], NULL, 10);
 	test_times();
+	test_lease();
 	test_own_pool();
 	test_pods();
 	test_fixture_pool();
