@@ -38,7 +38,7 @@ ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-.PHONY: all deps test unit e2e check-asan valgrind demo bench clean help
+.PHONY: all deps test unit e2e manifests check-asan valgrind demo bench clean help
 
 all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
@@ -51,6 +51,7 @@ help:
 	@echo "make            build bin/pipewarden-webhook"
 	@echo "make test       unit, policy, end-to-end, ASan+UBSan and valgrind runs"
 	@echo "make demo       show the webhook at work on a KEDA agent pod"
+	@echo "make manifests  render and check the kustomize install path"
 	@echo "make check-asan the tests with AddressSanitizer and UBSan"
 	@echo "make valgrind   the tests under valgrind (leaks are errors)"
 	@echo "make bench      performance figures"
@@ -59,7 +60,9 @@ help:
 # Install what is missing (fresh Debian 12, as root).
 deps: build/.deps
 build/.deps:
+ifneq ($(NODEPS),1)
 	@sh tests/ensure-packages $(BUILD_DEPS) $(TEST_DEPS)
+endif
 	@mkdir -p build && touch $@
 
 $(B)/obj/%.o: %.c
@@ -97,7 +100,7 @@ unit-bin: $(UNIT_TESTS:%=$(B)/tests/%)
 
 test: all
 	@rm -f build/results
-	$(MAKE) --no-print-directory unit e2e SUITE_TAG=
+	$(MAKE) --no-print-directory unit e2e manifests SUITE_TAG=
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory valgrind
 	@$(PYTHON) tests/summary.py build/results
@@ -114,6 +117,11 @@ e2e: all
 	    --suite "webhook end-to-end $(SUITE_TAG)"
 	$(PYTHON) tests/test_janitor.py --bin $(B)/bin/pipewarden-janitor --results build/results \
 	    --suite "janitor end-to-end $(SUITE_TAG)"
+
+# Render, validate and check the install path (kustomize, RBAC, promtool).
+manifests: all
+	$(PYTHON) tests/test_manifests.py --webhook $(B)/bin/pipewarden-webhook \
+	    --janitor $(B)/bin/pipewarden-janitor --results build/results
 
 check-asan:
 	$(MAKE) --no-print-directory SANITIZE=1 all unit-bin

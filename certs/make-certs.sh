@@ -2,7 +2,10 @@
 # make-certs.sh DIR [SERVICE] [NAMESPACE] [KEYTYPE]
 #
 # Make a CA and a serving certificate for the webhook's Service in DIR:
-#   ca.crt ca.key tls.crt tls.key ca-bundle.b64
+#   ca.crt ca.key tls.crt tls.key ca-bundle.b64 cabundle-patch.yaml
+# (the last patches the MutatingWebhookConfiguration's caBundle; the
+# self-signed overlay uses it).  The CA is kept when DIR already has one, so
+# running it again renews the serving certificate under the same CA.
 # SANs: SERVICE, SERVICE.NAMESPACE, SERVICE.NAMESPACE.svc,
 # SERVICE.NAMESPACE.svc.cluster.local, localhost, 127.0.0.1, ::1.
 # KEYTYPE is ec (ECDSA P-256, the default: a full TLS handshake costs a
@@ -48,4 +51,14 @@ mv "$dir/tls.crt.new" "$dir/tls.crt"
 rm -f "$dir/tls.csr" "$dir/ext.cnf" "$dir/ca.srl"
 chmod 644 "$dir/ca.crt" "$dir/tls.crt"
 base64 -w0 < "$dir/ca.crt" > "$dir/ca-bundle.b64"
+cat > "$dir/cabundle-patch.yaml" <<PATCH
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: pipewarden
+webhooks:
+  - name: inject.pipewarden.io
+    clientConfig:
+      caBundle: $(cat "$dir/ca-bundle.b64")
+PATCH
 cat "$dir/ca-bundle.b64"; echo
