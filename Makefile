@@ -11,19 +11,19 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPIPEWARDEN_VERSION='"$(VERSION)"' \
 LIBS       = -lmicrohttpd -lgnutls -lcjson -lssl -lcrypto -lm -lpthread
 JLIBS      = -lmicrohttpd -lcurl -lcjson -lm -lpthread
 
-# Debian packages: to build, and to run the tests.
+# Debian packages: to build, and to run the tests and benchmarks.
 BUILD_DEPS := gcc make pkg-config libmicrohttpd-dev libgnutls28-dev \
               libcjson-dev libcurl4-openssl-dev libssl-dev
 TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prometheus \
-              procps
+              procps nghttp2-client util-linux
 
 COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \
                common/log.c common/metrics.c common/names.c common/quantity.c \
                common/timefmt.c
 PLAN_SRC    := janitor/plan.c janitor/ado.c janitor/lease.c
 POLICY_SRC  := webhook/policy.c webhook/review.c
-WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/certs.c webhook/server.c \
-               webhook/main.c
+WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/arena.c webhook/certs.c \
+               webhook/server.c webhook/main.c
 JANITOR_SRC := $(COMMON_SRC) $(PLAN_SRC) common/http.c common/secret.c \
                janitor/kube.c janitor/loop.c janitor/main.c
 UNIT_TESTS  := test_buf test_file test_quantity test_names test_config test_metrics \
@@ -133,8 +133,16 @@ valgrind: all unit-bin
 demo: all
 	@sh tests/demo.sh
 
-bench: all
-	@sh tests/bench.sh
+bench: all $(B)/bench/ceiling $(B)/bench/newconn
+	@$(PYTHON) tests/bench.py --build $(B)
+
+$(B)/bench/ceiling: $(B)/obj/tests/bench/ceiling.o $(B)/obj/common/file.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd
+
+$(B)/bench/newconn: $(B)/obj/tests/bench/newconn.o $(B)/obj/common/file.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lssl -lcrypto -lpthread
 
 clean:
 	rm -rf build bin

@@ -326,8 +326,9 @@ cycle(struct janitor *j)
 	struct plan_input in;
 	struct plan p;
 	char err[512], sel[512];
-	double t0 = mono();
-	int failed = 0, leader, ado_failed = 0;
+	double t0 = mono(), plan_cpu_ms = 0;
+	struct timespec cpu0, cpu1;
+	int failed = 0, leader, ado_failed = 0, rc_plan;
 	size_t i;
 
 	reload_config(j);
@@ -400,7 +401,12 @@ cycle(struct janitor *j)
 		in.npools = j->cfg->npools;
 		count_agents(j, pools, j->cfg->npools);
 	}
-	if (plan_make(&in, &p) == -1) {
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+	rc_plan = plan_make(&in, &p);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+	plan_cpu_ms = (double)(cpu1.tv_sec - cpu0.tv_sec) * 1e3 +
+	    (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e6;
+	if (rc_plan == -1) {
 		log_error("out of memory while planning", NULL);
 		failed = 1;
 		goto out;
@@ -425,13 +431,15 @@ cycle(struct janitor *j)
 	failed |= act(j, &p, in.now);
 out:
 	{
-		char pods[32], agents[32], ms[32];
+		char pods[32], agents[32], ms[32], planms[32];
 		snprintf(pods, sizeof(pods), "%zu", p.pod_deletions);
 		snprintf(agents, sizeof(agents), "%zu", p.agent_deletions);
 		snprintf(ms, sizeof(ms), "%.1f", (mono() - t0) * 1000);
+		snprintf(planms, sizeof(planms), "%.2f", plan_cpu_ms);
 		log_info("cycle done", "leader", leader ? "true" : "false", "podDeletions",
 		    pods, "agentDeletions", agents, "failed", failed ? "true" : "false",
-		    "dryRun", j->opts->dry_run ? "true" : "false", "ms", ms, NULL);
+		    "dryRun", j->opts->dry_run ? "true" : "false", "ms", ms,
+		    "planCpuMs", planms, NULL);
 	}
 	metrics_observe(j->m_duration, mono() - t0);
 	plan_release(&p);

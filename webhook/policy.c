@@ -479,8 +479,8 @@ fill_resources(const struct profile *pr, const cJSON *container, const char *cna
 	rc = 0;
 out:
 	for (i = 0; i < n; i++) {
-		free(req[i].ownjson);
-		free(lim[i].ownjson);
+		cJSON_free(req[i].ownjson);
+		cJSON_free(lim[i].ownjson);
 	}
 	return rc;
 }

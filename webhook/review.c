@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,19 @@ utf8_valid(const unsigned char *s, size_t len)
 {
 	size_t i = 0, n, k;
 	unsigned int cp;
+	uint64_t w;
 
 	while (i < len) {
 		unsigned char c = s[i];
 
+		/* Eight ASCII bytes at a time: most of a pod is ASCII. */
+		if (len - i >= 8) {
+			memcpy(&w, s + i, 8);
+			if ((w & 0x8080808080808080ULL) == 0) {
+				i += 8;
+				continue;
+			}
+		}
 		if (c < 0x80) {
 			i++;
 			continue;
@@ -68,6 +78,9 @@ has_nul(const char *s, size_t len)
 
 	if (memchr(s, '\0', len) != NULL)
 		return 1;
+	/* The careful walk only when the text "\u0000" occurs at all. */
+	if (memmem(s, len, "\\u0000", 6) == NULL)
+		return 0;
 	for (i = 0; i < len; i++) {
 		if (s[i] == '"') {
 			in_string = !in_string;
