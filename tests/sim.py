@@ -403,6 +403,8 @@ class AdoSim:
         return {"count": len(out), "value": out}
 
     def delete_agent(self, pid, aid):
+        if self.faults.get("slow_delete"):
+            time.sleep(self.faults["slow_delete"])
         for a in self.agents[pid]:
             if a["id"] == aid:
                 if a.get("assignedRequest"):

@@ -430,6 +430,36 @@ def test_workload_identity(res, tmp):
     env.stop()
 
 
+def test_sigterm_mid_cycle(res, tmp):
+    env = Env(tmp)
+    for i in range(20):
+        env.ado.agents[12].append(sim.agent(100 + i, "dead-%d" % i, changed_ago=3600, pod_uid="uid-gone-%d" % i))
+    env.ado.faults["slow_delete"] = 0.3
+    p = subprocess.Popen(env.command(), env=env.environ(), stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in p.stderr:
+        lines.append(line)
+        if '"msg":"deleted"' in line:
+            break
+    p.send_signal(signal.SIGTERM)
+    try:
+        _, rest = p.communicate(timeout=60 * SCALE)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rest, rc = "", None
+    log = "".join(lines) + rest
+    deleted = log.count('"msg":"deleted"')
+    gone = 20 - len(env.ado.agents[12])
+    res.check(rc == 0, "SIGTERM mid-cycle: exit 0", str(rc))
+    res.check(1 <= deleted < 20, "SIGTERM mid-cycle: no new deletion starts (%d of 20 done)" % deleted)
+    res.check(gone == deleted, "SIGTERM mid-cycle: every deletion started was completed and logged, none half-done",
+              "%d gone, %d logged" % (gone, deleted))
+    lease = env.kube.leases[(NS, "pipewarden-janitor")]
+    res.check(lease["spec"]["holderIdentity"] == "", "SIGTERM mid-cycle: the Lease is released")
+    env.stop()
+
+
 def test_flags(res, tmp):
     b = ARGS.bin
     p = subprocess.run([b, "--help"], capture_output=True, text=True)
@@ -460,7 +490,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tests = (test_standard_cycle, test_dry_run, test_outages, test_ado_faults, test_kube_faults,
                  test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
-                 test_flags)
+                 test_sigterm_mid_cycle, test_flags)
         if ARGS.quick:
             tests = (test_standard_cycle, test_dry_run, test_ado_faults, test_workload_identity,
                      test_metrics)
