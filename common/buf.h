@@ -29,6 +29,10 @@ void	buf_release(struct buf *b);
 /* Forget the contents but keep the memory and the cap. */
 void	buf_reset(struct buf *b);
 
+/* Make room for n more bytes without adding any.  Return 0 or -1 (the
+ * buffer is then failed when n passes the cap). */
+int	buf_reserve(struct buf *b, size_t n);
+
 /* Append bytes, a string or a formatted string.  Return 0, or -1 when the
  * buffer is (now) failed. */
 int	buf_add(struct buf *b, const void *p, size_t n);

@@ -248,6 +248,26 @@ check_order(struct parser *p, const struct profile *pr, const struct resource_li
 	}
 }
 
+/* How many resource names a profile mentions across its three lists. */
+static size_t
+distinct_resources(const struct profile *pr)
+{
+	const struct resource_list *lists[3] = { &pr->requests, &pr->limits, &pr->max };
+	size_t k, i, n = 0, kk, ii;
+	int seen;
+
+	for (k = 0; k < 3; k++)
+		for (i = 0; i < lists[k]->n; i++) {
+			seen = 0;
+			for (kk = 0; kk <= k && !seen; kk++)
+				for (ii = 0; ii < (kk == k ? i : lists[kk]->n) && !seen; ii++)
+					seen = strcmp(lists[kk]->items[ii].name,
+					    lists[k]->items[i].name) == 0;
+			n += !seen;
+		}
+	return n;
+}
+
 static void
 parse_profiles(struct parser *p, const cJSON *obj, struct config *cfg)
 {
@@ -287,6 +307,8 @@ parse_profiles(struct parser *p, const cJSON *obj, struct config *cfg)
 		    strcat(where, "max"), &pr->max);
 		if (p->failed)
 			return;
+		if (distinct_resources(pr) > 16)
+			fail(p, "config: 'profiles.%s': more than 16 resource names", pr->name);
 		check_order(p, pr, &pr->requests, "requests", &pr->limits, "limits");
 		check_order(p, pr, &pr->requests, "requests", &pr->max, "max");
 		check_order(p, pr, &pr->limits, "limits", &pr->max, "max");

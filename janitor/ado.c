@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/jsonscan.h"
 #include "../common/timefmt.h"
 #include "ado.h"
 
@@ -56,40 +57,103 @@ parse_agent(const cJSON *a, struct agent_info *ag, char *err, size_t errlen)
 	return 0;
 }
 
+/* Keep a copy of s in the list.  NULL when out of memory. */
+static const char *
+own(struct agent_list *l, const char *s)
+{
+	char **v;
+
+	if (s == NULL)
+		return NULL;
+	if (l->nstrings == l->capstrings) {
+		l->capstrings = l->capstrings ? l->capstrings * 2 : 256;
+		if ((v = realloc(l->strings, l->capstrings * sizeof(*v))) == NULL)
+			return NULL;
+		l->strings = v;
+	}
+	if ((l->strings[l->nstrings] = strdup(s)) == NULL)
+		return NULL;
+	return l->strings[l->nstrings++];
+}
+
+struct agents_scan {
+	struct agent_list	*l;
+	char			*err;
+	size_t			 errlen;
+	int			 found;
+};
+
+/* One agent: parse its own small tree, keep what the plan needs. */
+static int
+scan_agent(const char *text, size_t len, void *cls)
+{
+	struct agents_scan *sc = cls;
+	struct agent_list *l = sc->l;
+	struct agent_info ag, *v;
+	cJSON *a;
+	int rc = -1;
+
+	if ((a = cJSON_ParseWithLength(text, len)) == NULL) {
+		snprintf(sc->err, sc->errlen, "agents list: an agent is not valid JSON");
+		return -1;
+	}
+	if (parse_agent(a, &ag, sc->err, sc->errlen) == -1)
+		goto out;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		if ((v = realloc(l->agents, l->cap * sizeof(*v))) == NULL)
+			goto nomem;
+		l->agents = v;
+	}
+	if ((ag.name = own(l, ag.name)) == NULL ||
+	    (ag.pod_uid != NULL && (ag.pod_uid = own(l, ag.pod_uid)) == NULL))
+		goto nomem;
+	l->agents[l->n++] = ag;
+	rc = 0;
+	goto out;
+nomem:
+	snprintf(sc->err, sc->errlen, "out of memory");
+out:
+	cJSON_Delete(a);
+	return rc;
+}
+
+static int
+scan_collection(const char *key, size_t keylen, const char *value, size_t len, void *cls)
+{
+	struct agents_scan *sc = cls;
+
+	if (keylen != 5 || memcmp(key, "value", 5) != 0)
+		return 0;
+	sc->found = 1;
+	return jsonscan_array(value, len, scan_agent, sc);
+}
+
 int
 ado_parse_agents(const char *body, size_t len, struct agent_list *out, char *err,
     size_t errlen)
 {
-	const cJSON *value, *a;
-	size_t n = 0;
+	struct agents_scan sc = { out, err, errlen, 0 };
 
 	memset(out, 0, sizeof(*out));
-	if ((out->root = cJSON_ParseWithLength(body, len)) == NULL ||
-	    (value = collection(out->root)) == NULL) {
-		snprintf(err, errlen, "agents list: not the JSON collection asked for");
-		goto fail;
+	err[0] = '\0';
+	if (jsonscan_object(body, len, scan_collection, &sc) == -1 || !sc.found) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "agents list: not the JSON collection asked for");
+		agent_list_release(out);
+		return -1;
 	}
-	if ((out->agents = calloc((size_t)cJSON_GetArraySize(value) + 1,
-	    sizeof(*out->agents))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	cJSON_ArrayForEach(a, value) {
-		if (parse_agent(a, &out->agents[n], err, errlen) == -1)
-			goto fail;
-		n++;
-	}
-	out->n = n;
 	return 0;
-fail:
-	agent_list_release(out);
-	return -1;
 }
 
 void
 agent_list_release(struct agent_list *l)
 {
-	cJSON_Delete(l->root);
+	size_t i;
+
+	for (i = 0; i < l->nstrings; i++)
+		free(l->strings[i]);
+	free(l->strings);
 	free(l->agents);
 	memset(l, 0, sizeof(*l));
 }

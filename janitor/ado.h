@@ -12,11 +12,13 @@
  * to it.
  */
 
-/* The agents of one pool, parsed from an agents-list body. */
+/* The agents of one pool, parsed from an agents-list body: compact
+ * records whose strings the list owns (no JSON tree is kept). */
 struct agent_list {
-	cJSON			*root;		/* owned; the agents borrow from it */
 	struct agent_info	*agents;	/* owned */
-	size_t			 n;
+	size_t			 n, cap;
+	char			**strings;	/* owned: every name and uid */
+	size_t			 nstrings, capstrings;
 };
 
 /* Parse a 200 body of GET .../pools/{id}/agents: {"count":N,"value":[...]}.

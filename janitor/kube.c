@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../common/buf.h"
+#include "../common/jsonscan.h"
 #include "../common/secret.h"
 #include "../common/timefmt.h"
 #include "kube.h"
@@ -114,53 +115,113 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	}
 }
 
+static const char *
+own(struct pod_list *l, const char *s)
+{
+	char **v;
+
+	if (s == NULL)
+		return NULL;
+	if (l->nstrings == l->capstrings) {
+		l->capstrings = l->capstrings ? l->capstrings * 2 : 1024;
+		if ((v = realloc(l->strings, l->capstrings * sizeof(*v))) == NULL)
+			return NULL;
+		l->strings = v;
+	}
+	if ((l->strings[l->nstrings] = strdup(s)) == NULL)
+		return NULL;
+	return l->strings[l->nstrings++];
+}
+
+struct pods_scan {
+	struct pod_list	*l;
+	char		*cont;
+	char		*err;
+	size_t		 errlen;
+	int		 found;
+};
+
+static int
+scan_pod(const char *text, size_t len, void *cls)
+{
+	struct pods_scan *sc = cls;
+	struct pod_list *l = sc->l;
+	struct pod_info p, *v;
+	cJSON *item;
+	int rc = -1;
+
+	if ((item = cJSON_ParseWithLength(text, len)) == NULL) {
+		snprintf(sc->err, sc->errlen, "pod list: an item is not valid JSON");
+		return -1;
+	}
+	parse_pod(item, &p);
+	/* A pod the API server would never send: skip, do not guess. */
+	if (p.namespace == NULL || p.name == NULL || p.uid == NULL) {
+		rc = 0;
+		goto out;
+	}
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		if ((v = realloc(l->pods, l->cap * sizeof(*v))) == NULL)
+			goto nomem;
+		l->pods = v;
+	}
+	if ((p.namespace = own(l, p.namespace)) == NULL || (p.name = own(l, p.name)) == NULL ||
+	    (p.uid = own(l, p.uid)) == NULL || (p.node = own(l, p.node)) == NULL ||
+	    (p.owner_name != NULL && (p.owner_name = own(l, p.owner_name)) == NULL) ||
+	    (p.owner_uid != NULL && (p.owner_uid = own(l, p.owner_uid)) == NULL))
+		goto nomem;
+	l->pods[l->n++] = p;
+	rc = 0;
+	goto out;
+nomem:
+	snprintf(sc->err, sc->errlen, "out of memory");
+out:
+	cJSON_Delete(item);
+	return rc;
+}
+
+static int
+scan_podlist(const char *key, size_t keylen, const char *value, size_t len, void *cls)
+{
+	struct pods_scan *sc = cls;
+	const char *cont;
+	cJSON *meta;
+
+	if (keylen == 5 && memcmp(key, "items", 5) == 0) {
+		sc->found = 1;
+		if (len == 4 && memcmp(value, "null", 4) == 0)
+			return 0;
+		return jsonscan_array(value, len, scan_pod, sc);
+	}
+	if (keylen == 8 && memcmp(key, "metadata", 8) == 0) {
+		meta = cJSON_ParseWithLength(value, len);
+		cont = str(meta, "continue");
+		if (cont != NULL && cont[0] != '\0' && (sc->cont = strdup(cont)) == NULL) {
+			cJSON_Delete(meta);
+			return -1;
+		}
+		cJSON_Delete(meta);
+	}
+	return 0;
+}
+
 int
 kube_parse_pods(struct pod_list *l, const char *body, size_t len, char **continue_token,
     char *err, size_t errlen)
 {
-	const cJSON *items, *item;
-	struct pod_info *pods;
-	cJSON *root, **pages;
-	const char *cont;
-	size_t n = 0;
+	struct pods_scan sc = { l, NULL, err, errlen, 0 };
 
 	*continue_token = NULL;
-	root = cJSON_ParseWithLength(body, len);
-	items = get(root, "items");
-	if (root == NULL || !cJSON_IsObject(root) || (items != NULL && !cJSON_IsArray(items))) {
-		snprintf(err, errlen, "pod list: not a PodList");
-		cJSON_Delete(root);
+	err[0] = '\0';
+	if (jsonscan_object(body, len, scan_podlist, &sc) == -1 || !sc.found) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "pod list: not a PodList");
+		free(sc.cont);
 		return -1;
 	}
-	pages = realloc(l->pages, (l->npages + 1) * sizeof(*pages));
-	if (pages == NULL)
-		goto nomem;
-	l->pages = pages;
-	pods = realloc(l->pods, (l->n + (size_t)cJSON_GetArraySize(items) + 1) * sizeof(*pods));
-	if (pods == NULL)
-		goto nomem;
-	l->pods = pods;
-	cJSON_ArrayForEach(item, items) {
-		struct pod_info *p = &l->pods[l->n + n];
-		parse_pod(item, p);
-		/* A pod the API server would never send: skip, do not guess. */
-		if (p->namespace == NULL || p->name == NULL || p->uid == NULL)
-			continue;
-		n++;
-	}
-	l->n += n;
-	/* the list now owns root */
-	l->pages[l->npages++] = root;
-	cont = str(get(root, "metadata"), "continue");
-	if (cont != NULL && cont[0] != '\0' && (*continue_token = strdup(cont)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	*continue_token = sc.cont;
 	return 0;
-nomem:
-	cJSON_Delete(root);
-	snprintf(err, errlen, "out of memory");
-	return -1;
 }
 
 void
@@ -168,9 +229,9 @@ pod_list_release(struct pod_list *l)
 {
 	size_t i;
 
-	for (i = 0; i < l->npages; i++)
-		cJSON_Delete(l->pages[i]);
-	free(l->pages);
+	for (i = 0; i < l->nstrings; i++)
+		free(l->strings[i]);
+	free(l->strings);
 	free(l->pods);
 	memset(l, 0, sizeof(*l));
 }

@@ -14,15 +14,18 @@
  * Events and the Lease.
  */
 
+/* Managed pods as compact records whose strings the list owns (no JSON
+ * tree is kept: a page is parsed one pod at a time). */
 struct pod_list {
-	cJSON		**pages;	/* owned: each page's parsed body */
-	size_t		 npages;
-	struct pod_info	*pods;		/* owned; strings borrow from pages */
-	size_t		 n;
+	struct pod_info	*pods;		/* owned */
+	size_t		 n, cap;
+	char		**strings;	/* owned: the pods' strings */
+	size_t		 nstrings, capstrings;
 };
 
-/* Parse one PodList page and append its items to l.  Return 0, or -1 with
- * a message (not a PodList).  On success l owns the page. */
+/* Parse one PodList page and append its items to l; *continue_token gets
+ * metadata.continue (the caller frees it) or NULL.  Return 0, or -1 with a
+ * message (not a PodList). */
 int	kube_parse_pods(struct pod_list *l, const char *body, size_t len,
 	    char **continue_token, char *err, size_t errlen);
 void	pod_list_release(struct pod_list *l);

@@ -1,3 +1,4 @@
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,11 @@ main(int argc, char **argv)
 	long long port;
 	int rc;
 
+	/* Large response buffers (a 20,000-agent list is ~20 MB) always come
+	 * from mmap, so they grow by mremap and go back to the system when
+	 * freed; glibc's dynamic threshold would move them to the heap after
+	 * the first one is freed, where growing copies and freeing keeps. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	log_init("pipewarden-janitor");
 	if (cli_parse(opts, argc, argv, err, sizeof(err)) == -1) {
 		fprintf(stderr, "pipewarden-janitor: %s\n", err);

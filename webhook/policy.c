@@ -9,6 +9,7 @@
 #include "policy.h"
 
 #define PATCH_MAX	(1024 * 1024)
+#define RESOURCES_MAX	16	/* resource names one profile may name */
 #define MESSAGE_MAX	1024
 
 static const char *const known_annotations[] = {
@@ -407,16 +408,16 @@ fill_resources(const struct profile *pr, const cJSON *container, const char *cna
 	const cJSON *own_req = field_object(res, "requests");
 	const cJSON *own_lim = field_object(res, "limits");
 	const struct resource_list *lists[3] = { &pr->requests, &pr->limits, &pr->max };
-	struct rvalue req[64], lim[64];
-	const char *names[64];
+	struct rvalue req[RESOURCES_MAX], lim[RESOURCES_MAX];
+	const char *names[RESOURCES_MAX];
 	size_t n = 0, i, j, k;
 	int rc = -1, r;
 
 	memset(req, 0, sizeof(req));
-	memset(lim, 0, sizeof(lim));
+	memset(lim, 0, sizeof(lim));	/* 16 x 2 entries */
 	/* Every resource name the profile mentions, once. */
 	for (k = 0; k < 3; k++)
-		for (i = 0; i < lists[k]->n && n < 64; i++) {
+		for (i = 0; i < lists[k]->n && n < RESOURCES_MAX; i++) {
 			for (j = 0; j < n; j++)
 				if (strcmp(names[j], lists[k]->items[i].name) == 0)
 					break;

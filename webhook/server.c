@@ -16,6 +16,7 @@
 #include <microhttpd.h>
 
 #include "../common/buf.h"
+#include "../common/cli.h"
 #include "../common/file.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
@@ -189,6 +190,15 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 		buf_init(&req->body, BODY_MAX);
 		req->mutate = strcmp(url, "/mutate") == 0 &&
 		    strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+		/* Size the body buffer once from Content-Length (capped). */
+		{
+			const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+			    MHD_HTTP_HEADER_CONTENT_LENGTH);
+			long long n;
+			if (req->mutate && cl != NULL && parse_ll(cl, 1, BODY_MAX, &n) == 0 &&
+			    buf_reserve(&req->body, (size_t)n) == -1)
+				buf_reset(&req->body);	/* no memory now: grow as it comes */
+		}
 		*req_cls = req;
 		srv->in_flight++;
 		/* While a request is being received, a silent client is dropped
