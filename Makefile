@@ -13,7 +13,7 @@ JLIBS      = -lmicrohttpd -lcurl -lcjson -lm -lpthread
 
 # Debian packages: to build, and to run the tests and benchmarks.
 BUILD_DEPS := gcc make pkg-config libmicrohttpd-dev libgnutls28-dev \
-              libcjson-dev libcurl4-openssl-dev libssl-dev
+              libcjson-dev libcurl4-openssl-dev libssl-dev clang libclang-rt-14-dev
 TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prometheus \
               procps nghttp2-client util-linux
 
@@ -38,7 +38,7 @@ ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-.PHONY: all deps test unit e2e manifests check-asan valgrind demo bench clean help
+.PHONY: all deps test unit fuzz-replay fuzz e2e manifests check-asan valgrind demo bench clean help
 
 all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
@@ -55,6 +55,7 @@ help:
 	@echo "make check-asan the tests with AddressSanitizer and UBSan"
 	@echo "make valgrind   the tests under valgrind (leaks are errors)"
 	@echo "make bench      performance figures"
+	@echo "make fuzz       libFuzzer on every parser and pure core (FUZZ_SECONDS=60 each)"
 	@echo "make clean      remove build output"
 
 # Install what is missing (fresh Debian 12, as root).
@@ -90,6 +91,47 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(COMMON_SRC:%.c=$(B)/obj/%.o) \
 
 unit-bin: $(UNIT_TESTS:%=$(B)/tests/%)
 
+# ---- fuzzing ---------------------------------------------------------------
+# Each harness in tests/fuzz/ is built twice: with a replay main (make test
+# feeds it the committed corpus and every past crash) and with clang's
+# libFuzzer (make fuzz).  Seeds from ../shared/fixtures are added when there.
+
+FUZZERS    := review config quantity ado kube plan
+FUZZ_SRC   := $(COMMON_SRC) $(POLICY_SRC) $(PLAN_SRC) common/http.c common/secret.c \
+              janitor/kube.c tests/fuzz/common.c
+FUZZ_SECONDS ?= 60
+SHARED     := ../shared/fixtures
+fuzz_seeds_review := $(SHARED)/kubernetes
+fuzz_seeds_ado    := $(SHARED)/azure-devops
+fuzz_seeds_kube   := $(SHARED)/kubernetes
+
+$(B)/fuzz-replay/%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/obj/tests/fuzz/replay.o \
+    $(FUZZ_SRC:%.c=$(B)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcurl
+
+fuzz-replay: all $(FUZZERS:%=$(B)/fuzz-replay/%)
+	@for f in $(FUZZERS); do \
+	    seeds=""; case $$f in review|kube) seeds=$(SHARED)/kubernetes;; ado) seeds=$(SHARED)/azure-devops;; esac; \
+	    [ -n "$$seeds" ] && [ ! -d "$$seeds" ] && { echo "skipped: ../shared not found (fuzz seeds for $$f)"; seeds=""; }; \
+	    $(B)/fuzz-replay/$$f tests/fuzz/corpus/$$f tests/fuzz/regressions/$$f $$seeds 2>build/fuzz-replay.err \
+	        > build/fuzz-replay.out || { tail -3 build/fuzz-replay.err; echo "fuzz replay $$f $(SUITE_TAG): FAILED" >> build/results; exit 1; }; \
+	    echo "fuzz replay $$f $(SUITE_TAG): $$(tail -n 1 build/fuzz-replay.out)" | tee -a build/results; done
+
+build/fuzz/%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -o $@ $^ $(LIBS) -lcurl
+
+fuzz: $(FUZZERS:%=build/fuzz/%)
+	@for f in $(FUZZERS); do mkdir -p build/fuzz-corpus/$$f; \
+	    seeds=""; case $$f in review|kube) seeds=$(SHARED)/kubernetes;; ado) seeds=$(SHARED)/azure-devops;; esac; \
+	    [ -d "$$seeds" ] || seeds=""; \
+	    echo "== fuzz $$f ($(FUZZ_SECONDS) s)"; \
+	    build/fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=tests/fuzz/regressions/$$f/ build/fuzz-corpus/$$f \
+	        tests/fuzz/corpus/$$f $$seeds 2>&1 | grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE|cov:|ERROR|SUMMARY" | tail -4 || exit 1; done
+
 # Keep objects make would see as intermediate.
 .SECONDARY:
 
@@ -100,7 +142,7 @@ unit-bin: $(UNIT_TESTS:%=$(B)/tests/%)
 
 test: all
 	@rm -f build/results
-	$(MAKE) --no-print-directory unit e2e manifests SUITE_TAG=
+	$(MAKE) --no-print-directory unit fuzz-replay e2e manifests SUITE_TAG=
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory valgrind
 	@$(PYTHON) tests/summary.py build/results
@@ -125,7 +167,7 @@ manifests: all
 
 check-asan:
 	$(MAKE) --no-print-directory SANITIZE=1 all unit-bin
-	$(MAKE) --no-print-directory SANITIZE=1 SUITE_TAG="[ASan+UBSan]" unit e2e
+	$(MAKE) --no-print-directory SANITIZE=1 SUITE_TAG="[ASan+UBSan]" unit fuzz-replay e2e
 
 valgrind: all unit-bin
 	$(PYTHON) tests/valgrind.py --build $(B) --results build/results $(UNIT_TESTS)

@@ -538,12 +538,46 @@ lease_path(struct kube *k, const char *name, struct buf *b)
 }
 
 int
-kube_get_lease(struct kube *k, const char *name, struct lease *l, char *err, size_t errlen)
+kube_parse_lease(const char *body, size_t len, struct lease *l, char *err, size_t errlen)
 {
 	const cJSON *spec, *meta, *v;
+	cJSON *root;
+	int rc = -1;
+
+	memset(l, 0, sizeof(*l));
+	root = cJSON_ParseWithLength(body, len);
+	meta = get(root, "metadata");
+	spec = get(root, "spec");
+	if (str(meta, "resourceVersion") == NULL) {
+		snprintf(err, errlen, "lease: not a Lease");
+		goto out;
+	}
+	l->exists = 1;
+	snprintf(l->resource_version, sizeof(l->resource_version), "%s",
+	    str(meta, "resourceVersion"));
+	snprintf(l->holder, sizeof(l->holder), "%s",
+	    str(spec, "holderIdentity") ? str(spec, "holderIdentity") : "");
+	v = get(spec, "leaseDurationSeconds");
+	l->duration = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 ?
+	    (long long)v->valuedouble : 0;
+	v = get(spec, "leaseTransitions");
+	l->transitions = cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e15 ?
+	    (long long)v->valuedouble : 0;
+	if (str(spec, "renewTime") != NULL)
+		time_parse(str(spec, "renewTime"), &l->renew, &l->renew_ns);
+	if (str(spec, "acquireTime") != NULL)
+		time_parse(str(spec, "acquireTime"), &l->acquire, &l->acquire_ns);
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+int
+kube_get_lease(struct kube *k, const char *name, struct lease *l, char *err, size_t errlen)
+{
 	struct http_response r = { 0 };
 	struct buf path;
-	cJSON *root = NULL;
 	int rc = -1;
 
 	memset(l, 0, sizeof(*l));
@@ -559,29 +593,8 @@ kube_get_lease(struct kube *k, const char *name, struct lease *l, char *err, siz
 		status_error(&r, "get lease", err, errlen);
 		goto out;
 	}
-	root = cJSON_ParseWithLength(r.body.data, r.body.len);
-	meta = get(root, "metadata");
-	spec = get(root, "spec");
-	if (str(meta, "resourceVersion") == NULL) {
-		snprintf(err, errlen, "get lease: not a Lease");
-		goto out;
-	}
-	l->exists = 1;
-	snprintf(l->resource_version, sizeof(l->resource_version), "%s",
-	    str(meta, "resourceVersion"));
-	snprintf(l->holder, sizeof(l->holder), "%s",
-	    str(spec, "holderIdentity") ? str(spec, "holderIdentity") : "");
-	v = get(spec, "leaseDurationSeconds");
-	l->duration = cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
-	v = get(spec, "leaseTransitions");
-	l->transitions = cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
-	if (str(spec, "renewTime") != NULL)
-		time_parse(str(spec, "renewTime"), &l->renew, &l->renew_ns);
-	if (str(spec, "acquireTime") != NULL)
-		time_parse(str(spec, "acquireTime"), &l->acquire, &l->acquire_ns);
-	rc = 0;
+	rc = kube_parse_lease(r.body.data, r.body.len, l, err, errlen);
 out:
-	cJSON_Delete(root);
 	http_response_release(&r);
 	buf_release(&path);
 	return rc;

@@ -84,6 +84,10 @@ struct lease {
 	char		 resource_version[64];
 };
 
+/* Parse a Lease body.  Return 0, or -1 with a message (not a Lease). */
+int	kube_parse_lease(const char *body, size_t len, struct lease *l, char *err,
+	    size_t errlen);
+
 /* GET the Lease.  Return 0 (l->exists says whether it was found) or -1. */
 int	kube_get_lease(struct kube *k, const char *name, struct lease *l,
 	    char *err, size_t errlen);

@@ -18,6 +18,7 @@ struct block {
  * context, so this state cannot live in a struct passed around). */
 static struct block	*head;
 
+#if !defined(__SANITIZE_ADDRESS__)
 static void *
 arena_malloc(size_t n)
 {
@@ -45,10 +46,6 @@ arena_nofree(void *p)
 	(void)p;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-void arena_open(void) {}
-void arena_close(void) {}
-#else
 void
 arena_open(void)
 {
@@ -72,6 +69,9 @@ arena_close(void)
 	if (head != NULL)
 		head->used = 0;
 }
+#else
+void arena_open(void) {}
+void arena_close(void) {}
 #endif
 
 void

@@ -643,6 +643,10 @@ read_annotations(const struct config *cfg, const cJSON *annotations,
 		t->container = cJSON_GetArrayItem(containers, 0);
 		t->index = 0;
 	}
+	/* The API server never sends this, but a patch under a container that
+	 * is not an object could not be applied. */
+	if (!cJSON_IsObject(t->container))
+		return deny(d, 400, "spec.containers[%zu] is not an object", t->index);
 	t->name = field_string(t->container, "name");
 	if (t->name == NULL)
 		t->name = "";
