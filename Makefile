@@ -27,7 +27,7 @@ WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/arena.c webhook/certs.c \
 JANITOR_SRC := $(COMMON_SRC) $(PLAN_SRC) common/http.c common/secret.c \
                janitor/kube.c janitor/loop.c janitor/main.c
 UNIT_TESTS  := test_buf test_file test_quantity test_names test_config test_metrics \
-               test_policy test_plan
+               test_policy test_plan test_allocfail
 
 # B is the build directory: build/ normally, build/asan/ with sanitizers.
 B := build
@@ -88,6 +88,14 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(COMMON_SRC:%.c=$(B)/obj/%.o) \
     $(B)/obj/common/http.o $(B)/obj/common/secret.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcurl
+
+# The allocation-failure run wraps our allocations (cJSON's through hooks).
+$(B)/tests/test_allocfail: $(B)/obj/tests/unit/test_allocfail.o $(COMMON_SRC:%.c=$(B)/obj/%.o) \
+    $(POLICY_SRC:%.c=$(B)/obj/%.o) $(PLAN_SRC:%.c=$(B)/obj/%.o) \
+    $(B)/obj/common/http.o $(B)/obj/common/secret.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free,--wrap=strdup \
+	    -o $@ $^ $(LIBS) -lcurl
 
 unit-bin: $(UNIT_TESTS:%=$(B)/tests/%)
 

@@ -170,8 +170,12 @@ buf_detach(struct buf *b, size_t *lenp)
 {
 	char *p;
 
-	if (b->failed)
+	if (b->failed) {
+		/* Nothing usable to hand over: free what there is, so that
+		 * "return buf_detach(&b, ...)" never leaks. */
+		buf_release(b);
 		return NULL;
+	}
 	if (b->data == NULL) {
 		if (buf_grow(b, 0) == -1)
 			return NULL;

@@ -50,8 +50,8 @@ int	buf_add_json_string(struct buf *b, const char *s);
 int	buf_add_pointer_segment(struct buf *b, const char *s);
 
 /* Take the data out of the buffer: the caller owns the returned string
- * (never NULL unless failed) and the buffer is left empty.  NULL when the
- * buffer is failed. */
+ * and the buffer is left empty.  When the buffer is failed, its contents
+ * are freed and NULL is returned. */
 char	*buf_detach(struct buf *b, size_t *lenp);
 
 #endif

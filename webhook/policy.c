@@ -149,6 +149,11 @@ struct group {
 static void
 patch_op(struct patch *p, const char *path, const char *value)
 {
+	/* After any allocation failure the patch is abandoned whole. */
+	if (p->text.failed || path == NULL || value == NULL) {
+		p->text.failed = 1;
+		return;
+	}
 	buf_adds(&p->text, p->nops++ ? "," : "[");
 	buf_adds(&p->text, "{\"op\":\"add\",\"path\":");
 	buf_add_json_string(&p->text, path);
@@ -169,6 +174,10 @@ group_open(struct group *g, struct patch *p, struct group *parent,
 	g->is_array = is_array;
 	buf_init(&g->path, 4096);
 	buf_init(&g->whole, PATCH_MAX);
+	if (p->text.failed || (parent != NULL && parent->path.data == NULL)) {
+		p->text.failed = 1;
+		return;
+	}
 	if (parent != NULL) {
 		snprintf(g->key, sizeof(g->key), "%s", path_or_key);
 		buf_adds(&g->path, parent->path.data);
@@ -187,6 +196,10 @@ group_add(struct group *g, const char *key, const char *value)
 {
 	struct buf path;
 
+	if (g->patch->text.failed || g->path.data == NULL) {
+		g->patch->text.failed = 1;
+		return;
+	}
 	if (g->exists) {
 		buf_init(&path, 4096);
 		buf_adds(&path, g->path.data);
