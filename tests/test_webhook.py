@@ -407,6 +407,180 @@ def test_sigterm_in_flight(res, tmp):
     hook.stop()
 
 
+def test_tls_versions(res, hook):
+    """Only TLS 1.2 and 1.3 (openssl s_client)."""
+    if not shutil.which("openssl"):
+        res.skip("TLS versions", "openssl not installed")
+        return
+    for flag, ok in (("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)):
+        p = subprocess.run(["openssl", "s_client", flag, "-connect", "127.0.0.1:%d" % hook.port,
+                            "-CAfile", hook.ca, "-servername", "localhost"],
+                           input="", capture_output=True, text=True, timeout=30)
+        done = "Verify return code: 0 (ok)" in p.stdout and "Cipher is (NONE)" not in p.stdout
+        res.check(done == ok, "TLS %s %s" % (flag, "accepted" if ok else "refused"), p.stdout[-300:])
+
+
+class Loader(threading.Thread):
+    """Sends valid requests in a loop on keep-alive or new connections and
+    counts every request whose answer did not arrive or was wrong."""
+
+    def __init__(self, hook, new_conn=False, until_stopped=False):
+        super().__init__(daemon=True)
+        self.hook, self.new_conn, self.until_stopped = hook, new_conn, until_stopped
+        self.ok = self.failed = self.refused = 0
+        self.stop = False
+        self.body = json.dumps(valid_review()).encode()
+        self.errors = []
+
+    def run(self):
+        import http.client
+        conn = None
+        while not self.stop:
+            try:
+                if conn is None:
+                    conn = http.client.HTTPSConnection("localhost", self.hook.port,
+                                                       context=lib.tls_context(self.hook.ca),
+                                                       timeout=30 * SCALE)
+                    try:
+                        conn.connect()
+                    except (OSError, ssl.SSLError):
+                        self.refused += 1
+                        conn = None
+                        if self.until_stopped:
+                            return
+                        continue
+                conn.request("POST", "/mutate?timeout=10s", body=self.body,
+                             headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                if r.status == 200 and b'"patch"' in data:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+                    self.errors.append("HTTP %d" % r.status)
+                if self.new_conn or r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+                self.failed += 1
+                self.errors.append(repr(e))
+                conn = None
+
+
+def test_mixed_10k(res, hook):
+    """10,000 valid and malformed requests on keep-alive connections, every answer checked."""
+    import http.client
+    corpus = os.path.join(lib.ROOT, "tests", "bad-input")
+    bad = [(int(n.split("-", 1)[0]), open(os.path.join(corpus, n), "rb").read())
+           for n in sorted(os.listdir(corpus))]
+    valid = json.dumps(valid_review()).encode()
+    n = 2000 if ARGS.quick else 10000
+    wrong = 0
+    conn = None
+    for i in range(n):
+        want, body = (200, valid) if i % 3 else bad[(i // 3) % len(bad)]
+        if conn is None:
+            conn = http.client.HTTPSConnection("localhost", hook.port, context=lib.tls_context(hook.ca),
+                                               timeout=30 * SCALE)
+        conn.request("POST", "/mutate", body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = r.read()
+        if r.status != want or (i % 3 and b'"patch"' not in data):
+            wrong += 1
+        if r.getheader("Connection", "").lower() == "close":
+            conn.close()
+            conn = None
+    res.check(wrong == 0, "%d mixed valid and malformed requests: every answer right" % n, str(wrong))
+
+
+def test_attack(res, tmp):
+    """Slow clients and connection floods do not stop valid requests."""
+    hook = Webhook(tmp, extra=["--request-timeout", "3", "--max-connections", "700"])
+    review = json.dumps(valid_review()).encode()
+    slow = []
+    n = 100 if ARGS.quick else 500
+    for _ in range(n):
+        s = raw_tls(hook)
+        s.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n"
+                  % len(review) + review[:10])
+        slow.append(s)
+    t0 = time.monotonic()
+    for _ in range(20):
+        assert_serving(res, hook, "with %d slow clients" % n)
+    took = time.monotonic() - t0
+    res.check(took < 5 * SCALE, "%d slow clients: 20 valid requests still take %.2f s" % (n, took))
+    for s in slow:
+        s.close()
+    hook.stop(res, "slow clients x%d" % n)
+    # A flood past the connection limit: the process lives and, while the
+    # flood's idle connections are still open, serves valid requests again
+    # (idle ones time out after --request-timeout).
+    hook = Webhook(tmp, extra=["--request-timeout", "2", "--max-connections", "50"])
+    flood = []
+    for _ in range(80):
+        try:
+            flood.append(socket.create_connection(("127.0.0.1", hook.port), timeout=5))
+        except OSError:
+            pass
+    res.check(len(flood) == 80 and hook.proc.poll() is None, "80 idle connections against a limit of 50: alive")
+    lib.wait_until(lambda: _serves(hook), 30 * SCALE, "service while the flood sockets stay open")
+    res.check(True, "serves again while the flood's idle connections time out")
+    for s in flood:
+        s.close()
+    hook.stop(res, "connection flood")
+
+
+def _serves(hook):
+    try:
+        status, body = hook.post(json.dumps(valid_review()).encode())
+        return status == 200
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def test_under_load(res, tmp):
+    """SIGTERM, certificate rotation and config reload while requests flow."""
+    hook = Webhook(tmp)
+    loaders = [Loader(hook) for _ in range(4)] + [Loader(hook, new_conn=True) for _ in range(2)]
+    for l in loaders:
+        l.start()
+    lib.wait_until(lambda: all(l.ok > 5 for l in loaders), 30 * SCALE, "load running")
+    for i in range(3):
+        lib.make_certs(hook.certdir)
+        time.sleep(1.2 * SCALE)
+    with open(lib.DEFAULT_CONFIG) as f:
+        cfg = json.load(f)
+    for i in range(3):
+        cfg["workDir"] = "_work%d" % i
+        swap_configmap(hook, json.dumps(cfg), "..load%d" % i)
+        time.sleep(1.2 * SCALE)
+    res.check(hook.log_text().count("certificate reloaded") >= 3, "certificates rotated during load")
+    res.check(hook.log_text().count("config reloaded") >= 3, "config reloaded during load")
+    for l in loaders:
+        l.stop = True
+    for l in loaders:
+        l.join(60 * SCALE)
+    failed = sum(l.failed for l in loaders)
+    ok = sum(l.ok for l in loaders)
+    res.check(failed == 0 and ok > 50, "rotation and reload under load: %d requests, %d failed "
+              "(new TLS handshakes included)" % (ok, failed), str([e for l in loaders for e in l.errors][:5]))
+    # SIGTERM in the middle of a load run: every request sent is answered.
+    loaders = [Loader(hook, until_stopped=True) for _ in range(6)]
+    for l in loaders:
+        l.start()
+    lib.wait_until(lambda: all(l.ok > 5 for l in loaders), 30 * SCALE, "load running")
+    hook.proc.send_signal(signal.SIGTERM)
+    rc = hook.proc.wait(timeout=60 * SCALE)
+    for l in loaders:
+        l.stop = True
+        l.join(60 * SCALE)
+    failed = sum(l.failed for l in loaders)
+    res.check(rc == 0 and failed == 0, "SIGTERM under load: exit %s, %d requests answered, %d failed "
+              "in flight" % (rc, sum(l.ok for l in loaders), failed),
+              str([e for l in loaders for e in l.errors][:5]))
+    hook.stop()
+
+
 def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
@@ -478,14 +652,18 @@ def main():
         test_cases(res, tmp)
         hook = Webhook(tmp)
         test_endpoints_and_metrics(res, hook)
+        test_tls_versions(res, hook)
         test_bad_input(res, hook)
         test_body_limits(res, hook)
+        test_mixed_10k(res, hook)
         hook.stop(res, "main server")
         logs.append(hook.log_text())
         test_sigterm_in_flight(res, tmp)
         test_config_reload(res, tmp)
         test_cert_rotation(res, tmp)
         if not ARGS.quick:
+            test_attack(res, tmp)
+            test_under_load(res, tmp)
             test_slow_clients(res, tmp)
             test_start_without_cert(res, tmp)
             test_flags(res, tmp)

@@ -42,6 +42,7 @@ struct server {
 	int			 sigfd;
 	int			 timerfd;
 	unsigned int		 in_flight;
+	double			 last_request;	/* monotonic start of the newest */
 	int			 stopping;
 	time_t			 stop_deadline;
 
@@ -70,10 +71,12 @@ seconds_since(const struct timespec *t)
 	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
-/* Queue a response that takes the buffer (malloc'd) as its body. */
+/* Queue a response that takes the buffer (malloc'd) as its body.  While
+ * stopping, it also closes the connection, so that no client sends another
+ * request on it. */
 static enum MHD_Result
-respond(struct MHD_Connection *conn, unsigned int status, char *body, size_t len,
-    const char *type)
+respond(struct server *srv, struct MHD_Connection *conn, unsigned int status,
+    char *body, size_t len, const char *type)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -86,15 +89,18 @@ respond(struct MHD_Connection *conn, unsigned int status, char *body, size_t len
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (srv->stopping)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
 static enum MHD_Result
-respond_text(struct MHD_Connection *conn, unsigned int status, const char *text)
+respond_text(struct server *srv, struct MHD_Connection *conn, unsigned int status,
+    const char *text)
 {
-	return respond(conn, status, strdup(text), strlen(text), "text/plain");
+	return respond(srv, conn, status, strdup(text), strlen(text), "text/plain");
 }
 
 static enum MHD_Result
@@ -109,7 +115,7 @@ respond_error(struct server *srv, struct MHD_Connection *conn, unsigned int stat
 	log_warn("request rejected", "status", status == 413 ? "413" : status == 400 ?
 	    "400" : status == 404 ? "404" : status == 405 ? "405" : "500",
 	    "error", message, NULL);
-	return respond(conn, status, body, len, "application/json");
+	return respond(srv, conn, status, body, len, "application/json");
 }
 
 static const char *
@@ -169,7 +175,7 @@ mutate(struct server *srv, struct MHD_Connection *conn, struct request *req)
 	policy_decision_release(&d);
 	review_release(&rv);
 	arena_close();
-	ret = respond(conn, MHD_HTTP_OK, answer, len, "application/json");
+	ret = respond(srv, conn, MHD_HTTP_OK, answer, len, "application/json");
 	return ret;
 }
 
@@ -201,6 +207,7 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 		*req_cls = req;
 		srv->in_flight++;
+		srv->last_request = (double)req->start.tv_sec + (double)req->start.tv_nsec / 1e9;
 		/* While a request is being received, a silent client is dropped
 		 * soon; between requests it may idle longer (completion). */
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
@@ -235,12 +242,12 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 		return mutate(srv, conn, req);
 	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/healthz") == 0)
-		return respond_text(conn, MHD_HTTP_OK, "ok\n");
+		return respond_text(srv, conn, MHD_HTTP_OK, "ok\n");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/readyz") == 0) {
 		if (srv->stopping || srv->certs.current == NULL || srv->cfg == NULL)
-			return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+			return respond_text(srv, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
 			    "not ready\n");
-		return respond_text(conn, MHD_HTTP_OK, "ok\n");
+		return respond_text(srv, conn, MHD_HTTP_OK, "ok\n");
 	}
 	if (strcmp(url, "/mutate") == 0)
 		return respond_error(srv, conn, 405, "use POST for /mutate", 0);
@@ -270,18 +277,18 @@ handle_plain(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-		return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
+		return respond_text(srv, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
 	if (strcmp(url, "/healthz") == 0)
-		return respond_text(conn, MHD_HTTP_OK, "ok\n");
+		return respond_text(srv, conn, MHD_HTTP_OK, "ok\n");
 	if (strcmp(url, "/metrics") != 0)
-		return respond_text(conn, MHD_HTTP_NOT_FOUND,
+		return respond_text(srv, conn, MHD_HTTP_NOT_FOUND,
 		    "no such path (serving /metrics, /healthz)\n");
 	metrics_set(srv->m_cert_expiry, (double)certstore_expiry(&srv->certs));
 	buf_init(&b, 16 * 1024 * 1024);
 	metrics_render(&b);
 	text = buf_detach(&b, &len);
 	buf_release(&b);
-	return respond(conn, MHD_HTTP_OK, text, len,
+	return respond(srv, conn, MHD_HTTP_OK, text, len,
 	    "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -490,6 +497,12 @@ begin_stop(struct server *srv, const char *why)
 		close(fd);
 	log_info("stopping: no new connections, finishing in-flight requests",
 	    "signal", why, NULL);
+	{
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (srv->last_request == 0)
+			srv->last_request = (double)now.tv_sec + (double)now.tv_nsec / 1e9 - 1.0;
+	}
 }
 
 static int
@@ -500,8 +513,16 @@ loop(struct server *srv)
 	uint64_t ticks;
 	int i, n;
 
+	struct timespec now;
+
 	for (;;) {
-		if (srv->stopping && (srv->in_flight == 0 || time(NULL) >= srv->stop_deadline))
+		/* Stop once nothing is in flight and no request has started for a
+		 * second: a keep-alive client may have sent its next request before
+		 * it read our "Connection: close". */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (srv->stopping && ((srv->in_flight == 0 && (double)now.tv_sec +
+		    (double)now.tv_nsec / 1e9 - srv->last_request >= 1.0) ||
+		    time(NULL) >= srv->stop_deadline))
 			return 0;
 		n = epoll_wait(srv->epfd, ev, 8, next_timeout(srv, 1000));
 		if (n == -1 && errno != EINTR) {
