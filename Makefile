@@ -38,7 +38,7 @@ ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-.PHONY: all deps test unit fuzz-replay fuzz e2e manifests check-asan valgrind demo bench clean help
+.PHONY: all deps test unit fuzz-replay fuzz e2e manifests check-asan valgrind demo bench soak clean help
 
 all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
@@ -54,7 +54,8 @@ help:
 	@echo "make manifests  render and check the kustomize install path"
 	@echo "make check-asan the tests with AddressSanitizer and UBSan"
 	@echo "make valgrind   the tests under valgrind (leaks are errors)"
-	@echo "make bench      performance figures"
+	@echo "make bench      performance figures (bench/results.md)"
+	@echo "make soak       a million requests; RSS must not grow"
 	@echo "make fuzz       libFuzzer on every parser and pure core (FUZZ_SECONDS=60 each)"
 	@echo "make clean      remove build output"
 
@@ -185,6 +186,11 @@ demo: all
 
 bench: all $(B)/bench/ceiling $(B)/bench/newconn
 	@$(PYTHON) tests/bench.py --build $(B)
+
+# At least a million requests; RSS at the start and the end must agree within 1 MiB.
+SOAK_REQUESTS ?= 1000000
+soak: all
+	@$(PYTHON) tests/bench.py --build $(B) --soak $(SOAK_REQUESTS)
 
 $(B)/bench/ceiling: $(B)/obj/tests/bench/ceiling.o $(B)/obj/common/file.o
 	@mkdir -p $(dir $@)

@@ -242,7 +242,24 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--drift", type=int, default=1000000, help="requests for the RSS drift run")
     ap.add_argument("--janitor-only", action="store_true")
+    ap.add_argument("--soak", type=int, default=0, help="only the RSS soak, with this many requests")
     ARGS = ap.parse_args()
+    if ARGS.soak:
+        with tempfile.TemporaryDirectory() as tmp:
+            ec = os.path.join(tmp, "ec")
+            lib.make_certs(ec, "ec")
+            body = os.path.join(tmp, "review.json")
+            with open(body, "w") as f:
+                json.dump(json.load(open(os.path.join(lib.ROOT, "tests", "cases", "job-pod-keda.json")))["review"], f)
+            port, mport = lib.free_port(), lib.free_port()
+            first, last, done = drift([os.path.join(ARGS.build, "bin", "pipewarden-webhook"), "--config",
+                                       lib.DEFAULT_CONFIG, "--tls-cert", os.path.join(ec, "tls.crt"),
+                                       "--tls-key", os.path.join(ec, "tls.key"), "--port", str(port),
+                                       "--metrics-port", str(mport), "--address", "127.0.0.1"],
+                                      port, body, tmp, ARGS.soak)
+        print("soak: %d requests (keep-alive, 8 connections): RSS %.2f MiB after 10k, %.2f MiB at the end "
+              "(%+.2f MiB)" % (done, first / 1024, last / 1024, (last - first) / 1024))
+        sys.exit(0 if last - first <= 1024 else 1)
     if ARGS.janitor_only:
         with tempfile.TemporaryDirectory() as tmp:
             print(janitor_bench(tmp))

@@ -279,6 +279,8 @@ def test_metrics(res, tmp):
               "pods deleted are counted by reason")
     res.check('pipewarden_janitor_ado_requests_total{code="429"} 1' in text, "ADO requests counted by code")
     res.check('pipewarden_janitor_agents{pool="aks-pool",status="online"} 1' in text, "agents gauge")
+    res.check(env.ado.pat not in text and env.kube.token not in text and env.ado.bearer not in text,
+              "no secret in the metrics")
     if shutil.which("promtool"):
         pr = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
         res.check(pr.returncode == 0, "promtool check metrics", pr.stdout + pr.stderr)
@@ -421,12 +423,54 @@ def test_workload_identity(res, tmp):
               str(env.ado.token_requests))
     res.check(env.ado.bearer not in log and env.ado.assertion not in log,
               "neither the Entra token nor the federated token is logged")
+    for r in env.ado.server.requests():
+        if "/oauth2/" not in r[1]:
+            res.check(env.ado.assertion not in json.dumps(r[3]) and
+                      (r[3].get("Authorization") or "") == "Bearer " + env.ado.bearer,
+                      "Azure DevOps gets the Entra token, never the federated token")
+            break
     env.write("federated-token", "expired-assertion")
     env.ado.agents[12].append(sim.agent(30, "dead-30", changed_ago=3600, pod_uid="uid-gone-30"))
     rc, log = env.once()
     res.check(rc == 1 and 30 in env.agent_ids(), "Entra refusing the assertion deletes nothing")
     res.check("AADSTS700024" in log and "expired-assertion" not in log,
               "the Entra error is logged, the assertion is not")
+    env.stop()
+
+
+def test_lease_lost_mid_cycle(res, tmp):
+    env = Env(tmp)
+    standard_state(env)
+    real = env.ado.list_agents
+
+    def stolen(pid, q):
+        # While the leader reads the pool, another replica takes the Lease.
+        lease = env.kube.leases.get((NS, "pipewarden-janitor"))
+        if lease is not None:
+            lease["spec"]["holderIdentity"] = "janitor-thief"
+            lease["spec"]["renewTime"] = sim.now_rfc3339(time.time(), True)
+            lease["metadata"]["resourceVersion"] = env.kube.next_rv()
+        return real(pid, q)
+    env.ado.list_agents = stolen
+    rc, log = env.once()
+    res.check(env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9],
+              "a Lease lost mid-cycle: no agent is deleted", log[-600:])
+    res.check("lost the lease before acting" in log, "the loss is logged")
+    res.check(env.kube.leases[(NS, "pipewarden-janitor")]["spec"]["holderIdentity"] == "janitor-thief",
+              "the new holder's Lease is left alone (not released by the old leader)")
+    env.stop()
+
+
+def test_entra_down(res, tmp):
+    env = Env(tmp, wi=True)
+    standard_state(env)
+    env.ado.faults["entra_down"] = True
+    rc, log = env.once()
+    res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9] and len(env.kube.pods) == 11,
+              "Entra unreachable: nothing is deleted", log[-600:])
+    env.ado.faults.clear()
+    rc, log = env.once()
+    res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT, "the next cycle with Entra back recovers")
     env.stop()
 
 
@@ -490,7 +534,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tests = (test_standard_cycle, test_dry_run, test_outages, test_ado_faults, test_kube_faults,
                  test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
-                 test_sigterm_mid_cycle, test_flags)
+                 test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_flags)
         if ARGS.quick:
             tests = (test_standard_cycle, test_dry_run, test_ado_faults, test_workload_identity,
                      test_metrics)
