@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "config.h"
+#include "log.h"
 
 int
 parse_ll(const char *s, long long min, long long max, long long *out)
@@ -107,4 +109,42 @@ cli_usage(const char *program, const char *summary, const struct cli_option *opt
 		    o->arg ? o->arg : "");
 		printf("  %-26s %s\n", left, o->help);
 	}
+}
+
+struct config *
+cli_start(const char *program, const char *summary, const char *version,
+    const struct cli_option *opts, struct cli_common *c, int argc, char **argv,
+    int *status)
+{
+	struct config *cfg;
+	char err[512];
+
+	*status = 2;
+	if (cli_parse(opts, argc, argv, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", program, err);
+		return NULL;
+	}
+	if (c->help || c->version) {
+		if (c->help)
+			cli_usage(program, summary, opts);
+		else
+			printf("%s %s\n", program, version);
+		*status = 0;
+		return NULL;
+	}
+	if ((cfg = config_load(c->config_path, err, sizeof(err))) == NULL) {
+		if (c->check)
+			fprintf(stderr, "%s\n", err);
+		else
+			log_error("cannot start: invalid config", "file", c->config_path,
+			    "error", err, NULL);
+		return NULL;
+	}
+	if (c->check) {
+		printf("configuration OK\n");
+		config_free(cfg);
+		*status = 0;
+		return NULL;
+	}
+	return cfg;
 }

@@ -24,6 +24,33 @@ int	cli_parse(const struct cli_option *opts, int argc, char **argv,
 void	cli_usage(const char *program, const char *summary,
 	    const struct cli_option *opts);
 
+/* The flags every program has, and cli_start() that handles them. */
+struct cli_common {
+	const char	*config_path;
+	int		 check;
+	int		 version;
+	int		 help;
+};
+
+#define CLI_COMMON_OPTIONS(c) \
+	{ "config", &(c)->config_path, NULL, "FILE", "config file (/etc/pipewarden/config.json)" }, \
+	{ "check-config", NULL, &(c)->check, NULL, "validate the config file and exit" }, \
+	{ "version", NULL, &(c)->version, NULL, "print the version and exit" }, \
+	{ "help", NULL, &(c)->help, NULL, "print this help and exit" }
+
+struct config;
+
+/*
+ * The start both programs share: parse the flags (environment first),
+ * answer --help and --version, load and validate the config and answer
+ * --check-config.  Return the config to run with (the caller owns it), or
+ * NULL with the exit status in *status: 0 after --help, --version or a good
+ * --check-config, 2 for bad usage or a bad config (the message names it).
+ */
+struct config	*cli_start(const char *program, const char *summary,
+		    const char *version, const struct cli_option *opts,
+		    struct cli_common *c, int argc, char **argv, int *status);
+
 /* Parse a whole decimal number in [min, max].  Return 0 or -1. */
 int	parse_ll(const char *s, long long min, long long max, long long *out);
 

@@ -57,25 +57,6 @@ parse_agent(const cJSON *a, struct agent_info *ag, char *err, size_t errlen)
 	return 0;
 }
 
-/* Keep a copy of s in the list.  NULL when out of memory. */
-static const char *
-own(struct agent_list *l, const char *s)
-{
-	char **v;
-
-	if (s == NULL)
-		return NULL;
-	if (l->nstrings == l->capstrings) {
-		l->capstrings = l->capstrings ? l->capstrings * 2 : 256;
-		if ((v = realloc(l->strings, l->capstrings * sizeof(*v))) == NULL)
-			return NULL;
-		l->strings = v;
-	}
-	if ((l->strings[l->nstrings] = strdup(s)) == NULL)
-		return NULL;
-	return l->strings[l->nstrings++];
-}
-
 struct agents_scan {
 	struct agent_list	*l;
 	char			*err;
@@ -105,8 +86,8 @@ scan_agent(const char *text, size_t len, void *cls)
 			goto nomem;
 		l->agents = v;
 	}
-	if ((ag.name = own(l, ag.name)) == NULL ||
-	    (ag.pod_uid != NULL && (ag.pod_uid = own(l, ag.pod_uid)) == NULL))
+	if ((ag.name = strpool_add(&l->strings, ag.name)) == NULL ||
+	    (ag.pod_uid != NULL && (ag.pod_uid = strpool_add(&l->strings, ag.pod_uid)) == NULL))
 		goto nomem;
 	l->agents[l->n++] = ag;
 	rc = 0;
@@ -149,11 +130,7 @@ ado_parse_agents(const char *body, size_t len, struct agent_list *out, char *err
 void
 agent_list_release(struct agent_list *l)
 {
-	size_t i;
-
-	for (i = 0; i < l->nstrings; i++)
-		free(l->strings[i]);
-	free(l->strings);
+	strpool_release(&l->strings);
 	free(l->agents);
 	memset(l, 0, sizeof(*l));
 }

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../common/strpool.h"
 #include "plan.h"
 
 /*
@@ -17,8 +18,7 @@
 struct agent_list {
 	struct agent_info	*agents;	/* owned */
 	size_t			 n, cap;
-	char			**strings;	/* owned: every name and uid */
-	size_t			 nstrings, capstrings;
+	struct strpool		 strings;	/* every name and uid */
 };
 
 /* Parse a 200 body of GET .../pools/{id}/agents: {"count":N,"value":[...]}.

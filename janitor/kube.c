@@ -115,24 +115,6 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	}
 }
 
-static const char *
-own(struct pod_list *l, const char *s)
-{
-	char **v;
-
-	if (s == NULL)
-		return NULL;
-	if (l->nstrings == l->capstrings) {
-		l->capstrings = l->capstrings ? l->capstrings * 2 : 1024;
-		if ((v = realloc(l->strings, l->capstrings * sizeof(*v))) == NULL)
-			return NULL;
-		l->strings = v;
-	}
-	if ((l->strings[l->nstrings] = strdup(s)) == NULL)
-		return NULL;
-	return l->strings[l->nstrings++];
-}
-
 struct pods_scan {
 	struct pod_list	*l;
 	char		*cont;
@@ -166,10 +148,12 @@ scan_pod(const char *text, size_t len, void *cls)
 			goto nomem;
 		l->pods = v;
 	}
-	if ((p.namespace = own(l, p.namespace)) == NULL || (p.name = own(l, p.name)) == NULL ||
-	    (p.uid = own(l, p.uid)) == NULL || (p.node = own(l, p.node)) == NULL ||
-	    (p.owner_name != NULL && (p.owner_name = own(l, p.owner_name)) == NULL) ||
-	    (p.owner_uid != NULL && (p.owner_uid = own(l, p.owner_uid)) == NULL))
+	if ((p.namespace = strpool_add(&l->strings, p.namespace)) == NULL ||
+	    (p.name = strpool_add(&l->strings, p.name)) == NULL ||
+	    (p.uid = strpool_add(&l->strings, p.uid)) == NULL ||
+	    (p.node = strpool_add(&l->strings, p.node)) == NULL ||
+	    (p.owner_name != NULL && (p.owner_name = strpool_add(&l->strings, p.owner_name)) == NULL) ||
+	    (p.owner_uid != NULL && (p.owner_uid = strpool_add(&l->strings, p.owner_uid)) == NULL))
 		goto nomem;
 	l->pods[l->n++] = p;
 	rc = 0;
@@ -227,11 +211,7 @@ kube_parse_pods(struct pod_list *l, const char *body, size_t len, char **continu
 void
 pod_list_release(struct pod_list *l)
 {
-	size_t i;
-
-	for (i = 0; i < l->nstrings; i++)
-		free(l->strings[i]);
-	free(l->strings);
+	strpool_release(&l->strings);
 	free(l->pods);
 	memset(l, 0, sizeof(*l));
 }

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "../common/http.h"
+#include "../common/strpool.h"
 #include "plan.h"
 
 /*
@@ -19,8 +20,7 @@
 struct pod_list {
 	struct pod_info	*pods;		/* owned */
 	size_t		 n, cap;
-	char		**strings;	/* owned: the pods' strings */
-	size_t		 nstrings, capstrings;
+	struct strpool	 strings;	/* the pods' strings */
 };
 
 /* Parse one PodList page and append its items to l; *continue_token gets

@@ -39,12 +39,12 @@ own_namespace(char *buf, size_t len)
 int
 main(int argc, char **argv)
 {
-	const char *config_path = CONFIG_DEFAULT_PATH, *node = getenv("NODE_NAME");
+	struct cli_common common = { CONFIG_DEFAULT_PATH, 0, 0, 0 };
+	const char *node = getenv("NODE_NAME");
 	const char *kube_api = NULL, *kube_token = SA_DIR "/token", *kube_ca = SA_DIR "/ca.crt";
 	const char *ado_ca = NULL, *metrics_port = "9091";
-	int help = 0, version = 0, check = 0, once = 0, dry_run = 0;
+	int once = 0, dry_run = 0;
 	const struct cli_option opts[] = {
-		{ "config", &config_path, NULL, "FILE", "config file (" CONFIG_DEFAULT_PATH ")" },
 		{ "once", NULL, &once, NULL, "run one cycle and exit (0 done, 1 API error, 2 usage)" },
 		{ "dry-run", NULL, &dry_run, NULL, "log every decision, delete and write nothing" },
 		{ "node", &node, NULL, "NAME", "this node (NODE_NAME)" },
@@ -53,14 +53,12 @@ main(int argc, char **argv)
 		{ "kube-ca", &kube_ca, NULL, "FILE", "CA of the Kubernetes API (" SA_DIR "/ca.crt)" },
 		{ "ado-ca", &ado_ca, NULL, "FILE", "CA bundle for Azure DevOps and Entra (system store)" },
 		{ "metrics-port", &metrics_port, NULL, "PORT", "HTTP port for /metrics, /healthz (9091)" },
-		{ "check-config", NULL, &check, NULL, "validate the config file and exit" },
-		{ "version", NULL, &version, NULL, "print the version and exit" },
-		{ "help", NULL, &help, NULL, "print this help and exit" },
+		CLI_COMMON_OPTIONS(&common),
 		{ NULL, NULL, NULL, NULL, NULL },
 	};
 	struct janitor_options jo;
 	struct config *cfg;
-	char err[512], nsbuf[256], host[256];
+	char nsbuf[256], host[256];
 	long long port;
 	int rc;
 
@@ -70,32 +68,10 @@ main(int argc, char **argv)
 	 * the first one is freed, where growing copies and freeing keeps. */
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	log_init("pipewarden-janitor");
-	if (cli_parse(opts, argc, argv, err, sizeof(err)) == -1) {
-		fprintf(stderr, "pipewarden-janitor: %s\n", err);
-		return 2;
-	}
-	if (help) {
-		cli_usage("pipewarden-janitor", "Cleans finished and stuck agent pods on its "
-		    "node and, as the Lease holder, dead offline agents of the pools.", opts);
-		return 0;
-	}
-	if (version) {
-		printf("pipewarden-janitor %s\n", PIPEWARDEN_VERSION);
-		return 0;
-	}
-	if ((cfg = config_load(config_path, err, sizeof(err))) == NULL) {
-		if (check)
-			fprintf(stderr, "%s\n", err);
-		else
-			log_error("cannot start: invalid config", "file", config_path,
-			    "error", err, NULL);
-		return 2;
-	}
-	if (check) {
-		printf("configuration OK\n");
-		config_free(cfg);
-		return 0;
-	}
+	if ((cfg = cli_start("pipewarden-janitor", "Cleans finished and stuck agent pods "
+	    "on its node and, as the Lease holder, dead offline agents of the pools.",
+	    PIPEWARDEN_VERSION, opts, &common, argc, argv, &rc)) == NULL)
+		return rc;
 	if (parse_ll(metrics_port, 0, 65535, &port) == -1) {
 		fprintf(stderr, "pipewarden-janitor: --metrics-port: '%s' is not a port "
 		    "(0 for none)\n", metrics_port);
@@ -109,7 +85,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	memset(&jo, 0, sizeof(jo));
-	jo.config_path = config_path;
+	jo.config_path = common.config_path;
 	jo.node = node;
 	jo.namespace = own_namespace(nsbuf, sizeof(nsbuf));
 	jo.identity = getenv("POD_NAME");

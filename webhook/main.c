@@ -40,14 +40,12 @@ parse_number(const char *flag, const char *s, long long min, long long max,
 int
 main(int argc, char **argv)
 {
-	const char *config_path = CONFIG_DEFAULT_PATH;
+	struct cli_common common = { CONFIG_DEFAULT_PATH, 0, 0, 0 };
 	const char *cert = "/etc/pipewarden/tls/tls.crt";
 	const char *key = "/etc/pipewarden/tls/tls.key";
 	const char *address = NULL, *port = "8443", *metrics_port = "9090";
 	const char *max_conns = "1000", *req_timeout = "10", *idle_timeout = "120";
-	int help = 0, version = 0, check = 0;
 	const struct cli_option opts[] = {
-		{ "config", &config_path, NULL, "FILE", "config file (" CONFIG_DEFAULT_PATH ")" },
 		{ "tls-cert", &cert, NULL, "FILE", "serving certificate, PEM (/etc/pipewarden/tls/tls.crt)" },
 		{ "tls-key", &key, NULL, "FILE", "serving key, PEM (/etc/pipewarden/tls/tls.key)" },
 		{ "port", &port, NULL, "PORT", "HTTPS port for /mutate, /healthz, /readyz (8443)" },
@@ -56,45 +54,21 @@ main(int argc, char **argv)
 		{ "max-connections", &max_conns, NULL, "N", "connection limit (1000)" },
 		{ "request-timeout", &req_timeout, NULL, "SECONDS", "to receive a whole request (10)" },
 		{ "idle-timeout", &idle_timeout, NULL, "SECONDS", "a keep-alive connection may idle (120)" },
-		{ "check-config", NULL, &check, NULL, "validate the config file and exit" },
-		{ "version", NULL, &version, NULL, "print the version and exit" },
-		{ "help", NULL, &help, NULL, "print this help and exit" },
+		CLI_COMMON_OPTIONS(&common),
 		{ NULL, NULL, NULL, NULL, NULL },
 	};
 	struct server_options so;
 	struct config *cfg;
-	char err[512];
 	long long conns, rt, it;
+	int status;
 
 	log_init("pipewarden-webhook");
-	if (cli_parse(opts, argc, argv, err, sizeof(err)) == -1) {
-		fprintf(stderr, "pipewarden-webhook: %s\n", err);
-		return 2;
-	}
-	if (help) {
-		cli_usage("pipewarden-webhook", "Mutating admission webhook that "
-		    "completes Azure Pipelines agent pods.", opts);
-		return 0;
-	}
-	if (version) {
-		printf("pipewarden-webhook %s\n", PIPEWARDEN_VERSION);
-		return 0;
-	}
-	if ((cfg = config_load(config_path, err, sizeof(err))) == NULL) {
-		if (check)
-			fprintf(stderr, "%s\n", err);
-		else
-			log_error("cannot start: invalid config", "file", config_path,
-			    "error", err, NULL);
-		return 2;
-	}
-	if (check) {
-		printf("configuration OK\n");
-		config_free(cfg);
-		return 0;
-	}
+	if ((cfg = cli_start("pipewarden-webhook", "Mutating admission webhook that "
+	    "completes Azure Pipelines agent pods.", PIPEWARDEN_VERSION, opts, &common,
+	    argc, argv, &status)) == NULL)
+		return status;
 	memset(&so, 0, sizeof(so));
-	so.config_path = config_path;
+	so.config_path = common.config_path;
 	so.cert_path = cert;
 	so.key_path = key;
 	so.address = address;

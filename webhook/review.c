@@ -266,6 +266,7 @@ review_error_body(int code, const char *message, size_t *lenp)
 	case 400: reason = "BadRequest"; break;
 	case 404: reason = "NotFound"; break;
 	case 405: reason = "MethodNotAllowed"; break;
+	case 408: reason = "Timeout"; break;
 	case 413: reason = "RequestEntityTooLarge"; break;
 	case 503: reason = "ServiceUnavailable"; break;
 	default: reason = "InternalError"; break;

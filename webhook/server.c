@@ -109,12 +109,12 @@ respond_error(struct server *srv, struct MHD_Connection *conn, unsigned int stat
 {
 	size_t len;
 	char *body = review_error_body((int)status, message, &len);
+	char code[16];
 
 	if (count)
 		metrics_add(srv->m_requests, 1, "error");
-	log_warn("request rejected", "status", status == 413 ? "413" : status == 400 ?
-	    "400" : status == 404 ? "404" : status == 405 ? "405" : "500",
-	    "error", message, NULL);
+	snprintf(code, sizeof(code), "%u", status);
+	log_warn("request rejected", "status", code, "error", message, NULL);
 	return respond(srv, conn, status, body, len, "application/json");
 }
 
