@@ -273,7 +273,8 @@ parse_profiles(struct parser *p, const cJSON *obj, struct config *cfg)
 {
 	static const char *const keys[] = { "requests", "limits", "max", NULL };
 	const cJSON *item;
-	char where[256];
+	char where[256], name[300];
+	int k;
 
 	if (obj == NULL) {
 		fail(p, "config: 'profiles': required (at least one resource profile)");
@@ -287,7 +288,10 @@ parse_profiles(struct parser *p, const cJSON *obj, struct config *cfg)
 	cJSON_ArrayForEach(item, obj) {
 		struct profile *pr = &cfg->profiles[cfg->nprofiles];
 
-		snprintf(where, sizeof(where), "profiles.%s", item->string);
+		const char *const lists[3] = { "requests", "limits", "max" };
+		struct resource_list *dst[3] = { &pr->requests, &pr->limits, &pr->max };
+
+		snprintf(where, sizeof(where), "profiles.%.200s", item->string);
 		if (!cJSON_IsObject(item)) {
 			fail(p, "config: '%s': expected an object", where);
 			return;
@@ -296,15 +300,11 @@ parse_profiles(struct parser *p, const cJSON *obj, struct config *cfg)
 			return;
 		cfg->nprofiles++;
 		check_keys(p, item, where, keys);
-		snprintf(where, sizeof(where), "profiles.%s.", item->string);
-		parse_resources(p, get_object(p, item, "requests", where),
-		    strcat(where, "requests"), &pr->requests);
-		snprintf(where, sizeof(where), "profiles.%s.", item->string);
-		parse_resources(p, get_object(p, item, "limits", where),
-		    strcat(where, "limits"), &pr->limits);
-		snprintf(where, sizeof(where), "profiles.%s.", item->string);
-		parse_resources(p, get_object(p, item, "max", where),
-		    strcat(where, "max"), &pr->max);
+		for (k = 0; k < 3; k++) {
+			snprintf(where, sizeof(where), "profiles.%.200s.", item->string);
+			snprintf(name, sizeof(name), "%s%s", where, lists[k]);
+			parse_resources(p, get_object(p, item, lists[k], where), name, dst[k]);
+		}
 		if (p->failed)
 			return;
 		if (distinct_resources(pr) > 16)
@@ -351,9 +351,9 @@ parse_tolerations(struct parser *p, const cJSON *arr, struct config *cfg)
 			return;
 		}
 		cfg->ntolerations++;
-		where[strlen(where) - 1] = '\0';
+		snprintf(where, sizeof(where), "tolerations[%zu]", cfg->ntolerations - 1);
 		check_keys(p, item, where, keys);
-		strcat(where, ".");
+		snprintf(where, sizeof(where), "tolerations[%zu].", cfg->ntolerations - 1);
 		t->key = get_string(p, item, "key", where, "");
 		t->operator = get_string(p, item, "operator", where, "Equal");
 		t->value = get_string(p, item, "value", where, "");

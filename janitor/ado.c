@@ -39,6 +39,12 @@ parse_agent(const cJSON *a, struct agent_info *ag, char *err, size_t errlen)
 		snprintf(err, errlen, "an agent lacks id, name, status or createdOn");
 		return -1;
 	}
+	/* An int32 on the wire; anything else is not an agent id. */
+	if (id->valuedouble < 0 || id->valuedouble > 2147483647.0 ||
+	    id->valuedouble != (double)(long long)id->valuedouble) {
+		snprintf(err, errlen, "an agent has an id that is not an int32");
+		return -1;
+	}
 	ag->id = (long long)id->valuedouble;
 	ag->online = strcmp(status, "online") == 0;
 	/* enabled is omitted when false (EmitDefaultValue=false). */
@@ -155,7 +161,8 @@ ado_parse_pool_id(const char *body, size_t len, const char *name, char *err,
 	cJSON_ArrayForEach(p, value) {
 		const char *n = str(p, "name");
 		id = cJSON_GetObjectItemCaseSensitive(p, "id");
-		if (n != NULL && strcmp(n, name) == 0 && cJSON_IsNumber(id)) {
+		if (n != NULL && strcmp(n, name) == 0 && cJSON_IsNumber(id) &&
+		    id->valuedouble > 0 && id->valuedouble <= 2147483647.0) {
 			matches++;
 			found = (long long)id->valuedouble;
 		}

@@ -181,6 +181,8 @@ scan_podlist(const char *key, size_t keylen, const char *value, size_t len, void
 	if (keylen == 8 && memcmp(key, "metadata", 8) == 0) {
 		meta = cJSON_ParseWithLength(value, len);
 		cont = str(meta, "continue");
+		free(sc->cont);		/* a repeated "metadata" key: the last one wins */
+		sc->cont = NULL;
 		if (cont != NULL && cont[0] != '\0' && (sc->cont = strdup(cont)) == NULL) {
 			cJSON_Delete(meta);
 			return -1;

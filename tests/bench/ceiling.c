@@ -59,7 +59,7 @@ main(int argc, char **argv)
 	if (cert == NULL || key == NULL || answer == NULL)
 		return 2;
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS,
-	    (uint16_t)atoi(argv[1]), NULL, NULL, handle, NULL,
+	    (uint16_t)(int)strtol(argv[1], NULL, 10), NULL, NULL, handle, NULL,
 	    MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
 	    MHD_OPTION_HTTPS_PRIORITIES, argc == 6 ? argv[5] :
 	    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",

@@ -121,8 +121,8 @@ main(int argc, char **argv)
 
 	if (argc != 6)
 		return 2;
-	port = atoi(argv[1]);
-	threads = atoi(argv[4]);
+	port = (int)strtol(argv[1], NULL, 10);
+	threads = (int)strtol(argv[4], NULL, 10);
 	body = file_read(argv[3], 1 << 24, &len);
 	if (body == NULL || threads < 1)
 		return 2;
@@ -139,7 +139,7 @@ main(int argc, char **argv)
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	w = calloc((size_t)threads, sizeof(*w));
 	t0 = now();
-	until = t0 + atof(argv[5]);
+	until = t0 + strtod(argv[5], NULL);
 	for (i = 0; i < (size_t)threads; i++)
 		pthread_create(&w[i].t, NULL, run, &w[i]);
 	for (i = 0; i < (size_t)threads; i++) {

@@ -44,7 +44,7 @@ parent_of(cJSON *doc, const char *path, char *last, size_t lastlen)
 		if (cJSON_IsObject(cur))
 			cur = cJSON_GetObjectItemCaseSensitive(cur, seg);
 		else if (cJSON_IsArray(cur))
-			cur = cJSON_GetArrayItem(cur, atoi(seg));
+			cur = cJSON_GetArrayItem(cur, (int)strtol(seg, NULL, 10));
 		else
 			return NULL;
 		if (cur == NULL)
@@ -77,7 +77,7 @@ apply(cJSON *pod, const char *patch, size_t len)
 				cJSON_AddItemToObject(parent, last, v);
 		} else {
 			FUZZ_ASSERT(cJSON_IsArray(parent));
-			FUZZ_ASSERT(strcmp(last, "-") == 0 || atoi(last) <= cJSON_GetArraySize(parent));
+			FUZZ_ASSERT(strcmp(last, "-") == 0 || (int)strtol(last, NULL, 10) <= cJSON_GetArraySize(parent));
 			cJSON_AddItemToArray(parent, v);
 		}
 	}
