@@ -8,7 +8,7 @@ WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 CFLAGS    ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DPIPEWARDEN_VERSION='"$(VERSION)"' \
              $(WARNINGS) $(CFLAGS) $(EXTRA_CFLAGS)
-LIBS       = -lmicrohttpd -lgnutls -lcjson -lssl -lcrypto -lm -lpthread
+LIBS       = -lmicrohttpd -lgnutls -lcjson -lm -lpthread
 JLIBS      = -lmicrohttpd -lcurl -lcjson -lm -lpthread
 
 # Debian packages: to build, and to run the tests and benchmarks.

@@ -4,9 +4,7 @@
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
+#include <gnutls/x509.h>
 
 #include "certs.h"
 
@@ -43,46 +41,45 @@ certpair_free(struct certpair *cp)
 	free(cp);
 }
 
-int
-certs_check_pair(const char *cert_pem, size_t cert_len, const char *key_pem,
-    size_t key_len, time_t *not_after, char *err, size_t errlen)
+/* The SHA-256 key id of a public key, or -1. */
+static int
+key_id(gnutls_pubkey_t pub, unsigned char id[32], size_t *len)
 {
-	BIO *cb = NULL, *kb = NULL;
-	X509 *x = NULL;
-	EVP_PKEY *k = NULL;
-	struct tm tm;
+	*len = 32;
+	return gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, id, len) < 0 ? -1 : 0;
+}
+
+int
+certs_check_pair(const gnutls_pcert_st *cert, gnutls_privkey_t key, time_t *not_after,
+    char *err, size_t errlen)
+{
+	gnutls_pubkey_t from_key = NULL;
+	gnutls_x509_crt_t crt = NULL;
+	unsigned char a[32], b[32];
+	size_t alen, blen;
 	int rc = -1;
 
-	cb = BIO_new_mem_buf(cert_pem, (int)cert_len);
-	kb = BIO_new_mem_buf(key_pem, (int)key_len);
-	if (cb == NULL || kb == NULL) {
+	if (gnutls_pubkey_init(&from_key) < 0 || gnutls_x509_crt_init(&crt) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if ((x = PEM_read_bio_X509(cb, NULL, NULL, NULL)) == NULL) {
-		snprintf(err, errlen, "no PEM certificate in the certificate file");
-		goto out;
-	}
-	if ((k = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL)) == NULL) {
-		snprintf(err, errlen, "no PEM private key in the key file");
-		goto out;
-	}
-	if (X509_check_private_key(x, k) != 1) {
+	if (gnutls_pubkey_import_privkey(from_key, key, 0, 0) < 0 ||
+	    key_id(from_key, a, &alen) == -1 || key_id(cert->pubkey, b, &blen) == -1 ||
+	    alen != blen || memcmp(a, b, alen) != 0) {
 		snprintf(err, errlen, "the private key does not match the certificate");
 		goto out;
 	}
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) {
+	if (gnutls_x509_crt_import(crt, &cert->cert, GNUTLS_X509_FMT_DER) < 0 ||
+	    (*not_after = gnutls_x509_crt_get_expiration_time(crt)) == (time_t)-1) {
 		snprintf(err, errlen, "the certificate has an unreadable notAfter");
 		goto out;
 	}
-	*not_after = timegm(&tm);
 	rc = 0;
 out:
-	ERR_clear_error();
-	EVP_PKEY_free(k);
-	X509_free(x);
-	BIO_free(kb);
-	BIO_free(cb);
+	if (crt != NULL)
+		gnutls_x509_crt_deinit(crt);
+	if (from_key != NULL)
+		gnutls_pubkey_deinit(from_key);
 	return rc;
 }
 
@@ -126,16 +123,14 @@ certstore_load(struct certstore *cs, time_t now, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (certs_check_pair(cert, cert_len, key, key_len, &cp->not_after, err,
-	    errlen) == -1)
-		goto out;
 	d.data = (unsigned char *)cert;
 	d.size = (unsigned int)cert_len;
 	cp->npcerts = CHAIN_MAX;
 	if ((grc = gnutls_pcert_list_import_x509_raw(cp->pcerts, &cp->npcerts, &d,
-	    GNUTLS_X509_FMT_PEM, 0)) < 0) {
+	    GNUTLS_X509_FMT_PEM, 0)) < 0 || cp->npcerts == 0) {
 		cp->npcerts = 0;
-		snprintf(err, errlen, "certificate chain: %s", gnutls_strerror(grc));
+		snprintf(err, errlen, "no PEM certificate in the certificate file (%s)",
+		    gnutls_strerror(grc));
 		goto out;
 	}
 	d.data = (unsigned char *)key;
@@ -143,9 +138,11 @@ certstore_load(struct certstore *cs, time_t now, char *err, size_t errlen)
 	if (gnutls_privkey_init(&cp->key) < 0 ||
 	    (grc = gnutls_privkey_import_x509_raw(cp->key, &d, GNUTLS_X509_FMT_PEM,
 	    NULL, 0)) < 0) {
-		snprintf(err, errlen, "private key: cannot load it into GnuTLS");
+		snprintf(err, errlen, "no PEM private key in the key file");
 		goto out;
 	}
+	if (certs_check_pair(&cp->pcerts[0], cp->key, &cp->not_after, err, errlen) == -1)
+		goto out;
 	if (cs->current != NULL) {
 		cs->current->retired_at = now;
 		cs->current->next = cs->retired;

@@ -48,9 +48,9 @@ void	certstore_serve(struct certstore *cs);
 
 void	certstore_release(struct certstore *cs);
 
-/* Check a PEM pair with OpenSSL: the first certificate's key matches the
- * private key.  Return 0 and its notAfter, or -1 with a message. */
-int	certs_check_pair(const char *cert_pem, size_t cert_len, const char *key_pem,
-	    size_t key_len, time_t *not_after, char *err, size_t errlen);
+/* Check a loaded pair: the first certificate's public key is the private
+ * key's.  Return 0 and its notAfter, or -1 with a message. */
+int	certs_check_pair(const gnutls_pcert_st *cert, gnutls_privkey_t key,
+	    time_t *not_after, char *err, size_t errlen);
 
 #endif
