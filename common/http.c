@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 
+#include "cli.h"
 #include "http.h"
 
 struct http_client {
@@ -18,9 +19,12 @@ struct http_client *
 http_client_new(const char *ca_file, long timeout_ms)
 {
 	struct http_client *c;
+	long long secs;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
+	if (parse_ll(getenv("PIPEWARDEN_HTTP_TIMEOUT_SECONDS"), 1, 300, &secs) == 0)
+		timeout_ms = (long)secs * 1000;
 	if ((c->curl = curl_easy_init()) == NULL ||
 	    (ca_file != NULL && (c->ca_file = strdup(ca_file)) == NULL)) {
 		http_client_free(c);

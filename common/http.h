@@ -24,7 +24,8 @@ struct http_response {
 };
 
 /* A client.  ca_file: PEM bundle to trust (NULL: the system store).
- * timeout_ms: for a whole request.  Returns NULL when out of memory. */
+ * timeout_ms: for a whole request, unless PIPEWARDEN_HTTP_TIMEOUT_SECONDS
+ * (1-300) says otherwise.  Returns NULL when out of memory. */
 struct http_client	*http_client_new(const char *ca_file, long timeout_ms);
 void			 http_client_free(struct http_client *c);
 

@@ -474,6 +474,33 @@ def test_entra_down(res, tmp):
     env.stop()
 
 
+def test_slow_apis(res, tmp):
+    """Each API slower than the client's timeout: nothing is deleted, and the
+    next healthy cycle recovers."""
+    fast = {"PIPEWARDEN_HTTP_TIMEOUT_SECONDS": "1"}
+    for name, wi in (("Kubernetes API", False), ("Azure DevOps", False), ("Entra", True)):
+        env = Env(tmp, wi=wi)
+        standard_state(env)
+        if name == "Kubernetes API":
+            env.kube.faults["hang"] = 2.5
+        elif name == "Azure DevOps":
+            env.ado.faults["hang"] = 2.5
+        else:
+            real = env.ado.token
+            env.ado.token = lambda body: (time.sleep(2.5), real(body))[1]
+        rc, log = env.once(env=fast)
+        res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9] and len(env.kube.pods) == 11,
+                  "%s slower than the timeout: nothing deleted, exit 1" % name, log[-400:])
+        env.kube.faults.clear()
+        env.ado.faults.clear()
+        if name == "Entra":
+            env.ado.token = real
+        rc, log = env.once(env=fast)
+        res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT, "%s back: the next cycle recovers" % name,
+                  log[-400:])
+        env.stop()
+
+
 def test_sigterm_mid_cycle(res, tmp):
     env = Env(tmp)
     for i in range(20):
@@ -534,7 +561,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tests = (test_standard_cycle, test_dry_run, test_outages, test_ado_faults, test_kube_faults,
                  test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
-                 test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_flags)
+                 test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
+                 test_flags)
         if ARGS.quick:
             tests = (test_standard_cycle, test_dry_run, test_ado_faults, test_workload_identity,
                      test_metrics)
