@@ -13,7 +13,7 @@ JLIBS      = -lmicrohttpd -lcurl -lcjson -lm -lpthread
 
 # Debian packages: to build, and to run the tests and benchmarks.
 BUILD_DEPS := gcc make pkg-config libmicrohttpd-dev libgnutls28-dev \
-              libcjson-dev libcurl4-openssl-dev libssl-dev clang libclang-rt-14-dev
+              libcjson-dev libcurl4-openssl-dev libssl-dev
 TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prometheus \
               procps nghttp2-client util-linux
 
@@ -38,7 +38,7 @@ ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-.PHONY: all deps test unit fuzz-replay fuzz e2e manifests check-asan valgrind demo bench soak clean help
+.PHONY: all deps test unit fuzz-replay fuzz fuzz-deps e2e manifests check-asan valgrind demo bench soak clean help
 
 all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
@@ -132,7 +132,12 @@ build/fuzz/%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=all -o $@ $^ $(LIBS) -lcurl
 
-fuzz: $(FUZZERS:%=build/fuzz/%)
+fuzz-deps:
+	@sh tests/ensure-packages clang libclang-rt-14-dev
+
+build/fuzz/%: | fuzz-deps
+
+fuzz: fuzz-deps $(FUZZERS:%=build/fuzz/%)
 	@for f in $(FUZZERS); do mkdir -p build/fuzz-corpus/$$f; \
 	    seeds=""; case $$f in review|kube) seeds=$(SHARED)/kubernetes;; ado) seeds=$(SHARED)/azure-devops;; esac; \
 	    [ -d "$$seeds" ] || seeds=""; \
