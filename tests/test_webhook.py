@@ -312,25 +312,22 @@ def test_config_reload(res, tmp):
         cfg = json.load(f)
     res.check(current_url(hook) == "https://dev.azure.com/contoso", "config in force at start")
     swap_configmap(hook, '{"organizationUrl": 5}', "..v2")
-    lib.wait_until(lambda: hook.metric("pipewarden_config_reload_errors_total") == 1,
-                   20 * SCALE, "reload error counted")
-    res.check(True, "a bad config on reload is counted")
+    res.check(lib.eventually(lambda: hook.metric("pipewarden_config_reload_errors_total") == 1,
+                             20 * SCALE), "a bad config on reload is counted")
     res.check("config reload failed; the previous config stays in force" in hook.log_text() and
               "organizationUrl" in hook.log_text(), "a bad reload is logged naming the key")
     res.check(current_url(hook) == "https://dev.azure.com/contoso", "the old config stays in force")
     cfg["organizationUrl"] = "https://dev.azure.com/fabrikam"
     swap_configmap(hook, json.dumps(cfg), "..v3")
-    lib.wait_until(lambda: current_url(hook) == "https://dev.azure.com/fabrikam", 20 * SCALE,
-                   "new config in force")
-    res.check(True, "a ConfigMap symlink swap reloads the config")
+    res.check(lib.eventually(lambda: current_url(hook) == "https://dev.azure.com/fabrikam", 20 * SCALE),
+              "a ConfigMap symlink swap reloads the config")
     hook.wait_log("config reloaded")
     # An edit in place is noticed too.
     cfg["organizationUrl"] = "https://dev.azure.com/northwind"
     with open(os.path.join(hook.dir, "cm", "..v3", "config.json"), "w") as f:
         json.dump(cfg, f)
-    lib.wait_until(lambda: current_url(hook) == "https://dev.azure.com/northwind", 20 * SCALE,
-                   "edited config in force")
-    res.check(True, "an edit in place reloads the config")
+    res.check(lib.eventually(lambda: current_url(hook) == "https://dev.azure.com/northwind", 20 * SCALE),
+              "an edit in place reloads the config")
     hook.stop(res, "config reload")
 
 
@@ -347,8 +344,8 @@ def test_cert_rotation(res, tmp):
     old_key = open(os.path.join(hook.certdir, "tls.key")).read()
     # Rotate (same CA): make-certs writes the key then the cert by rename.
     lib.make_certs(hook.certdir)
-    lib.wait_until(lambda: served_cert(hook) != first, 20 * SCALE, "new certificate served")
-    res.check(True, "a rotated certificate is served without a restart")
+    res.check(lib.eventually(lambda: served_cert(hook) != first, 20 * SCALE),
+              "a rotated certificate is served without a restart")
     second = served_cert(hook)
     hook.wait_log("certificate reloaded")
     # A mismatched pair keeps the old one in service.
@@ -369,8 +366,7 @@ def test_start_without_cert(res, tmp):
     hook.wait_log("no serving certificate yet")
     res.check(hook.proc.poll() is None, "starts and waits when the certificate is not there yet")
     lib.make_certs(hook.certdir)
-    hook.wait_ready()
-    res.check(True, "serves once the certificate appears")
+    res.check(lib.eventually(lambda: _ready(hook), 30 * SCALE), "serves once the certificate appears")
     hook.stop(res, "late certificate")
 
 
@@ -523,11 +519,18 @@ def test_attack(res, tmp):
         except OSError:
             pass
     res.check(len(flood) == 80 and hook.proc.poll() is None, "80 idle connections against a limit of 50: alive")
-    lib.wait_until(lambda: _serves(hook), 30 * SCALE, "service while the flood sockets stay open")
-    res.check(True, "serves again while the flood's idle connections time out")
+    res.check(lib.eventually(lambda: _serves(hook), 30 * SCALE),
+              "serves again while the flood's idle connections time out")
     for s in flood:
         s.close()
     hook.stop(res, "connection flood")
+
+
+def _ready(hook):
+    try:
+        return hook.get("/readyz")[0] == 200
+    except (OSError, ssl.SSLError):
+        return False
 
 
 def _serves(hook):

@@ -226,6 +226,18 @@ group_add(struct group *g, const char *key, const char *value)
 	g->count++;
 }
 
+/* Add the JSON text built in v (or fail the patch if building it failed),
+ * and release v. */
+static void
+group_add_buf(struct group *g, const char *key, struct buf *v)
+{
+	if (v->failed)
+		g->patch->text.failed = 1;
+	else
+		group_add(g, key, v->data);
+	buf_release(v);
+}
+
 static void
 group_add_string(struct group *g, const char *key, const char *value)
 {
@@ -233,11 +245,7 @@ group_add_string(struct group *g, const char *key, const char *value)
 
 	buf_init(&v, PATCH_MAX);
 	buf_add_json_string(&v, value);
-	if (v.failed)
-		g->patch->text.failed = 1;
-	else
-		group_add(g, key, v.data);
-	buf_release(&v);
+	group_add_buf(g, key, &v);
 }
 
 /* Close a group: a missing parent that got members is added whole. */
@@ -513,11 +521,7 @@ env_add(struct group *env, const cJSON *have, const char *name, const char *valu
 	buf_adds(&v, ",\"value\":");
 	buf_add_json_string(&v, value);
 	buf_addc(&v, '}');
-	if (v.failed)
-		env->patch->text.failed = 1;
-	else
-		group_add(env, NULL, v.data);
-	buf_release(&v);
+	group_add_buf(env, NULL, &v);
 }
 
 static void
@@ -766,11 +770,7 @@ patch_agent(const struct config *cfg, const struct target *t, const cJSON *spec,
 		    "{\"secretName\":");
 		buf_add_json_string(&v, cfg->pat_secret);
 		buf_adds(&v, ",\"items\":[{\"key\":\"token\",\"path\":\"token\"}]}}");
-		if (v.failed)
-			p->text.failed = 1;
-		else
-			group_add(&g, NULL, v.data);
-		buf_release(&v);
+		group_add_buf(&g, NULL, &v);
 	}
 	group_close(&g);
 	return 0;
@@ -798,11 +798,7 @@ patch_scheduling(const struct config *cfg, const cJSON *spec, struct patch *p)
 			continue;
 		buf_init(&v, 4096);
 		toleration_json(t, &v);
-		if (v.failed)
-			p->text.failed = 1;
-		else
-			group_add(&g, NULL, v.data);
-		buf_release(&v);
+		group_add_buf(&g, NULL, &v);
 	}
 	group_close(&g);
 
