@@ -71,6 +71,10 @@ def percentile(values, q):
 
 def h2load(port, body, conns, n, tmp):
     log = os.path.join(tmp, "h2load.log")
+    # h2load appends to --log-file: without this, every run's latencies
+    # would include all the runs before it (the ceiling's c=64 run among them).
+    if os.path.exists(log):
+        os.unlink(log)
     cmd = ["taskset", "-c", "0", "timeout", "120", "h2load", "--h1", "-n", str(n), "-c", str(conns),
            "-m", "1", "-t", "1", "-d", body, "-H", "Content-Type: application/json",
            "--log-file", log, "https://127.0.0.1:%d/mutate?timeout=10s" % port]
@@ -80,6 +84,8 @@ def h2load(port, body, conns, n, tmp):
     ok = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
     with open(log) as f:
         lat = [int(l.split("\t")[2]) / 1000.0 for l in f if l.strip()]
+    if len(lat) != n:
+        raise SystemExit("h2load log has %d latencies for %d requests" % (len(lat), n))
     return rps, ok, percentile(lat, 0.5), percentile(lat, 0.99)
 
 
