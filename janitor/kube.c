@@ -318,8 +318,8 @@ status_error(const struct http_response *r, const char *what, char *err, size_t 
 }
 
 int
-kube_list_pods(struct kube *k, const char *field_selector, int cached,
-    struct pod_list *l, char *err, size_t errlen)
+kube_list_pods(struct kube *k, const char *label_selector, const char *field_selector,
+    int cached, struct pod_list *l, char *err, size_t errlen)
 {
 	struct http_response r = { 0 };
 	struct buf path;
@@ -330,7 +330,8 @@ kube_list_pods(struct kube *k, const char *field_selector, int cached,
 	buf_init(&path, 16384);
 	for (;;) {
 		buf_reset(&path);
-		buf_adds(&path, "/api/v1/pods?labelSelector=pipewarden.io%2Fmanaged%3Dtrue");
+		buf_adds(&path, "/api/v1/pods?labelSelector=");
+		http_escape(&path, label_selector);
 		if (field_selector != NULL) {
 			buf_adds(&path, "&fieldSelector=");
 			http_escape(&path, field_selector);

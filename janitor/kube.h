@@ -48,14 +48,17 @@ int	kube_init(struct kube *k, const char *base, const char *token_path,
 	    const char *ca_path, const char *namespace, char *err, size_t errlen);
 void	kube_release(struct kube *k);
 
-/* List managed pods (label pipewarden.io/managed=true), with an optional
- * field selector.  cached: resourceVersion=0 (served from the API server's
- * cache, as kubelets list; may ignore limit).  Pages are followed; an
- * expired continue token (410) restarts the list once.  Return 0 with the
- * whole list, or -1 with a message: the list is then incomplete and l is
- * empty. */
-int	kube_list_pods(struct kube *k, const char *field_selector, int cached,
-	    struct pod_list *l, char *err, size_t errlen);
+/* The label that marks managed pods. */
+#define KUBE_MANAGED_SELECTOR	"pipewarden.io/managed=true"
+
+/* List pods by label selector, with an optional field selector.  cached:
+ * resourceVersion=0 (served from the API server's cache, as kubelets list;
+ * may ignore limit).  Pages are followed; an expired continue token (410)
+ * restarts the list once.  Return 0 with the whole list, or -1 with a
+ * message: the list is then incomplete and l is empty. */
+int	kube_list_pods(struct kube *k, const char *label_selector,
+	    const char *field_selector, int cached, struct pod_list *l, char *err,
+	    size_t errlen);
 
 enum kube_delete_result { KUBE_DELETED, KUBE_GONE, KUBE_REPLACED, KUBE_FAILED };
 

@@ -280,6 +280,53 @@ act(struct janitor *j, const struct plan *p, time_t now)
 	return failed;
 }
 
+/*
+ * Before a Job is deleted, list its pods (from the API server's cache): a
+ * retry started after a failed pod, or another pod of a parallel Job, may
+ * still be at work somewhere, and deleting the Job would kill it.  Such a
+ * Job is kept this cycle.  Return 1 when a list failed (that Job is kept).
+ */
+static int
+check_jobs(struct janitor *j, struct plan *p, time_t now)
+{
+	struct pod_list job_pods;
+	char sel[256], err[512];
+	const char *why;
+	int failed = 0;
+	size_t i;
+
+	for (i = 0; i < p->n && !j->stopping; i++) {
+		struct action *a = &p->items[i];
+		if (a->kind != ACT_DELETE_JOB)
+			continue;
+		snprintf(sel, sizeof(sel), "batch.kubernetes.io/controller-uid=%s",
+		    a->pod->owner_uid);
+		if (kube_list_pods(&j->kube, sel, NULL, 1, &job_pods, err, sizeof(err)) == -1) {
+			log_error("listing a Job's pods failed: the Job is kept this cycle",
+			    "namespace", a->pod->namespace, "job", a->pod->owner_name,
+			    "error", err, NULL);
+			failed = 1;
+			why = "job-pods-unknown";
+		} else {
+			why = NULL;
+			if (plan_job_busy(&j->cfg->janitor, now, a->pod, job_pods.pods,
+			    job_pods.n)) {
+				why = "job-has-live-pod";
+				log_info("kept: its Job has a pod still at work", "namespace",
+				    a->pod->namespace, "pod", a->pod->name, "job",
+				    a->pod->owner_name, "reason", why, NULL);
+			}
+			pod_list_release(&job_pods);
+		}
+		if (why != NULL) {
+			a->kind = ACT_KEEP_POD;
+			a->reason = why;
+			p->pod_deletions--;
+		}
+	}
+	return failed;
+}
+
 /* Turn every deletion of the plan into a kept item with this reason. */
 static void
 hold_deletions(struct plan *p, const char *reason)
@@ -340,7 +387,8 @@ cycle(struct janitor *j)
 	in.node = j->opts->node;
 
 	snprintf(sel, sizeof(sel), "spec.nodeName=%s", j->opts->node);
-	if (kube_list_pods(&j->kube, sel, 1, &node_pods, err, sizeof(err)) == -1) {
+	if (kube_list_pods(&j->kube, KUBE_MANAGED_SELECTOR, sel, 1, &node_pods, err,
+	    sizeof(err)) == -1) {
 		log_error("listing this node's pods failed; no pod of it is deleted this "
 		    "cycle", "node", j->opts->node, "error", err, NULL);
 		failed = 1;
@@ -360,7 +408,8 @@ cycle(struct janitor *j)
 	metrics_set(j->m_is_leader, leader);
 	in.leader = leader;
 	if (leader) {
-		if (kube_list_pods(&j->kube, NULL, 0, &all_pods, err, sizeof(err)) == -1) {
+		if (kube_list_pods(&j->kube, KUBE_MANAGED_SELECTOR, NULL, 0, &all_pods, err,
+		    sizeof(err)) == -1) {
 			log_error("listing managed pods failed: no agent is deleted this cycle",
 			    "error", err, NULL);
 			failed = 1;
@@ -428,6 +477,7 @@ cycle(struct janitor *j)
 		j->elector.leader = 0;
 		metrics_set(j->m_is_leader, 0);
 	}
+	failed |= check_jobs(j, &p, in.now);
 	failed |= act(j, &p, in.now);
 out:
 	{

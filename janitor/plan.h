@@ -104,4 +104,14 @@ void	plan_release(struct plan *p);
 /* Whether an action deletes something. */
 int	plan_is_delete(const struct action *a);
 
+/*
+ * Whether the Job of `pod` still has a pod at work: among `job_pods` (every
+ * pod of the Job, listed by its controller-uid label), another one that is
+ * Pending, Running or Unknown, not terminating, and not itself due for
+ * deletion.  Deleting the Job would kill it (a retry after a failed pod,
+ * or a Job with parallelism), so the Job stays until all its pods are done.
+ */
+int	plan_job_busy(const struct janitor_config *cfg, time_t now,
+	    const struct pod_info *pod, const struct pod_info *job_pods, size_t n);
+
 #endif

@@ -173,6 +173,7 @@ def janitor_bench(tmp, extra=()):
         node = "node-a" if i < 500 else "node-%d" % (i % 50)
         phase = "Succeeded" if i % 10 == 0 else "Running"
         kube.add_pod(sim.pod("agent-%05d" % i, node=node, phase=phase, uid="uid-%05d" % i,
+                             owner_name="agent-job-%05d" % i,
                              finished_ago=600 if phase == "Succeeded" else None))
     cfg = json.load(open(lib.DEFAULT_CONFIG))
     cfg["organizationUrl"] = ado.url
@@ -214,7 +215,9 @@ def janitor_bench(tmp, extra=()):
     done = [json.loads(l) for l in p.stderr.splitlines() if '"cycle done"' in l][-1]
     kinds = {}
     for method, path, q, _, _ in kube.server.requests() + ado.server.requests():
-        if "/pods" in path and method == "GET":
+        if "/pods" in path and method == "GET" and "controller-uid" in q.get("labelSelector", ""):
+            k = "job pods list"
+        elif "/pods" in path and method == "GET":
             k = "pod list page"
         elif "/leases" in path:
             k = "lease %s" % method

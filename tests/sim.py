@@ -57,6 +57,7 @@ class Server:
 
         class H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as Go and Kestrel servers do
 
             def log_message(self, *a):
                 pass
@@ -70,6 +71,8 @@ class Server:
                 with outer.lock:
                     outer.log.append((self.command, u.path, q, dict(self.headers), body))
                 res = handler(self.command, u.path, q, self.headers, body)
+                with outer.lock:
+                    outer.statuses.append((self.command, u.path, q, res[0] if res else None))
                 if res is None:       # close without an answer
                     self.close_connection = True
                     return
@@ -91,6 +94,7 @@ class Server:
 
         self.lock = threading.Lock()
         self.log = []
+        self.statuses = []        # (method, path, query, status or None), once answered
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.httpd.daemon_threads = True
         # A client that gives up (timeout tests) is expected: no traceback.
@@ -106,6 +110,15 @@ class Server:
     def requests(self, method=None, prefix=""):
         with self.lock:
             return [r for r in self.log if (method is None or r[0] == method) and r[1].startswith(prefix)]
+
+    def answered(self):
+        with self.lock:
+            return list(self.statuses)
+
+    def clear(self):
+        with self.lock:
+            self.log.clear()
+            self.statuses.clear()
 
     def stop(self):
         self.httpd.shutdown()
@@ -494,6 +507,10 @@ def pod(name, ns="ci-agents", node="node-a", phase="Running", created_ago=3600,
         meta["deletionTimestamp"] = now_rfc3339(now + 30)
     if owner:
         oname = owner_name or name.rsplit("-", 1)[0]
+        if owner == "Job":    # what the Job controller's template adds
+            meta["labels"].update({"batch.kubernetes.io/controller-uid": "owner-" + oname,
+                                   "batch.kubernetes.io/job-name": oname,
+                                   "controller-uid": "owner-" + oname, "job-name": oname})
         meta["ownerReferences"] = [{"apiVersion": "batch/v1" if owner == "Job" else "apps/v1",
                                     "kind": owner, "name": oname, "uid": "owner-" + oname,
                                     "controller": True, "blockOwnerDeletion": True}]

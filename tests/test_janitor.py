@@ -25,6 +25,7 @@ import sim  # noqa: E402
 ARGS = None
 SCALE = 1.0
 VALGRIND_ERRORS = []
+SANITIZER_REPORTS = []
 NODE = "node-a"
 NS = "pipewarden-system"
 
@@ -81,6 +82,8 @@ class Env:
         p = subprocess.run(self.command(["--once"] + (extra or []), kube_url),
                            env=self.environ(identity, env), capture_output=True, text=True,
                            timeout=timeout * SCALE)
+        if "Sanitizer" in p.stderr or "runtime error:" in p.stderr:
+            SANITIZER_REPORTS.append(p.stderr[-3000:])
         if ARGS.wrapper and p.returncode == 99:
             VALGRIND_ERRORS.append(p.stderr[-3000:])
             return 0 if "cycle done" in p.stderr and '"failed":"false"' in p.stderr else 1, p.stderr
@@ -193,6 +196,47 @@ def test_standard_cycle(res, tmp):
               "a second cycle changes nothing")
     res.check(all("/leases" in r[1] for r in env.writes(before)), "a second cycle writes only the Lease",
               str([(r[0], r[1]) for r in env.writes(before)]))
+    env.stop()
+
+
+def test_job_retry(res, tmp):
+    """A Job whose first pod failed and whose retry runs elsewhere: deleting
+    the Job would kill the retry's agent mid-pipeline."""
+    env = Env(tmp)
+    k = env.kube
+    k.add_pod(sim.pod("agent-job-7-aaaaa", phase="Failed", finished_ago=2000, owner_name="agent-job-7"))
+    k.add_pod(sim.pod("agent-job-7-bbbbb", node="node-b", phase="Running", created_ago=1990,
+                      owner_name="agent-job-7"))
+    k.add_pod(sim.pod("agent-job-8-ccccc", phase="Failed", finished_ago=2000, owner_name="agent-job-8"))
+    rc, log = env.once()
+    res.check(rc == 0 and env.pod_names() == ["agent-job-7-aaaaa", "agent-job-7-bbbbb"],
+              "a Job with a pod still running elsewhere is kept; a Job with none is deleted",
+              str(env.pod_names()) + log[-600:])
+    sibling_lists = [r for r in k.server.requests("GET", "/api/v1/pods")
+                     if "controller-uid" in r[2].get("labelSelector", "")]
+    res.check(len(sibling_lists) == 2 and all(
+        r[2]["labelSelector"] == "batch.kubernetes.io/controller-uid=owner-agent-job-%s" % n and
+        r[2].get("resourceVersion") == "0" for r, n in zip(sibling_lists, ("7", "8"))),
+        "each Job's pods are listed by its controller-uid, from the cache, before it is deleted",
+        str([r[2] for r in sibling_lists]))
+    res.check('"reason":"job-has-live-pod"' in log, "the log says why the Job stays")
+    # The retry finishes: now the Job goes, with both pods.
+    k.pod("agent-job-7-bbbbb")["status"] = sim.pod("x", phase="Succeeded", finished_ago=1000)["status"]
+    rc, log = env.once()
+    res.check(rc == 0 and env.pod_names() == [], "once every pod of the Job is done, the Job goes",
+              str(env.pod_names()))
+    # The list of a Job's pods fails: the Job is kept and the cycle says so.
+    k.add_pod(sim.pod("agent-job-9-ddddd", phase="Failed", finished_ago=2000, owner_name="agent-job-9"))
+    real = k.list_pods
+
+    def failing(q):
+        if "controller-uid" in q.get("labelSelector", ""):
+            return 500, {}, sim.status_body(500, "InternalError", "Internal error occurred")
+        return real(q)
+    k.list_pods = failing
+    rc, log = env.once()
+    res.check(rc == 1 and env.pod_names() == ["agent-job-9-ddddd"],
+              "a failed list of a Job's pods keeps the Job and exits 1", log[-600:])
     env.stop()
 
 
@@ -351,7 +395,8 @@ def test_paging(res, tmp):
         env.kube.add_pod(sim.pod("page-%03d" % i, node="node-c", phase="Running"))
     env.kube.faults["expire_continue"] = 1
     rc, log = env.once()
-    gets = [r for r in env.kube.server.requests("GET", "/api/v1/pods") if "fieldSelector" not in r[2]]
+    gets = [r for r in env.kube.server.requests("GET", "/api/v1/pods") if "fieldSelector" not in r[2] and
+            r[2]["labelSelector"] == "pipewarden.io/managed=true"]
     res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT,
               "an expired continue token (410) restarts the list, and the cycle completes", log[-600:])
     res.check(len(gets) == 4, "list restarted after 410: page 1, 410, page 1, page 2", str(len(gets)))
@@ -559,7 +604,7 @@ def main():
         SCALE = 10.0
     res = lib.Results(ARGS.suite, ARGS.results)
     with tempfile.TemporaryDirectory() as tmp:
-        tests = (test_standard_cycle, test_dry_run, test_outages, test_ado_faults, test_kube_faults,
+        tests = (test_standard_cycle, test_job_retry, test_dry_run, test_outages, test_ado_faults, test_kube_faults,
                  test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)
@@ -573,6 +618,8 @@ def main():
                 import traceback
                 traceback.print_exc()
                 res.check(False, t.__name__ + " ran to the end", repr(e))
+        res.check(not SANITIZER_REPORTS, "no sanitizer report in any --once run (ASan builds)",
+                  "\n".join(SANITIZER_REPORTS[:1]))
         if ARGS.wrapper:
             res.check(not VALGRIND_ERRORS, "valgrind: no memory errors or definite leaks in any janitor run",
                       "\n".join(VALGRIND_ERRORS[:1]))

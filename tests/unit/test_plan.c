@@ -373,6 +373,36 @@ test_pods(void)
 	plan_release(&p);
 }
 
+/* A Job with a pod still at work is kept: deleting it would kill that pod. */
+static void
+test_job_busy(void)
+{
+	struct janitor_config cfg = default_cfg();
+	struct pod_info failed, job[6];
+
+	failed = mkpod("failed", NODE, PHASE_FAILED, NOW - 9000, NOW - 1000, OWNER_JOB, "job-1");
+	job[0] = failed;				/* itself: never counts */
+	job[1] = mkpod("done", "node-b", PHASE_SUCCEEDED, NOW - 9000, NOW - 10, OWNER_JOB, "job-1");
+	job[2] = mkpod("gone", "node-b", PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-1");
+	job[2].deleting = 1;
+	job[3] = mkpod("stuck", "", PHASE_PENDING, NOW - 901, 0, OWNER_JOB, "job-1");
+	job[4] = mkpod("sidecar-done", "node-b", PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-1");
+	job[4].agent_finished = NOW - 400;
+	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 0) == 0);
+	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 1) == 0);
+	/* Finished (even young), terminating, stuck, agent done: none at work. */
+	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 5) == 0);
+
+	job[5] = mkpod("retry", "node-b", PHASE_RUNNING, NOW - 30, 0, OWNER_JOB, "job-1");
+	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 6) == 1);
+	job[5] = mkpod("retry", "", PHASE_PENDING, NOW - 30, 0, OWNER_JOB, "job-1");
+	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 6) == 1);
+	job[5] = mkpod("lost-node", "node-c", PHASE_UNKNOWN, NOW - 9000, 0, OWNER_JOB, "job-1");
+	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 6) == 1);
+	job[5].agent_finished = NOW - 400;		/* Unknown stays "at work" */
+	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 6) == 1);
+}
+
 /* ---- property test ------------------------------------------------------ */
 
 static unsigned long long rng_state;
@@ -622,6 +652,7 @@ main(int argc, char **argv)
 	test_lease();
 	test_own_pool();
 	test_pods();
+	test_job_busy();
 	test_fixture_pool();
 	test_property(runs);
 	return check_done();
