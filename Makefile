@@ -166,6 +166,11 @@ unit: all unit-bin
 	    { cat build/unit.out; echo "$$t $(SUITE_TAG): FAILED" >> build/results; exit 1; }; \
 	    echo "$$t $(SUITE_TAG): $$(tail -n 1 build/unit.out)" | tee -a build/results; done
 
+# Randomized janitor scenarios (seeded worlds and faults through the
+# simulators): 10,000 in the plain build, fewer under the sanitizers.
+SCENARIOS      ?= 10000
+SCENARIOS_ASAN ?= 1000
+
 e2e: all
 	$(PYTHON) tests/run_cases.py --policy $(B)/tools/policy-run --results build/results \
 	    --suite "policy golden cases $(SUITE_TAG)"
@@ -173,6 +178,8 @@ e2e: all
 	    --suite "webhook end-to-end $(SUITE_TAG)"
 	$(PYTHON) tests/test_janitor.py --bin $(B)/bin/pipewarden-janitor --results build/results \
 	    --suite "janitor end-to-end $(SUITE_TAG)"
+	$(PYTHON) tests/test_scenarios.py --bin $(B)/bin/pipewarden-janitor --results build/results \
+	    --count $(SCENARIOS) --suite "janitor randomized scenarios $(SUITE_TAG)"
 
 # Render, validate and check the install path (kustomize, RBAC, promtool).
 manifests: all
@@ -181,7 +188,8 @@ manifests: all
 
 check-asan:
 	$(MAKE) --no-print-directory SANITIZE=1 all unit-bin
-	$(MAKE) --no-print-directory SANITIZE=1 SUITE_TAG="[ASan+UBSan]" unit fuzz-replay e2e
+	$(MAKE) --no-print-directory SANITIZE=1 SUITE_TAG="[ASan+UBSan]" SCENARIOS=$(SCENARIOS_ASAN) \
+	    unit fuzz-replay e2e
 
 valgrind: all unit-bin
 	$(PYTHON) tests/valgrind.py --build $(B) --results build/results $(UNIT_TESTS)
