@@ -463,6 +463,19 @@ class AdoSim:
         self.server.stop()
 
 
+def janitor_environ(ado, identity, namespace, wi, pat_file, assertion_file):
+    """The environment of a janitor run as the DaemonSet gives it: downward
+    API names, and a PAT file or workload identity against `ado`."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZP_", "PIPEWARDEN_"))}
+    e.update({"POD_NAME": identity, "POD_NAMESPACE": namespace})
+    if wi:
+        e.update({"AZURE_CLIENT_ID": ado.client_id, "AZURE_TENANT_ID": ado.tenant,
+                  "AZURE_AUTHORITY_HOST": ado.authority, "AZURE_FEDERATED_TOKEN_FILE": assertion_file})
+    else:
+        e["AZP_TOKEN_FILE"] = pat_file
+    return e
+
+
 # ---- building state in the fixtures' shapes -------------------------------------------
 
 def agent(aid, name, status="offline", enabled=True, busy=False, changed_ago=None,

@@ -67,14 +67,7 @@ class Env:
                       "--kube-ca", self.ca, "--ado-ca", self.ca] + (extra or [])
 
     def environ(self, identity="janitor-1", extra=None):
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZP_", "PIPEWARDEN_"))}
-        e.update({"POD_NAME": identity, "POD_NAMESPACE": NS})
-        if self.wi:
-            e.update({"AZURE_CLIENT_ID": self.ado.client_id, "AZURE_TENANT_ID": self.ado.tenant,
-                      "AZURE_AUTHORITY_HOST": self.ado.authority,
-                      "AZURE_FEDERATED_TOKEN_FILE": self.assertion_file})
-        else:
-            e["AZP_TOKEN_FILE"] = self.pat_file
+        e = sim.janitor_environ(self.ado, identity, NS, self.wi, self.pat_file, self.assertion_file)
         e.update(extra or {})
         return e
 
@@ -604,8 +597,8 @@ def main():
         SCALE = 10.0
     res = lib.Results(ARGS.suite, ARGS.results)
     with tempfile.TemporaryDirectory() as tmp:
-        tests = (test_standard_cycle, test_job_retry, test_dry_run, test_outages, test_ado_faults, test_kube_faults,
-                 test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
+        tests = (test_standard_cycle, test_job_retry, test_dry_run, test_outages, test_ado_faults,
+                 test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)
         if ARGS.quick:

@@ -444,15 +444,7 @@ class Worker:
         return cmd + (["--dry-run"] if sc.dry_run else [])
 
     def environ(self, sc, identity):
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZP_", "PIPEWARDEN_"))}
-        e.update({"POD_NAME": identity, "POD_NAMESPACE": NS})
-        if sc.wi:
-            e.update({"AZURE_CLIENT_ID": self.ado.client_id, "AZURE_TENANT_ID": self.ado.tenant,
-                      "AZURE_AUTHORITY_HOST": self.ado.authority,
-                      "AZURE_FEDERATED_TOKEN_FILE": self.assertion_file})
-        else:
-            e["AZP_TOKEN_FILE"] = self.pat_file
-        return e
+        return sim.janitor_environ(self.ado, identity, NS, sc.wi, self.pat_file, self.assertion_file)
 
     def run(self, seed):
         sc = Scenario(seed)
