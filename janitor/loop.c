@@ -281,48 +281,55 @@ act(struct janitor *j, const struct plan *p, time_t now)
 }
 
 /*
- * Before a Job is deleted, list its pods (from the API server's cache): a
+ * Why the Job of a planned Job deletion must stay, or NULL to go ahead.
+ * Its pods are listed by controller-uid (from the API server's cache): a
  * retry started after a failed pod, or another pod of a parallel Job, may
- * still be at work somewhere, and deleting the Job would kill it.  Such a
- * Job is kept this cycle.  Return 1 when a list failed (that Job is kept).
+ * still be at work on any node, and deleting the Job would kill it.  When
+ * the list fails the Job stays too, and *failed is set.
  */
-static int
-check_jobs(struct janitor *j, struct plan *p, time_t now)
+static const char *
+job_keep_reason(struct janitor *j, const struct action *a, time_t now, int *failed)
 {
 	struct pod_list job_pods;
 	char sel[256], err[512];
+	int busy;
+
+	if ((size_t)snprintf(sel, sizeof(sel), "batch.kubernetes.io/controller-uid=%s",
+	    a->pod->owner_uid) >= sizeof(sel)) {
+		snprintf(err, sizeof(err), "the Job's uid is too long");
+	} else if (kube_list_pods(&j->kube, sel, NULL, 1, &job_pods, err, sizeof(err)) == 0) {
+		busy = plan_job_busy(&j->cfg->janitor, now, a->pod, job_pods.pods, job_pods.n);
+		pod_list_release(&job_pods);
+		if (!busy)
+			return NULL;
+		log_info("kept: its Job has a pod still at work", "namespace", a->pod->namespace,
+		    "pod", a->pod->name, "job", a->pod->owner_name, "reason", "job-has-live-pod",
+		    NULL);
+		return "job-has-live-pod";
+	}
+	log_error("listing a Job's pods failed: the Job is kept this cycle", "namespace",
+	    a->pod->namespace, "job", a->pod->owner_name, "error", err, NULL);
+	*failed = 1;
+	return "job-pods-unknown";
+}
+
+/* Keep every planned Job deletion whose Job must stay.  Return 1 when a
+ * list failed. */
+static int
+check_jobs(struct janitor *j, struct plan *p, time_t now)
+{
 	const char *why;
 	int failed = 0;
 	size_t i;
 
 	for (i = 0; i < p->n && !j->stopping; i++) {
 		struct action *a = &p->items[i];
-		if (a->kind != ACT_DELETE_JOB)
+		if (a->kind != ACT_DELETE_JOB ||
+		    (why = job_keep_reason(j, a, now, &failed)) == NULL)
 			continue;
-		snprintf(sel, sizeof(sel), "batch.kubernetes.io/controller-uid=%s",
-		    a->pod->owner_uid);
-		if (kube_list_pods(&j->kube, sel, NULL, 1, &job_pods, err, sizeof(err)) == -1) {
-			log_error("listing a Job's pods failed: the Job is kept this cycle",
-			    "namespace", a->pod->namespace, "job", a->pod->owner_name,
-			    "error", err, NULL);
-			failed = 1;
-			why = "job-pods-unknown";
-		} else {
-			why = NULL;
-			if (plan_job_busy(&j->cfg->janitor, now, a->pod, job_pods.pods,
-			    job_pods.n)) {
-				why = "job-has-live-pod";
-				log_info("kept: its Job has a pod still at work", "namespace",
-				    a->pod->namespace, "pod", a->pod->name, "job",
-				    a->pod->owner_name, "reason", why, NULL);
-			}
-			pod_list_release(&job_pods);
-		}
-		if (why != NULL) {
-			a->kind = ACT_KEEP_POD;
-			a->reason = why;
-			p->pod_deletions--;
-		}
+		a->kind = ACT_KEEP_POD;
+		a->reason = why;
+		p->pod_deletions--;
 	}
 	return failed;
 }
