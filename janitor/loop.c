@@ -645,7 +645,10 @@ janitor_run(const struct janitor_options *opts, struct config *cfg)
 	    (uint16_t)opts->metrics_port, NULL, NULL, serve_metrics, &j,
 	    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 	    MHD_OPTION_END)) == NULL) {
-		log_error("cannot listen for metrics", NULL);
+		char port[16];
+		snprintf(port, sizeof(port), "%u", opts->metrics_port);
+		log_error("cannot listen for metrics", "port", port, "error", strerror(errno),
+		    NULL);
 		goto out;
 	}
 	log_info("started", "node", opts->node, "identity", opts->identity,

@@ -49,20 +49,28 @@ class Webhook:
         os.symlink("..v1", os.path.join(self.dir, "cm", "..data"))
         os.symlink("..data/config.json", os.path.join(self.dir, "cm", "config.json"))
         self.config = os.path.join(self.dir, "cm", "config.json")
-        self.port = lib.free_port()
-        self.metrics_port = lib.free_port()
         self.log = os.path.join(self.dir, "webhook.log")
-        cmd = shlex.split(ARGS.wrapper) if ARGS.wrapper else []
-        cmd += [ARGS.bin, "--config", self.config,
-                "--tls-cert", os.path.join(self.certdir, "tls.crt"),
-                "--tls-key", os.path.join(self.certdir, "tls.key"),
-                "--port", str(self.port), "--metrics-port", str(self.metrics_port),
-                "--address", "127.0.0.1"] + (extra or [])
-        e = dict(os.environ, **(env or {}))
-        self.logf = open(self.log, "w")
-        self.proc = subprocess.Popen(cmd, stderr=self.logf, stdout=subprocess.DEVNULL, env=e)
-        lib.wait_until(lambda: lib.port_open(self.metrics_port) or self.proc.poll() is not None,
-                       30 * SCALE, "metrics port")
+        # A port that free_port() found free can be taken before the webhook
+        # binds it (another test's connection): start again on new ports.
+        for attempt in range(3):
+            self.port = lib.free_port()
+            self.metrics_port = lib.free_port()
+            if self.metrics_port == self.port:
+                continue
+            cmd = shlex.split(ARGS.wrapper) if ARGS.wrapper else []
+            cmd += [ARGS.bin, "--config", self.config,
+                    "--tls-cert", os.path.join(self.certdir, "tls.crt"),
+                    "--tls-key", os.path.join(self.certdir, "tls.key"),
+                    "--port", str(self.port), "--metrics-port", str(self.metrics_port),
+                    "--address", "127.0.0.1"] + (extra or [])
+            e = dict(os.environ, **(env or {}))
+            self.logf = open(self.log, "w")
+            self.proc = subprocess.Popen(cmd, stderr=self.logf, stdout=subprocess.DEVNULL, env=e)
+            lib.wait_until(lambda: lib.port_open(self.metrics_port) or self.proc.poll() is not None,
+                           30 * SCALE, "metrics port")
+            if self.proc.poll() is None or "Address already in use" not in self.log_text():
+                break
+            self.logf.close()
         if certs:
             self.wait_ready()
 
@@ -72,7 +80,8 @@ class Webhook:
                 return self.get("/readyz")[0] == 200
             except (OSError, ssl.SSLError):
                 return False
-        lib.wait_until(ready, 30 * SCALE, "/readyz")
+        if not lib.eventually(ready, 30 * SCALE):
+            raise TimeoutError("webhook not ready (exit %s): %s" % (self.proc.poll(), self.log_text()[-600:]))
 
     def post(self, body, path="/mutate?timeout=10s", headers=None):
         h = {"Content-Type": "application/json"}
@@ -614,11 +623,16 @@ def test_flags(res, tmp):
              str(lib.free_port()), "--metrics-port", str(lib.free_port())], timeout=30)
     res.check(p.returncode == 1 and "invalid --address" in p.stderr, "a bad --address is refused")
     # Env sets ports too.
-    port = lib.free_port()
     hook = Webhook(tmp, env={"PIPEWARDEN_IDLE_TIMEOUT": "100"})
     res.check(hook.get("/healthz")[0] == 200, "starts with PIPEWARDEN_* env")
+    # A port already taken: exit 1, saying which port and why.
+    p = run([b, "--config", lib.DEFAULT_CONFIG, "--tls-cert", os.path.join(hook.certdir, "tls.crt"),
+             "--tls-key", os.path.join(hook.certdir, "tls.key"), "--address", "127.0.0.1",
+             "--port", str(hook.port), "--metrics-port", str(lib.free_port())], timeout=30)
+    res.check(p.returncode == 1 and '"port":"%d"' % hook.port in p.stderr and
+              "Address already in use" in p.stderr, "a port in use: exit 1 with the port and the reason",
+              p.stderr[-400:])
     hook.stop(res, "env flags")
-    del port
 
 
 def test_logs(res, hooks_logs):

@@ -623,12 +623,13 @@ server_run(const struct server_options *opts, struct config *cfg)
 
 	if ((srv.tls = start_listening(&srv, 1, opts->port)) == NULL) {
 		snprintf(port, sizeof(port), "%u", opts->port);
-		log_error("cannot listen for HTTPS", "port", port, NULL);
+		log_error("cannot listen for HTTPS", "port", port, "error", strerror(errno), NULL);
 		goto out;
 	}
 	if ((srv.plain = start_listening(&srv, 0, opts->metrics_port)) == NULL) {
 		snprintf(port, sizeof(port), "%u", opts->metrics_port);
-		log_error("cannot listen for metrics", "port", port, NULL);
+		log_error("cannot listen for metrics", "port", port, "error", strerror(errno),
+		    NULL);
 		goto out;
 	}
 	if (epoll_add(srv.epfd, daemon_fd(srv.tls)) == -1 ||
