@@ -1,7 +1,9 @@
 /* Janitor plan inputs, drawn from the fuzzer's bytes.  Invariants: never
  * more deletions than the cap; never a pod of another node (or, not being
  * leader, an unscheduled one); never a busy, online, disabled or (with
- * onlyManagedAgents) unmanaged agent; nothing deleted from a partial list. */
+ * onlyManagedAgents) unmanaged agent; nothing deleted from a partial list;
+ * a Job is busy only when another of its pods is Pending, Running or
+ * Unknown and not terminating. */
 #include <string.h>
 
 #include "../../janitor/plan.h"
@@ -96,6 +98,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_ASSERT(strcmp(a->pod->node, "n1") == 0 ||
 			    (in.leader && a->pod->node[0] == '\0'));
 			FUZZ_ASSERT(!a->pod->deleting);
+		}
+		if (a->kind == ACT_DELETE_JOB) {
+			/* The cluster's pods stand for the Job's pods. */
+			int active = 0;
+			size_t k;
+			for (k = 0; k < in.n_all_pods; k++)
+				active |= strcmp(all[k].uid, a->pod->uid) != 0 && !all[k].deleting &&
+				    all[k].phase != PHASE_SUCCEEDED && all[k].phase != PHASE_FAILED;
+			if (plan_job_busy(&cfg, in.now, a->pod, all, in.n_all_pods))
+				FUZZ_ASSERT(active);
 		}
 	}
 	plan_release(&pl);
