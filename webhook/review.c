@@ -186,20 +186,23 @@ review_release(struct review *rv)
 	memset(rv, 0, sizeof(*rv));
 }
 
+/* Append base64 of p[0..n), written in place after one reservation. */
 static void
 add_base64(struct buf *b, const unsigned char *p, size_t n)
 {
 	static const char tab[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char out[4];
-	size_t i;
+	size_t i, outlen = (n + 2) / 3 * 4;
+	char *out;
 
-	for (i = 0; i + 2 < n; i += 3) {
+	if (buf_reserve(b, outlen) == -1)
+		return;
+	out = b->data + b->len;
+	for (i = 0; i + 2 < n; i += 3, out += 4) {
 		out[0] = tab[p[i] >> 2];
 		out[1] = tab[((p[i] & 3) << 4) | (p[i + 1] >> 4)];
 		out[2] = tab[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)];
 		out[3] = tab[p[i + 2] & 63];
-		buf_add(b, out, 4);
 	}
 	if (i < n) {
 		out[0] = tab[p[i] >> 2];
@@ -211,8 +214,9 @@ add_base64(struct buf *b, const unsigned char *p, size_t n)
 			out[2] = '=';
 		}
 		out[3] = '=';
-		buf_add(b, out, 4);
 	}
+	b->len += outlen;
+	b->data[b->len] = '\0';
 }
 
 char *
