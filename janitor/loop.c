@@ -292,20 +292,21 @@ job_keep_reason(struct janitor *j, const struct action *a, time_t now, int *fail
 {
 	struct pod_list job_pods;
 	char sel[256], err[512];
-	int busy;
+	const char *why;
 
 	if ((size_t)snprintf(sel, sizeof(sel), "batch.kubernetes.io/controller-uid=%s",
 	    a->pod->owner_uid) >= sizeof(sel)) {
 		snprintf(err, sizeof(err), "the Job's uid is too long");
 	} else if (kube_list_pods(&j->kube, sel, NULL, 1, &job_pods, err, sizeof(err)) == 0) {
-		busy = plan_job_busy(&j->cfg->janitor, now, a->pod, job_pods.pods, job_pods.n);
+		why = plan_job_keep(&j->cfg->janitor, now, a->pod, job_pods.pods, job_pods.n);
 		pod_list_release(&job_pods);
-		if (!busy)
-			return NULL;
-		log_info("kept: its Job has a pod still at work", "namespace", a->pod->namespace,
-		    "pod", a->pod->name, "job", a->pod->owner_name, "reason", "job-has-live-pod",
-		    NULL);
-		return "job-has-live-pod";
+		if (why != NULL)
+			log_info(strcmp(why, "job-has-live-pod") == 0 ?
+			    "kept: its Job has a pod still at work" :
+			    "kept: its Job's pods cannot be listed by batch.kubernetes.io/controller-uid",
+			    "namespace", a->pod->namespace, "pod", a->pod->name, "job",
+			    a->pod->owner_name, "reason", why, NULL);
+		return why;
 	}
 	log_error("listing a Job's pods failed: the Job is kept this cycle", "namespace",
 	    a->pod->namespace, "job", a->pod->owner_name, "error", err, NULL);

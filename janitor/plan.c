@@ -260,22 +260,26 @@ nomem:
 	return -1;
 }
 
-int
-plan_job_busy(const struct janitor_config *cfg, time_t now, const struct pod_info *pod,
+const char *
+plan_job_keep(const struct janitor_config *cfg, time_t now, const struct pod_info *pod,
     const struct pod_info *job_pods, size_t n)
 {
 	const char *keep;
+	int listed = 0;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		const struct pod_info *o = &job_pods[i];
-		if (strcmp(o->uid, pod->uid) == 0 || o->deleting ||
-		    o->phase == PHASE_SUCCEEDED || o->phase == PHASE_FAILED)
+		if (strcmp(o->uid, pod->uid) == 0) {
+			listed = 1;
+			continue;
+		}
+		if (o->deleting || o->phase == PHASE_SUCCEEDED || o->phase == PHASE_FAILED)
 			continue;
 		if (pod_verdict(cfg, now, o, &keep) == NULL)
-			return 1;
+			return "job-has-live-pod";
 	}
-	return 0;
+	return listed ? NULL : "job-pods-unknown";
 }
 
 void

@@ -105,13 +105,15 @@ void	plan_release(struct plan *p);
 int	plan_is_delete(const struct action *a);
 
 /*
- * Whether the Job of `pod` still has a pod at work: among `job_pods` (every
- * pod of the Job, listed by its controller-uid label), another one that is
- * Pending, Running or Unknown, not terminating, and not itself due for
- * deletion.  Deleting the Job would kill it (a retry after a failed pod,
- * or a Job with parallelism), so the Job stays until all its pods are done.
+ * Why the Job of `pod` must stay, given `job_pods` (the pods listed by the
+ * Job's batch.kubernetes.io/controller-uid label), or NULL when it may go:
+ * "job-has-live-pod" when another of its pods is Pending, Running or
+ * Unknown, not terminating and not itself due (a retry after a failed pod,
+ * a parallel pod: deleting the Job would kill it); "job-pods-unknown" when
+ * `pod` itself is not in the list (the label is missing: the Job's pods
+ * cannot be known, so the Job is not touched).
  */
-int	plan_job_busy(const struct janitor_config *cfg, time_t now,
+const char *plan_job_keep(const struct janitor_config *cfg, time_t now,
 	    const struct pod_info *pod, const struct pod_info *job_pods, size_t n);
 
 #endif

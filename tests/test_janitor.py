@@ -218,6 +218,15 @@ def test_job_retry(res, tmp):
     rc, log = env.once()
     res.check(rc == 0 and env.pod_names() == [], "once every pod of the Job is done, the Job goes",
               str(env.pod_names()))
+    # Pods without the controller-uid label (Kubernetes before 1.27): the
+    # Job's pods cannot be seen, so the Job is not touched.
+    old = sim.pod("agent-job-10-eeeee", phase="Failed", finished_ago=2000, owner_name="agent-job-10")
+    del old["metadata"]["labels"]["batch.kubernetes.io/controller-uid"]
+    k.add_pod(old)
+    rc, log = env.once()
+    res.check(rc == 0 and env.pod_names() == ["agent-job-10-eeeee"] and '"reason":"job-pods-unknown"' in log,
+              "a Job whose pods lack the controller-uid label is kept", log[-600:])
+    k.pods.clear()
     # The list of a Job's pods fails: the Job is kept and the cycle says so.
     k.add_pod(sim.pod("agent-job-9-ddddd", phase="Failed", finished_ago=2000, owner_name="agent-job-9"))
     real = k.list_pods

@@ -2,8 +2,8 @@
  * more deletions than the cap; never a pod of another node (or, not being
  * leader, an unscheduled one); never a busy, online, disabled or (with
  * onlyManagedAgents) unmanaged agent; nothing deleted from a partial list;
- * a Job is busy only when another of its pods is Pending, Running or
- * Unknown and not terminating. */
+ * a Job is kept for a live pod only when another of its pods is Pending,
+ * Running or Unknown and not terminating. */
 #include <string.h>
 
 #include "../../janitor/plan.h"
@@ -106,7 +106,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (k = 0; k < in.n_all_pods; k++)
 				active |= strcmp(all[k].uid, a->pod->uid) != 0 && !all[k].deleting &&
 				    all[k].phase != PHASE_SUCCEEDED && all[k].phase != PHASE_FAILED;
-			if (plan_job_busy(&cfg, in.now, a->pod, all, in.n_all_pods))
+			const char *why = plan_job_keep(&cfg, in.now, a->pod, all, in.n_all_pods);
+			if (why != NULL && strcmp(why, "job-has-live-pod") == 0)
 				FUZZ_ASSERT(active);
 		}
 	}

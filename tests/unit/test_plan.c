@@ -373,6 +373,14 @@ test_pods(void)
 	plan_release(&p);
 }
 
+static int
+job_live(const struct janitor_config *cfg, const struct pod_info *pod, const struct pod_info *job)
+{
+	const char *why = plan_job_keep(cfg, NOW, pod, job, 6);
+
+	return why != NULL && strcmp(why, "job-has-live-pod") == 0;
+}
+
 /* A Job with a pod still at work is kept: deleting it would kill that pod. */
 static void
 test_job_busy(void)
@@ -388,19 +396,22 @@ test_job_busy(void)
 	job[3] = mkpod("stuck", "", PHASE_PENDING, NOW - 901, 0, OWNER_JOB, "job-1");
 	job[4] = mkpod("sidecar-done", "node-b", PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-1");
 	job[4].agent_finished = NOW - 400;
-	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 0) == 0);
-	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 1) == 0);
+	/* Not in its own Job's list: the label is missing, the pods unknown. */
+	CHECK(plan_job_keep(&cfg, NOW, &failed, job, 0) != NULL &&
+	    strcmp(plan_job_keep(&cfg, NOW, &failed, job, 0), "job-pods-unknown") == 0);
+	CHECK(plan_job_keep(&cfg, NOW, &failed, job + 1, 4) != NULL);
+	CHECK(plan_job_keep(&cfg, NOW, &failed, job, 1) == NULL);
 	/* Finished (even young), terminating, stuck, agent done: none at work. */
-	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 5) == 0);
+	CHECK(plan_job_keep(&cfg, NOW, &failed, job, 5) == NULL);
 
 	job[5] = mkpod("retry", "node-b", PHASE_RUNNING, NOW - 30, 0, OWNER_JOB, "job-1");
-	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 6) == 1);
+	CHECK(job_live(&cfg, &failed, job));
 	job[5] = mkpod("retry", "", PHASE_PENDING, NOW - 30, 0, OWNER_JOB, "job-1");
-	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 6) == 1);
+	CHECK(job_live(&cfg, &failed, job));
 	job[5] = mkpod("lost-node", "node-c", PHASE_UNKNOWN, NOW - 9000, 0, OWNER_JOB, "job-1");
-	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 6) == 1);
+	CHECK(job_live(&cfg, &failed, job));
 	job[5].agent_finished = NOW - 400;		/* Unknown stays "at work" */
-	CHECK(plan_job_busy(&cfg, NOW, &failed, job, 6) == 1);
+	CHECK(job_live(&cfg, &failed, job));
 }
 
 /* ---- property test ------------------------------------------------------ */
