@@ -48,9 +48,10 @@ bin/%: $(B)/bin/%
 endif
 
 help:
-	@echo "make            build bin/pipewarden-webhook"
-	@echo "make test       unit, policy, end-to-end, ASan+UBSan and valgrind runs"
-	@echo "make demo       show the webhook at work on a KEDA agent pod"
+	@echo "make            build bin/pipewarden-webhook and bin/pipewarden-janitor"
+	@echo "make test       unit, policy, end-to-end, janitor scenarios (SCENARIOS=10000,"
+	@echo "                SCENARIOS_ASAN=1000), ASan+UBSan and valgrind runs"
+	@echo "make demo       show the webhook and the janitor at work"
 	@echo "make manifests  render and check the kustomize install path"
 	@echo "make check-asan the tests with AddressSanitizer and UBSan"
 	@echo "make valgrind   the tests under valgrind (leaks are errors)"
