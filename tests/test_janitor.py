@@ -347,12 +347,8 @@ def test_metrics(res, tmp):
 def test_kube_faults(res, tmp):
     env = Env(tmp)
     standard_state(env)
-    for i in range(40):
-        env.kube.add_pod(sim.pod("filler-%02d" % i, node="node-c", phase="Running"))
-    # The cluster-wide list pages by 500: make pages small by lowering it? The
-    # janitor asks limit=500, so use a fault on page 2 of a shorter listing
-    # instead: the simulator pages by the limit asked; with 51 pods and
-    # limit 500 there is one page, so force paging through the fault knob.
+    # The cluster-wide list fails on its first page (a 500); a failure on
+    # page 2 is test_paging's, with real 500-item pages.
     env.kube.faults["fail_page"] = 1
     rc, log = env.once()
     res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9],
