@@ -318,8 +318,8 @@ status_error(const struct http_response *r, const char *what, char *err, size_t 
 }
 
 int
-kube_list_pods(struct kube *k, const char *label_selector, const char *field_selector,
-    int cached, struct pod_list *l, char *err, size_t errlen)
+kube_list_pods(struct kube *k, const char *ns, const char *label_selector,
+    const char *field_selector, int cached, struct pod_list *l, char *err, size_t errlen)
 {
 	struct http_response r = { 0 };
 	struct buf path;
@@ -330,7 +330,13 @@ kube_list_pods(struct kube *k, const char *label_selector, const char *field_sel
 	buf_init(&path, 16384);
 	for (;;) {
 		buf_reset(&path);
-		buf_adds(&path, "/api/v1/pods?labelSelector=");
+		buf_adds(&path, "/api/v1/");
+		if (ns != NULL) {
+			buf_adds(&path, "namespaces/");
+			http_escape(&path, ns);
+			buf_adds(&path, "/");
+		}
+		buf_adds(&path, "pods?labelSelector=");
 		http_escape(&path, label_selector);
 		if (field_selector != NULL) {
 			buf_adds(&path, "&fieldSelector=");
@@ -451,6 +457,76 @@ kube_delete_job(struct kube *k, const char *ns, const char *name, const char *ui
 	res = kube_delete(k, path.data, uid, 1, "delete job", err, errlen);
 	buf_release(&path);
 	return res;
+}
+
+/* Job conditions after which its controller starts no pod again. */
+static int
+job_terminal(const char *type)
+{
+	static const char *const terminal[] = { "Complete", "Failed", "SuccessCriteriaMet",
+		"FailureTarget", NULL };
+	size_t i;
+
+	for (i = 0; type != NULL && terminal[i] != NULL; i++)
+		if (strcmp(type, terminal[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+kube_parse_job(const char *body, size_t len, struct job_info *j, char *err, size_t errlen)
+{
+	cJSON *root = cJSON_ParseWithLength(body ? body : "", len);
+	const cJSON *conds, *c;
+	const char *uid;
+	int rc = -1;
+
+	memset(j, 0, sizeof(*j));
+	if (!cJSON_IsObject(root) || str(root, "kind") == NULL ||
+	    strcmp(str(root, "kind"), "Job") != 0 || !cJSON_IsObject(get(root, "metadata"))) {
+		snprintf(err, errlen, "get job: the answer is not a Job");
+		goto out;
+	}
+	j->exists = 1;
+	uid = str(get(root, "metadata"), "uid");
+	if (uid != NULL && strlen(uid) < sizeof(j->uid))
+		memcpy(j->uid, uid, strlen(uid) + 1);
+	conds = get(get(root, "status"), "conditions");
+	for (c = cJSON_IsArray(conds) ? conds->child : NULL; c != NULL; c = c->next) {
+		if (job_terminal(str(c, "type")) && str(c, "status") != NULL &&
+		    strcmp(str(c, "status"), "True") == 0)
+			j->finished = 1;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+int
+kube_get_job(struct kube *k, const char *ns, const char *name, struct job_info *j,
+    char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf path;
+	int rc = -1;
+
+	memset(j, 0, sizeof(*j));
+	buf_init(&path, 4096);
+	object_path(&path, "/apis/batch/v1", ns, "jobs", name);
+	if (path.failed) {
+		snprintf(err, errlen, "out of memory");
+	} else if (kube_call(k, "GET", path.data, NULL, &r, err, errlen) == 0) {
+		if (r.status == 404)
+			rc = 0;
+		else if (r.status == 200)
+			rc = kube_parse_job(r.body.data, r.body.len, j, err, errlen);
+		else
+			status_error(&r, "get job", err, errlen);
+	}
+	http_response_release(&r);
+	buf_release(&path);
+	return rc;
 }
 
 int

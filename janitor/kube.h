@@ -51,14 +51,24 @@ void	kube_release(struct kube *k);
 /* The label that marks managed pods. */
 #define KUBE_MANAGED_SELECTOR	"pipewarden.io/managed=true"
 
-/* List pods by label selector, with an optional field selector.  cached:
+/* List pods by label selector, with an optional field selector, in one
+ * namespace (ns) or the whole cluster (ns NULL).  cached:
  * resourceVersion=0 (served from the API server's cache, as kubelets list;
  * may ignore limit).  Pages are followed; an expired continue token (410)
  * restarts the list once.  Return 0 with the whole list, or -1 with a
  * message: the list is then incomplete and l is empty. */
-int	kube_list_pods(struct kube *k, const char *label_selector,
+int	kube_list_pods(struct kube *k, const char *ns, const char *label_selector,
 	    const char *field_selector, int cached, struct pod_list *l, char *err,
 	    size_t errlen);
+
+/* Parse a Job body into j (exists set, finished from its conditions).
+ * Return 0, or -1 with a message (not a Job). */
+int	kube_parse_job(const char *body, size_t len, struct job_info *j, char *err,
+	    size_t errlen);
+
+/* GET a Job.  Return 0 (j->exists 0 on a 404) or -1 with a message. */
+int	kube_get_job(struct kube *k, const char *ns, const char *name,
+	    struct job_info *j, char *err, size_t errlen);
 
 enum kube_delete_result { KUBE_DELETED, KUBE_GONE, KUBE_REPLACED, KUBE_FAILED };
 

@@ -282,33 +282,48 @@ act(struct janitor *j, const struct plan *p, time_t now)
 
 /*
  * Why the Job of a planned Job deletion must stay, or NULL to go ahead.
- * Its pods are listed by controller-uid (from the API server's cache): a
- * retry started after a failed pod, or another pod of a parallel Job, may
- * still be at work on any node, and deleting the Job would kill it.  When
- * the list fails the Job stays too, and *failed is set.
+ * The Job is read (a finished pod's Job goes only once the Job finished:
+ * between retries it has no live pod), then its pods are listed in its
+ * namespace by controller-uid (from the API server's cache): a retry or a
+ * parallel pod may still be at work on any node.  When a read fails the
+ * Job stays too, and *failed is set.
  */
+static const char *
+job_keep_message(const char *why)
+{
+	if (strcmp(why, "job-has-live-pod") == 0)
+		return "kept: its Job has a pod still at work";
+	if (strcmp(why, "job-not-finished") == 0)
+		return "kept: its Job has not finished (between retries)";
+	if (strcmp(why, "job-pods-unknown") == 0)
+		return "kept: its Job's pods cannot be listed by batch.kubernetes.io/controller-uid";
+	return "not deleted: its Job is gone or was replaced";
+}
+
 static const char *
 job_keep_reason(struct janitor *j, const struct action *a, time_t now, int *failed)
 {
 	struct pod_list job_pods;
+	struct job_info job;
 	char sel[256], err[512];
 	const char *why;
 
 	if ((size_t)snprintf(sel, sizeof(sel), "batch.kubernetes.io/controller-uid=%s",
 	    a->pod->owner_uid) >= sizeof(sel)) {
 		snprintf(err, sizeof(err), "the Job's uid is too long");
-	} else if (kube_list_pods(&j->kube, sel, NULL, 1, &job_pods, err, sizeof(err)) == 0) {
-		why = plan_job_keep(&j->cfg->janitor, now, a->pod, job_pods.pods, job_pods.n);
+	} else if (kube_get_job(&j->kube, a->pod->namespace, a->pod->owner_name, &job, err,
+	    sizeof(err)) == 0 &&
+	    kube_list_pods(&j->kube, a->pod->namespace, sel, NULL, 1, &job_pods, err,
+	    sizeof(err)) == 0) {
+		why = plan_job_keep(&j->cfg->janitor, now, a->pod, &job, job_pods.pods,
+		    job_pods.n);
 		pod_list_release(&job_pods);
 		if (why != NULL)
-			log_info(strcmp(why, "job-has-live-pod") == 0 ?
-			    "kept: its Job has a pod still at work" :
-			    "kept: its Job's pods cannot be listed by batch.kubernetes.io/controller-uid",
-			    "namespace", a->pod->namespace, "pod", a->pod->name, "job",
-			    a->pod->owner_name, "reason", why, NULL);
+			log_info(job_keep_message(why), "namespace", a->pod->namespace,
+			    "pod", a->pod->name, "job", a->pod->owner_name, "reason", why, NULL);
 		return why;
 	}
-	log_error("listing a Job's pods failed: the Job is kept this cycle", "namespace",
+	log_error("reading a Job or its pods failed: the Job is kept this cycle", "namespace",
 	    a->pod->namespace, "job", a->pod->owner_name, "error", err, NULL);
 	*failed = 1;
 	return "job-pods-unknown";
@@ -395,7 +410,7 @@ cycle(struct janitor *j)
 	in.node = j->opts->node;
 
 	snprintf(sel, sizeof(sel), "spec.nodeName=%s", j->opts->node);
-	if (kube_list_pods(&j->kube, KUBE_MANAGED_SELECTOR, sel, 1, &node_pods, err,
+	if (kube_list_pods(&j->kube, NULL, KUBE_MANAGED_SELECTOR, sel, 1, &node_pods, err,
 	    sizeof(err)) == -1) {
 		log_error("listing this node's pods failed; no pod of it is deleted this "
 		    "cycle", "node", j->opts->node, "error", err, NULL);
@@ -416,7 +431,7 @@ cycle(struct janitor *j)
 	metrics_set(j->m_is_leader, leader);
 	in.leader = leader;
 	if (leader) {
-		if (kube_list_pods(&j->kube, KUBE_MANAGED_SELECTOR, NULL, 0, &all_pods, err,
+		if (kube_list_pods(&j->kube, NULL, KUBE_MANAGED_SELECTOR, NULL, 0, &all_pods, err,
 		    sizeof(err)) == -1) {
 			log_error("listing managed pods failed: no agent is deleted this cycle",
 			    "error", err, NULL);

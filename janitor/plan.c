@@ -260,26 +260,43 @@ nomem:
 	return -1;
 }
 
+/* Whether the pod has ended (its Job may then be between retries). */
+static int
+terminal(const struct pod_info *pod)
+{
+	return pod->phase == PHASE_SUCCEEDED || pod->phase == PHASE_FAILED;
+}
+
 const char *
 plan_job_keep(const struct janitor_config *cfg, time_t now, const struct pod_info *pod,
-    const struct pod_info *job_pods, size_t n)
+    const struct job_info *job, const struct pod_info *job_pods, size_t n)
 {
 	const char *keep;
-	int listed = 0;
+	int listed = 0, stuck_sibling = 0;
 	size_t i;
 
+	if (!job->exists)
+		return "job-gone";
+	if (strcmp(job->uid, pod->owner_uid) != 0)
+		return "job-replaced";
 	for (i = 0; i < n; i++) {
 		const struct pod_info *o = &job_pods[i];
 		if (strcmp(o->uid, pod->uid) == 0) {
 			listed = 1;
 			continue;
 		}
-		if (o->deleting || o->phase == PHASE_SUCCEEDED || o->phase == PHASE_FAILED)
+		if (o->deleting || terminal(o))
 			continue;
 		if (pod_verdict(cfg, now, o, &keep) == NULL)
 			return "job-has-live-pod";
+		stuck_sibling = 1;
 	}
-	return listed ? NULL : "job-pods-unknown";
+	if (!listed)
+		return "job-pods-unknown";
+	/* A stuck sibling is reason enough: it is why the Job cannot finish. */
+	if (terminal(pod) && !job->finished && !stuck_sibling)
+		return "job-not-finished";
+	return NULL;
 }
 
 void

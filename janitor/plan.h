@@ -104,16 +104,34 @@ void	plan_release(struct plan *p);
 /* Whether an action deletes something. */
 int	plan_is_delete(const struct action *a);
 
+/* A pod's Job, as a GET of the Job read it. */
+struct job_info {
+	int		 exists;	/* 0: the Job is gone (404) */
+	int		 finished;	/* a Complete, Failed, SuccessCriteriaMet or
+					 * FailureTarget condition is True */
+	char		 uid[128];	/* metadata.uid ("" when longer) */
+};
+
 /*
- * Why the Job of `pod` must stay, given `job_pods` (the pods listed by the
- * Job's batch.kubernetes.io/controller-uid label), or NULL when it may go:
- * "job-has-live-pod" when another of its pods is Pending, Running or
- * Unknown, not terminating and not itself due (a retry after a failed pod,
- * a parallel pod: deleting the Job would kill it); "job-pods-unknown" when
- * `pod` itself is not in the list (the label is missing: the Job's pods
- * cannot be known, so the Job is not touched).
+ * Why the Job of `pod` must stay, given the Job itself and `job_pods` (the
+ * pods listed by the Job's batch.kubernetes.io/controller-uid label), or
+ * NULL when it may go:
+ * - "job-gone" when the Job no longer exists, "job-replaced" when a Job of
+ *   that name has another uid (nothing of ours to delete);
+ * - "job-has-live-pod" when another of its pods is Pending, Running or
+ *   Unknown, not terminating and not itself due (a retry, a parallel pod:
+ *   deleting the Job would kill it);
+ * - "job-pods-unknown" when `pod` itself is not in the list (the label is
+ *   missing: the Job's pods cannot be known, so the Job is not touched);
+ * - "job-not-finished" when `pod` ended (Succeeded or Failed) but the Job
+ *   has no terminal condition: it is between retries (the Job controller's
+ *   back-off leaves it without a live pod for up to six minutes).
+ * A Job goes without a terminal condition when the due pod, or another of
+ * its pods, is stuck Pending (that pod is why it cannot finish), or is a
+ * Running pod whose agent ended (a sidecar keeps it; the Job never ends).
  */
 const char *plan_job_keep(const struct janitor_config *cfg, time_t now,
-	    const struct pod_info *pod, const struct pod_info *job_pods, size_t n);
+	    const struct pod_info *pod, const struct job_info *job,
+	    const struct pod_info *job_pods, size_t n);
 
 #endif

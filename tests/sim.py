@@ -132,6 +132,7 @@ class KubeSim:
         self.token = token
         self.pods = []            # full Pod objects
         self.jobs = {}            # (ns, name) -> uid
+        self.job_backoff = set()  # (ns, name) of Jobs between retries (not finished)
         self.leases = {}          # (ns, name) -> Lease object
         self.events = []
         self.rv = 7340000
@@ -172,9 +173,15 @@ class KubeSim:
         if headers.get("Authorization") != "Bearer " + self.token:
             return 401, {}, status_body(401, "Unauthorized", "Unauthorized")
         with self.lock:
+            parts = path.strip("/").split("/")
             if path == "/api/v1/pods" and method == "GET":
                 return self.list_pods(q)
-            parts = path.strip("/").split("/")
+            if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods" \
+                    and method == "GET":
+                return self.list_pods(q, ns=parts[3])
+            if path.startswith("/apis/batch/v1/namespaces/") and len(parts) == 7 and \
+                    parts[5] == "jobs" and method == "GET":
+                return self.get_job(parts[4], parts[6])
             if path.startswith("/api/v1/namespaces/") and len(parts) == 6 and parts[4] == "pods" \
                     and method == "DELETE":
                 return self.delete_pod(parts[3], parts[5], body)
@@ -190,9 +197,9 @@ class KubeSim:
                 return self.lease(method, parts, body)
         return 404, {}, status_body(404, "NotFound", "the server could not find the requested resource")
 
-    def list_pods(self, q):
+    def list_pods(self, q, ns=None):
         f = self.faults
-        items = [p for p in self.pods if self.matches(p, q)]
+        items = [p for p in self.pods if self.matches(p, q) and ns in (None, p["metadata"]["namespace"])]
         items.sort(key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
         meta = {"resourceVersion": str(self.rv)}
         if q.get("resourceVersion") == "0":
@@ -267,6 +274,29 @@ class KubeSim:
                 return 200, {}, p
         return 404, {}, status_body(404, "NotFound", 'pods "%s" not found' % name,
                                     {"name": name, "kind": "pods"})
+
+    def get_job(self, ns, name):
+        """A Job as its controller keeps it (backoffLimit 0, one completion):
+        Complete once a pod succeeded and none runs, Failed once all failed;
+        no terminal condition while a pod is alive or it is between retries
+        (job_backoff)."""
+        uid = self.jobs.get((ns, name))
+        if uid is None:
+            return 404, {}, status_body(404, "NotFound", 'jobs.batch "%s" not found' % name,
+                                        {"name": name, "group": "batch", "kind": "jobs"})
+        pods = [p for p in self.pods if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))]
+        live = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")
+                and not p["metadata"].get("deletionTimestamp")]
+        conds = []
+        if not live and (ns, name) not in self.job_backoff:
+            done = any(p["status"].get("phase") == "Succeeded" for p in pods)
+            t = now_rfc3339()
+            for c in (("SuccessCriteriaMet", "Complete") if done else ("FailureTarget", "Failed")):
+                conds.append({"type": c, "status": "True", "lastProbeTime": t, "lastTransitionTime": t})
+        return 200, {}, {"kind": "Job", "apiVersion": "batch/v1",
+                         "metadata": {"name": name, "namespace": ns, "uid": uid},
+                         "spec": {"backoffLimit": 0, "completions": 1, "parallelism": 1},
+                         "status": {"conditions": conds} if conds else {}}
 
     def delete_job(self, ns, name, body):
         uid = self.jobs.get((ns, name))

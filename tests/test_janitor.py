@@ -205,12 +205,12 @@ def test_job_retry(res, tmp):
     res.check(rc == 0 and env.pod_names() == ["agent-job-7-aaaaa", "agent-job-7-bbbbb"],
               "a Job with a pod still running elsewhere is kept; a Job with none is deleted",
               str(env.pod_names()) + log[-600:])
-    sibling_lists = [r for r in k.server.requests("GET", "/api/v1/pods")
+    sibling_lists = [r for r in k.server.requests("GET", "/api/v1/namespaces/ci-agents/pods")
                      if "controller-uid" in r[2].get("labelSelector", "")]
     res.check(len(sibling_lists) == 2 and all(
         r[2]["labelSelector"] == "batch.kubernetes.io/controller-uid=owner-agent-job-%s" % n and
         r[2].get("resourceVersion") == "0" for r, n in zip(sibling_lists, ("7", "8"))),
-        "each Job's pods are listed by its controller-uid, from the cache, before it is deleted",
+        "each Job's pods are listed in its namespace by its controller-uid, from the cache, before it is deleted",
         str([r[2] for r in sibling_lists]))
     res.check('"reason":"job-has-live-pod"' in log, "the log says why the Job stays")
     # The retry finishes: now the Job goes, with both pods.
@@ -231,14 +231,51 @@ def test_job_retry(res, tmp):
     k.add_pod(sim.pod("agent-job-9-ddddd", phase="Failed", finished_ago=2000, owner_name="agent-job-9"))
     real = k.list_pods
 
-    def failing(q):
+    def failing(q, ns=None):
         if "controller-uid" in q.get("labelSelector", ""):
             return 500, {}, sim.status_body(500, "InternalError", "Internal error occurred")
-        return real(q)
+        return real(q, ns)
     k.list_pods = failing
     rc, log = env.once()
     res.check(rc == 1 and env.pod_names() == ["agent-job-9-ddddd"],
               "a failed list of a Job's pods keeps the Job and exits 1", log[-600:])
+    k.list_pods = real
+    env.stop()
+
+
+def test_job_backoff(res, tmp):
+    """The Job controller's back-off between a failed pod and its retry (10 s,
+    20 s ... up to six minutes): the Job has no live pod and no terminal
+    condition, and must survive; once it is Failed (or Complete) it goes."""
+    env = Env(tmp)
+    k = env.kube
+    k.add_pod(sim.pod("agent-job-11-aaaaa", phase="Failed", finished_ago=2000, owner_name="agent-job-11"))
+    k.add_pod(sim.pod("agent-job-11-bbbbb", phase="Failed", finished_ago=5, owner_name="agent-job-11"))
+    k.job_backoff.add(("ci-agents", "agent-job-11"))
+    rc, log = env.once()
+    res.check(rc == 0 and len(env.pod_names()) == 2 and '"reason":"job-not-finished"' in log,
+              "a Job between retries is kept (job-not-finished)", str(env.pod_names()) + log[-600:])
+    gets = k.server.requests("GET", "/apis/batch/v1/namespaces/ci-agents/jobs/agent-job-11")
+    res.check(len(gets) == 1, "the Job is read (GET) before it would be deleted", str(len(gets)))
+    k.job_backoff.clear()          # the back-off limit is reached: Failed
+    rc, log = env.once()
+    res.check(rc == 0 and env.pod_names() == [], "the Job goes once it has a terminal condition",
+              str(env.pod_names()) + log[-400:])
+    # A stuck retry: the Job goes without a terminal condition.
+    k.add_pod(sim.pod("agent-job-12-aaaaa", phase="Failed", finished_ago=2000, owner_name="agent-job-12"))
+    k.add_pod(sim.pod("agent-job-12-bbbbb", phase="Pending", created_ago=2000, owner_name="agent-job-12"))
+    k.job_backoff.add(("ci-agents", "agent-job-12"))
+    rc, log = env.once()
+    res.check(rc == 0 and env.pod_names() == [], "a Job whose retry is stuck Pending goes",
+              str(env.pod_names()) + log[-400:])
+    # The Job cannot be read: kept, and the cycle says an API error left work undone.
+    k.add_pod(sim.pod("agent-job-13-aaaaa", phase="Failed", finished_ago=2000, owner_name="agent-job-13"))
+    real = k.get_job
+    k.get_job = lambda ns, name: (500, {}, sim.status_body(500, "InternalError", "etcdserver: request timed out"))
+    rc, log = env.once()
+    res.check(rc == 1 and env.pod_names() == ["agent-job-13-aaaaa"],
+              "a failed GET of the Job keeps it and exits 1", log[-600:])
+    k.get_job = real
     env.stop()
 
 
@@ -602,7 +639,7 @@ def main():
         SCALE = 10.0
     res = lib.Results(ARGS.suite, ARGS.results)
     with tempfile.TemporaryDirectory() as tmp:
-        tests = (test_standard_cycle, test_job_retry, test_dry_run, test_outages, test_ado_faults,
+        tests = (test_standard_cycle, test_job_retry, test_job_backoff, test_dry_run, test_outages, test_ado_faults,
                  test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)

@@ -82,6 +82,7 @@ def gen_pods(rng, seed):
     """Pods as (spec dict, Pod object).  The spec keeps what the model needs."""
     out = []
     jobs = []
+    backoff = set()
     for i in range(rng.randint(0, 8)):
         name = "s%d-p%d" % (seed, i)
         ns = rng.choice(("ci-agents", "ci-agents", "team-b"))
@@ -95,6 +96,8 @@ def gen_pods(rng, seed):
             else:
                 owner_name = "job-s%d-%d" % (seed, i)
                 jobs.append((ns, owner_name))
+                if rng.random() < 0.2:      # between retries: no terminal condition
+                    backoff.add((ns, owner_name))
         elif owner:
             owner_name = "%s-s%d-%d" % (owner.lower(), seed, i)
         phase = "Pending" if node is None else rng.choice(("Succeeded", "Failed", "Running", "Pending"))
@@ -125,6 +128,8 @@ def gen_pods(rng, seed):
         if not s["managed"]:
             del p["metadata"]["labels"]["pipewarden.io/managed"]
         out.append((s, p))
+    for s, _ in out:
+        s["backoff"] = (s["ns"], s["owner_name"]) in backoff
     return out
 
 
@@ -231,9 +236,9 @@ def alive(s):
 
 def pod_targets(sc, node, leader, busy_jobs=None):
     """What a janitor on `node` deletes: {("pod"|"job", ns, name)}.  A Job
-    with a pod still at work (a retry, a parallel pod) is kept whole; those
-    Jobs go to busy_jobs (each takes a place under the cap before the
-    janitor finds out)."""
+    with a pod still at work (a retry, a parallel pod), or between retries,
+    is kept whole; those Jobs go to busy_jobs (each takes a place under the
+    cap before the janitor finds out)."""
     allowed = set()
     for s, _ in sc.pods:
         if not pod_in_scope(s, node, leader) or pod_due(s) is None:
@@ -244,6 +249,13 @@ def pod_targets(sc, node, leader, busy_jobs=None):
             siblings = [t for t, _ in sc.pods if t["owner"] == "Job" and t["ns"] == s["ns"] and
                         t["owner_name"] == s["owner_name"] and t["uid"] != s["uid"]]
             if any(alive(t) for t in siblings):
+                if busy_jobs is not None:
+                    busy_jobs.add(("job", s["ns"], s["owner_name"]))
+                continue
+            # An ended pod's Job goes once the Job finished (not between
+            # retries), or when another of its pods is stuck.
+            stuck = any(t["phase"] in ("Pending", "Running") and not t["deleting"] for t in siblings)
+            if s["phase"] in ("Succeeded", "Failed") and s["backoff"] and not stuck:
                 if busy_jobs is not None:
                     busy_jobs.add(("job", s["ns"], s["owner_name"]))
                 continue
@@ -314,7 +326,7 @@ class Worker:
     def reset(self, sc):
         k, a = self.kube, self.ado
         with k.lock:
-            k.pods, k.jobs, k.leases, k.events, k.faults = [], {}, {}, [], {}
+            k.pods, k.jobs, k.leases, k.events, k.faults, k.job_backoff = [], {}, {}, [], {}, set()
             k.server.clear()
         with a.lock:
             a.pools = {"aks-pool": 12, "linux-large": 13}
@@ -328,6 +340,7 @@ class Worker:
         self.lease_at_delete = []
         for _, p in sc.pods:
             k.add_pod(p)
+        k.job_backoff = {(s["ns"], s["owner_name"]) for s, _ in sc.pods if s["backoff"]}
         for s, ag in sc.agents:
             a.agents[POOLS[s["pool"]]].append(ag)
         if sc.lease == "other":
@@ -421,19 +434,20 @@ class Worker:
                                 uid=j["uid"] + "-retry")
                 state = {"n": 0}
 
-                def appears(q):
+                def appears(q, ns=None):
                     state["n"] += 1
                     if state["n"] == 1:
-                        res = real(q)
+                        res = real(q, ns)
                         k.add_pod(retry)
                         sc.appeared = retry
                         sc.appeared_spec = {"name": retry["metadata"]["name"], "ns": j["ns"], "node": "node-b",
                                             "phase": "Running", "owner": "Job", "owner_name": j["owner_name"],
                                             "uid": j["uid"] + "-retry", "managed": True, "deleting": False,
                                             "created_ago": 1, "finished_ago": None,
-                                            "agent_finished_ago": None, "unschedulable": False}
+                                            "agent_finished_ago": None, "unschedulable": False,
+                                            "backoff": j["backoff"]}
                         return res
-                    return real(q)
+                    return real(q, ns)
                 k.list_pods = appears
         return kube_url, org
 

@@ -106,9 +106,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (k = 0; k < in.n_all_pods; k++)
 				active |= strcmp(all[k].uid, a->pod->uid) != 0 && !all[k].deleting &&
 				    all[k].phase != PHASE_SUCCEEDED && all[k].phase != PHASE_FAILED;
-			const char *why = plan_job_keep(&cfg, in.now, a->pod, all, in.n_all_pods);
+			struct job_info job = { 1, (int)take(2), "" };
+			snprintf(job.uid, sizeof(job.uid), "%s", a->pod->owner_uid);
+			const char *why = plan_job_keep(&cfg, in.now, a->pod, &job, all, in.n_all_pods);
 			if (why != NULL && strcmp(why, "job-has-live-pod") == 0)
 				FUZZ_ASSERT(active);
+			/* An ended pod's Job goes only once the Job finished, or
+			 * for a stuck sibling. */
+			int stuck = 0;
+			for (k = 0; k < in.n_all_pods; k++)
+				stuck |= strcmp(all[k].uid, a->pod->uid) != 0 && !all[k].deleting &&
+				    all[k].phase != PHASE_SUCCEEDED && all[k].phase != PHASE_FAILED;
+			if (why == NULL && (a->pod->phase == PHASE_SUCCEEDED ||
+			    a->pod->phase == PHASE_FAILED))
+				FUZZ_ASSERT(job.finished || stuck);
 		}
 	}
 	plan_release(&pl);

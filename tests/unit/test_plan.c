@@ -373,12 +373,58 @@ test_pods(void)
 	plan_release(&p);
 }
 
+/* A Job of uid "job-1" that has finished. */
+static const struct job_info job_done = { 1, 1, "job-1" };
+
 static int
 job_live(const struct janitor_config *cfg, const struct pod_info *pod, const struct pod_info *job)
 {
-	const char *why = plan_job_keep(cfg, NOW, pod, job, 6);
+	const char *why = plan_job_keep(cfg, NOW, pod, &job_done, job, 6);
 
 	return why != NULL && strcmp(why, "job-has-live-pod") == 0;
+}
+
+static int
+keep_is(const char *why, const char *want)
+{
+	return why != NULL && strcmp(why, want) == 0;
+}
+
+/*
+ * A Job goes for a finished pod only once the Job itself has finished: in
+ * the Job controller's back-off between a failed pod and its retry the Job
+ * has no live pod at all.  A stuck pod's Job goes without a terminal
+ * condition (that pod is why it cannot finish).
+ */
+static void
+test_job_state(void)
+{
+	struct janitor_config cfg = default_cfg();
+	struct job_info retrying = { 1, 0, "job-1" }, gone = { 0, 0, "" },
+	    replaced = { 1, 1, "job-1-again" };
+	struct pod_info failed, stuck, sidecar, list[3];
+
+	failed = mkpod("failed", NODE, PHASE_FAILED, NOW - 9000, NOW - 1000, OWNER_JOB, "job-1");
+	stuck = mkpod("stuck", NODE, PHASE_PENDING, NOW - 1000, 0, OWNER_JOB, "job-1");
+	sidecar = mkpod("sidecar", NODE, PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-1");
+	sidecar.agent_finished = NOW - 1000;
+	list[0] = failed;
+	list[1] = stuck;
+	list[2] = sidecar;
+	CHECK(keep_is(plan_job_keep(&cfg, NOW, &failed, &retrying, list, 1), "job-not-finished"));
+	/* A sidecar keeps the pod Running: the Job never ends by itself. */
+	CHECK(plan_job_keep(&cfg, NOW, &sidecar, &retrying, list + 2, 1) == NULL);
+	CHECK(plan_job_keep(&cfg, NOW, &stuck, &retrying, list + 1, 1) == NULL);
+	/* The old failed pod's Job, while its retry is stuck: it goes. */
+	CHECK(plan_job_keep(&cfg, NOW, &failed, &retrying, list, 2) == NULL);
+	CHECK(plan_job_keep(&cfg, NOW, &failed, &job_done, list, 1) == NULL);
+	CHECK(keep_is(plan_job_keep(&cfg, NOW, &failed, &gone, list, 1), "job-gone"));
+	CHECK(keep_is(plan_job_keep(&cfg, NOW, &failed, &replaced, list, 1), "job-replaced"));
+	/* Finished, but a sibling still at work: the live-pod guard holds. */
+	list[1] = mkpod("retry", NODE, PHASE_RUNNING, NOW - 30, 0, OWNER_JOB, "job-1");
+	CHECK(keep_is(plan_job_keep(&cfg, NOW, &failed, &retrying, list, 2), "job-has-live-pod"));
+	list[1] = mkpod("retry", NODE, PHASE_RUNNING, NOW - 30, 0, OWNER_JOB, "job-1");
+	CHECK(keep_is(plan_job_keep(&cfg, NOW, &failed, &job_done, list, 2), "job-has-live-pod"));
 }
 
 /* A Job with a pod still at work is kept: deleting it would kill that pod. */
@@ -397,12 +443,11 @@ test_job_busy(void)
 	job[4] = mkpod("sidecar-done", "node-b", PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-1");
 	job[4].agent_finished = NOW - 400;
 	/* Not in its own Job's list: the label is missing, the pods unknown. */
-	CHECK(plan_job_keep(&cfg, NOW, &failed, job, 0) != NULL &&
-	    strcmp(plan_job_keep(&cfg, NOW, &failed, job, 0), "job-pods-unknown") == 0);
-	CHECK(plan_job_keep(&cfg, NOW, &failed, job + 1, 4) != NULL);
-	CHECK(plan_job_keep(&cfg, NOW, &failed, job, 1) == NULL);
+	CHECK(keep_is(plan_job_keep(&cfg, NOW, &failed, &job_done, job, 0), "job-pods-unknown"));
+	CHECK(plan_job_keep(&cfg, NOW, &failed, &job_done, job + 1, 4) != NULL);
+	CHECK(plan_job_keep(&cfg, NOW, &failed, &job_done, job, 1) == NULL);
 	/* Finished (even young), terminating, stuck, agent done: none at work. */
-	CHECK(plan_job_keep(&cfg, NOW, &failed, job, 5) == NULL);
+	CHECK(plan_job_keep(&cfg, NOW, &failed, &job_done, job, 5) == NULL);
 
 	job[5] = mkpod("retry", "node-b", PHASE_RUNNING, NOW - 30, 0, OWNER_JOB, "job-1");
 	CHECK(job_live(&cfg, &failed, job));
@@ -664,6 +709,7 @@ main(int argc, char **argv)
 	test_own_pool();
 	test_pods();
 	test_job_busy();
+	test_job_state();
 	test_fixture_pool();
 	test_property(runs);
 	return check_done();

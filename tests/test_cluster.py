@@ -1,0 +1,917 @@
+#!/usr/bin/python3
+"""pipewarden on a real control plane.
+
+Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler
+(tests/cluster.py), three fake Nodes and a test kubelet, installs pipewarden
+from its own kustomize output (the self-signed overlay; the one test-only
+change: the MutatingWebhookConfiguration calls the webhook on loopback by
+`url`), runs the real webhook and one real janitor process per node, each with
+a token of the janitor's ServiceAccount bound to its DaemonSet pod on that
+node, and checks what kube-apiserver, the Job controller, the garbage
+collector and the scheduler make of it.  Azure DevOps and Entra are the
+simulators of tests/sim.py.
+
+usage: test_cluster.py --webhook BIN --janitor BIN [--results FILE] [--suite NAME] [--only NAME]
+"""
+import argparse
+import base64
+import copy
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster  # noqa: E402
+import lib  # noqa: E402
+import sim  # noqa: E402
+from cluster import ns_path  # noqa: E402
+
+ARGS = None
+SYS_NS = "pipewarden-system"
+JANITOR_USER = "system:serviceaccount:pipewarden-system:pipewarden-janitor"
+CI_NODES = ["node-ci-1", "node-ci-2"]     # tainted workload=ci:NoSchedule, labelled workload=ci
+PLAIN_NODE = "node-plain"                 # neither
+PARKED_NODE = "node-parked"               # a node no janitor runs for
+AGENT_NS = "azdo-agents"                  # opted in (manifests/examples)
+OTHER_NS = "team-other"                   # not opted in
+PAT = "PWTESTPAT-cluster-Secret-0123456789abcdef"
+
+
+# ---- the world ---------------------------------------------------------------
+
+class World:
+    """The control plane, nodes, kubelet, pipewarden installed, the webhook and
+    the Azure DevOps simulator; janitors are started per scenario."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.cp = cluster.ControlPlane(os.path.join(tmp, "cp"))
+        os.makedirs(self.cp.dir)
+        self.cp.start()
+        self.api = self.cp.api
+        for n in CI_NODES:
+            cluster.add_node(self.api, n, {"workload": "ci"},
+                             [{"key": "workload", "value": "ci", "effect": "NoSchedule"}])
+        cluster.add_node(self.api, PLAIN_NODE)
+        cluster.add_node(self.api, PARKED_NODE, {"workload": "parked"},
+                         [{"key": "parked", "value": "true", "effect": "NoSchedule"}])
+        self.kubelet = cluster.Kubelet(self.api, CI_NODES + [PLAIN_NODE])
+        self.certdir = os.path.join(tmp, "webhook-certs")
+        self.ado = sim.AdoSim(self.certdir_made())
+        self.ado.pat = PAT
+        self.ado.pools["aks-pool"] = 12
+        self.ado.agents[12] = []
+        self.config = self.write_config({})
+        self.webhook = None
+        self.janitors = {}
+        self.tokens = {}
+        self.proxy = cluster.Proxy(self.certdir, self.cp.url, self.cp.pki + "/ca.crt",
+                                   on_request=self.before_proxied, on_response=self.after_proxied)
+        self.compact_after_first_page = False
+        self.compacted_token = None
+        self.compactions = 0
+        self.expired_seen = False
+        self.all_janitor_calls = []
+
+    def certdir_made(self):
+        lib.make_certs(self.certdir)
+        return self.certdir
+
+    def write_config(self, over, name="config.json"):
+        with open(os.path.join(lib.ROOT, "manifests", "base", "config.json")) as f:
+            c = json.load(f)
+        c["organizationUrl"] = self.ado.url
+        c["nodeSelector"] = {"workload": "ci"}
+        c["janitor"].update({"intervalSeconds": 1, "finishedPodTtlSeconds": 300,
+                             "stuckPendingSeconds": 3, "offlineGraceSeconds": 600})
+        c = lib.deep_merge(c, over)
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            json.dump(c, f)
+        return path
+
+    # -- install ---------------------------------------------------------------
+
+    def render(self, overlay="overlays/self-signed", components=()):
+        """The kustomize output a user applies, with the webhook's certificates
+        from certs/make-certs.sh."""
+        tree = os.path.join(self.tmp, "manifests")
+        if not os.path.isdir(tree):
+            shutil.copytree(os.path.join(lib.ROOT, "manifests"), tree)
+            certs = os.path.join(tree, "overlays", "self-signed", "certs")
+            os.makedirs(certs)
+            for f in os.listdir(self.certdir):
+                shutil.copy(os.path.join(self.certdir, f), certs)
+        p = self.cp.kubectl("kustomize", os.path.join(tree, overlay), check=True)
+        return [d for d in yaml.safe_load_all(p.stdout) if d]
+
+    def install(self):
+        objs = self.render()
+        self.webhook_port = lib.free_port()
+        for o in objs:
+            if o["kind"] == "MutatingWebhookConfiguration":
+                cc = o["webhooks"][0]["clientConfig"]
+                # The one test-only change: no kube-proxy, so call the
+                # webhook on loopback by url (caBundle, rules, selectors kept).
+                o["webhooks"][0]["clientConfig"] = {
+                    "url": "https://localhost:%d/mutate" % self.webhook_port, "caBundle": cc["caBundle"]}
+        self.installed = objs
+        return self.apply(objs)
+
+    def apply(self, objs, *extra):
+        text = json.dumps({"apiVersion": "v1", "kind": "List", "items": objs})
+        return self.cp.kubectl("apply", "-f", "-", *extra, input=text)
+
+    def start_webhook(self):
+        self.webhook_metrics = lib.free_port()
+        self.webhook_log = os.path.join(self.tmp, "webhook.log")
+        self.webhook = cluster.spawn(
+            [ARGS.webhook, "--config", self.config, "--tls-cert", self.certdir + "/tls.crt",
+             "--tls-key", self.certdir + "/tls.key", "--port", str(self.webhook_port),
+             "--metrics-port", str(self.webhook_metrics), "--address", "127.0.0.1",
+             "--shutdown-delay", "0"] if self.webhook_supports_delay() else
+            [ARGS.webhook, "--config", self.config, "--tls-cert", self.certdir + "/tls.crt",
+             "--tls-key", self.certdir + "/tls.key", "--port", str(self.webhook_port),
+             "--metrics-port", str(self.webhook_metrics), "--address", "127.0.0.1"],
+            self.webhook_log)
+        lib.wait_until(lambda: lib.port_open(self.webhook_port), 20, "the webhook's port")
+
+    def webhook_supports_delay(self):
+        p = subprocess.run([ARGS.webhook, "--help"], capture_output=True, text=True)
+        return "--shutdown-delay" in p.stdout + p.stderr
+
+    def stop_webhook(self):
+        if self.webhook:
+            cluster.kill(self.webhook)
+            self.webhook = None
+
+    def webhook_metric(self, name):
+        text = lib.http_get(self.webhook_metrics, "/metrics")[1]
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name):
+                total += float(line.split()[-1])
+        return total
+
+    # -- janitors ---------------------------------------------------------------
+
+    def janitor_pod(self, node):
+        """The janitor DaemonSet's pod on a node (bound by the scheduler)."""
+        pods = self.api.get(ns_path("pods", SYS_NS), labelSelector="app.kubernetes.io/name=pipewarden-janitor",
+                            fieldSelector="spec.nodeName=" + node)["items"]
+        return pods[0] if pods else None
+
+    def janitor_token(self, node):
+        """A token of the janitor's ServiceAccount bound to its pod on `node`
+        (TokenRequest, as the kubelet's projected volume gets it): it carries
+        the node's name, which the shipped ValidatingAdmissionPolicy checks."""
+        pod = lib.wait_until(lambda: self.janitor_pod(node), 60, "the janitor DaemonSet's pod on " + node)
+        tr = self.api.create("/api/v1/namespaces/%s/serviceaccounts/pipewarden-janitor/token" % SYS_NS, {
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+            "spec": {"audiences": [cluster.ISSUER], "expirationSeconds": 3600,
+                     "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod["metadata"]["name"],
+                                        "uid": pod["metadata"]["uid"]}}})
+        path = os.path.join(self.tmp, "token-" + node)
+        with open(path, "w") as f:
+            f.write(tr["status"]["token"])
+        self.tokens[node] = tr["status"]["token"]
+        return path, pod["metadata"]["name"]
+
+    def janitor_api(self, node):
+        if node not in self.tokens:
+            self.janitor_token(node)
+        return cluster.Api(self.cp.url, self.cp.pki + "/ca.crt", token=self.tokens[node])
+
+    def janitor_cmd(self, node, config=None, extra=()):
+        token, pod = self.janitor_token(node)
+        pat = os.path.join(self.tmp, "pat")
+        with open(pat, "w") as f:
+            f.write(PAT + "\n")
+        env = sim.janitor_environ(self.ado, pod, SYS_NS, False, pat, None)
+        env["NODE_NAME"] = node
+        cmd = [ARGS.janitor, "--config", config or self.config, "--kube-api", self.proxy.url,
+               "--kube-token-file", token, "--kube-ca", self.certdir + "/ca.crt",
+               "--ado-ca", self.certdir + "/ca.crt", "--metrics-port", "0"] + list(extra)
+        return cmd, env, pod
+
+    def janitor_once(self, node, config=None, extra=()):
+        cmd, env, _ = self.janitor_cmd(node, config, extra)
+        p = subprocess.run(cmd + ["--once"], env=env, capture_output=True, text=True, timeout=120)
+        self.all_janitor_calls += self.proxy.take()
+        return p
+
+    def janitor_start(self, node, config=None, identity=None):
+        cmd, env, pod = self.janitor_cmd(node, config)
+        if identity:
+            env["POD_NAME"] = identity
+        log = os.path.join(self.tmp, "janitor-%s-%d.log" % (node, len(self.janitors)))
+        p = cluster.spawn(cmd, log, env)
+        p.identity = env["POD_NAME"]
+        self.janitors[p.identity] = p
+        return p
+
+    # A paged list across an etcd compaction.  After the first page, etcd is
+    # compacted as kube-apiserver's compactor does it; its watch cache drops
+    # the snapshot the continue token points at within 15 s.  The janitor's
+    # next requests are each held a few seconds (well inside its 15 s
+    # timeout) until a probe with the same token sees the real 410.
+
+    def after_proxied(self, method, path, q, status, data):
+        if not (self.compact_after_first_page and method == "GET" and path == "/api/v1/pods"
+                and status == 200 and not q.get("continue") and q.get("limit")):
+            return
+        token = json.loads(data).get("metadata", {}).get("continue")
+        if not token:
+            return
+        self.compact_after_first_page = False
+        self.api.create(ns_path("configmaps", "default"), {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "bump-"}})
+        self.cp.etcd_compact()
+        self.compactions += 1
+        self.compacted_token = (token, q.get("labelSelector", ""))
+        self.wait_expired(6)
+
+    def before_proxied(self, method, path, q):
+        if self.compacted_token and method == "GET" and q.get("continue"):
+            self.wait_expired(6)
+
+    def wait_expired(self, seconds):
+        if self.expired_seen:
+            return
+        token, sel = self.compacted_token
+        self.expired_seen = lib.eventually(lambda: self.api.raw("GET", "/api/v1/pods", query={
+            "labelSelector": sel, "limit": "1", "continue": token})[0] == 410, seconds)
+
+    def stop(self):
+        for p in list(self.janitors.values()):
+            cluster.kill(p)
+        self.stop_webhook()
+        self.proxy.stop()
+        self.ado.stop()
+        self.kubelet.stop()
+        self.cp.stop()
+
+
+# ---- helpers -----------------------------------------------------------------
+
+def namespace(api, name, opted_in):
+    labels = {"pipewarden.io/injection": "enabled"} if opted_in else {}
+    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                      "metadata": {"name": name, "labels": labels}})
+    lib.wait_until(lambda: api.exists("/api/v1/namespaces/%s/serviceaccounts/default" % name), 60,
+                   "the default ServiceAccount of " + name)
+
+
+def agent_pod(name, ns=AGENT_NS, opt_in=True, annotations=None, containers=None, **spec):
+    ann = {"pipewarden.io/inject": "true"} if opt_in else {}
+    ann.update(annotations or {})
+    s = {"restartPolicy": "Never",
+         "containers": containers or [{"name": "agent", "image": "contoso.azurecr.io/azp-agent:ubuntu-22.04"}]}
+    s.update(spec)
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "annotations": ann}, "spec": s}
+
+
+def env_of(pod, container="agent"):
+    for c in pod["spec"]["containers"]:
+        if c["name"] == container:
+            return {e["name"]: e for e in c.get("env", [])}
+    return {}
+
+
+def container(pod, name="agent"):
+    return [c for c in pod["spec"]["containers"] if c["name"] == name][0]
+
+
+def gone(api, path):
+    return not api.exists(path)
+
+
+def wait_gone(api, path, timeout=60):
+    return lib.eventually(lambda: gone(api, path), timeout)
+
+
+def create_pod(w, pod):
+    return w.api.create(ns_path("pods", pod["metadata"]["namespace"]), pod)
+
+
+def events_for(w, ns, name):
+    evs = w.api.get(ns_path("events", ns), fieldSelector="involvedObject.name=" + name)["items"]
+    return [e for e in evs if (e.get("source") or {}).get("component") == "pipewarden-janitor"
+            or e.get("reportingComponent") == "pipewarden-janitor"]
+
+
+# ---- the webhook ------------------------------------------------------------------
+
+def test_install(res, w):
+    p = w.install()
+    res.check(p.returncode == 0, "kubectl apply of the self-signed overlay", p.stderr[-800:])
+    w.start_webhook()
+    kinds = sorted({o["kind"] for o in w.installed})
+    res.check({"MutatingWebhookConfiguration", "DaemonSet", "Deployment", "ClusterRole"} <= set(kinds),
+              "the overlay holds the webhook, janitor and RBAC objects", ", ".join(kinds))
+    namespace(w.api, AGENT_NS, True)
+    namespace(w.api, OTHER_NS, False)
+    w.api.create(ns_path("serviceaccounts", AGENT_NS), {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                        "metadata": {"name": "azdo-agent"}})
+    # The DaemonSet controller and the scheduler put a janitor pod on every node
+    # (it tolerates the agent taint); pipewarden-system's restricted Pod
+    # Security admits it.
+    ok = lib.eventually(lambda: all(w.janitor_pod(n) for n in CI_NODES + [PLAIN_NODE]), 60)
+    res.check(ok, "a janitor DaemonSet pod is bound on every node, tainted ones included",
+              json.dumps([(n, bool(w.janitor_pod(n))) for n in CI_NODES + [PLAIN_NODE]]))
+
+
+def test_bare_pod(res, w):
+    stored = create_pod(w, agent_pod("bare-agent"))
+    env = env_of(stored)
+    res.check(env.get("AZP_URL", {}).get("value") == w.ado.url, "stored pod: AZP_URL from config")
+    res.check(env.get("AZP_POOL", {}).get("value") == "aks-pool", "stored pod: AZP_POOL the default pool")
+    res.check(env.get("AZP_AGENT_NAME", {}).get("valueFrom") ==
+              {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+              "stored pod: AZP_AGENT_NAME from metadata.name (defaulted apiVersion v1)")
+    res.check(env.get("PIPEWARDEN_POD_UID", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+              == "metadata.uid", "stored pod: PIPEWARDEN_POD_UID from metadata.uid")
+    res.check(env.get("PIPEWARDEN_MANAGED", {}).get("value") == "true", "stored pod: PIPEWARDEN_MANAGED")
+    res.check(env.get("AZURE_FEDERATED_TOKEN_FILE", {}).get("value") ==
+              "/var/run/secrets/azure/tokens/azure-identity-token", "stored pod: workload identity token file")
+    vols = {v["name"]: v for v in stored["spec"].get("volumes", [])}
+    proj = vols.get("azure-identity-token", {}).get("projected", {})
+    res.check(proj.get("defaultMode") == 420 and proj.get("sources", [{}])[0].get("serviceAccountToken", {})
+              .get("audience") == "api://AzureADTokenExchange",
+              "stored pod: projected token volume, defaulted by kube-apiserver", json.dumps(proj))
+    mounts = {m["name"]: m for m in container(stored).get("volumeMounts", [])}
+    res.check(mounts.get("azure-identity-token", {}).get("readOnly") is True,
+              "stored pod: the token mounted read-only")
+    r = container(stored).get("resources", {})
+    res.check(r.get("requests") == {"cpu": "1", "memory": "2Gi"} and r.get("limits") == {"cpu": "4", "memory": "8Gi"},
+              "stored pod: the profile's resources", json.dumps(r))
+    m = stored["metadata"]
+    res.check(m["labels"].get("pipewarden.io/managed") == "true" and m["labels"].get("pipewarden.io/pool") == "aks-pool"
+              and m["labels"].get("azure.workload.identity/use") == "true", "stored pod: labels")
+    res.check("pipewarden.io/injected" in m["annotations"] and
+              m["annotations"].get("cluster-autoscaler.kubernetes.io/safe-to-evict") == "false",
+              "stored pod: annotations")
+    res.check({"key": "workload", "operator": "Equal", "value": "ci", "effect": "NoSchedule"}
+              in stored["spec"]["tolerations"], "stored pod: the config's toleration")
+    res.check(stored["spec"].get("nodeSelector") == {"workload": "ci"}, "stored pod: the config's nodeSelector")
+    # The service-account admission plugin ran after the webhook: both mounts.
+    res.check(any(v["name"].startswith("kube-api-access-") for v in stored["spec"]["volumes"]),
+              "stored pod: kube-apiserver's own token volume beside the webhook's")
+    node = lib.wait_until(lambda: w.api.get(ns_path("pods", AGENT_NS, "bare-agent"))["spec"].get("nodeName"),
+                          60, "the scheduler to bind bare-agent")
+    res.check(node in CI_NODES, "the scheduler puts the completed pod on a tainted CI node", node)
+    # The same pod, not opted in: untouched, and the scheduler keeps it off them.
+    plain = create_pod(w, agent_pod("bare-not-opted-in", opt_in=False))
+    res.check("pipewarden.io/injected" not in (plain["metadata"].get("annotations") or {})
+              and "AZP_URL" not in env_of(plain), "a pod that did not opt in is stored unchanged")
+    node = lib.wait_until(lambda: w.api.get(ns_path("pods", AGENT_NS, "bare-not-opted-in"))["spec"].get("nodeName"),
+                          60, "the scheduler to bind bare-not-opted-in")
+    res.check(node == PLAIN_NODE, "without the injected toleration and selector it lands on the plain node", node)
+    other = create_pod(w, agent_pod("opted-in-elsewhere", ns=OTHER_NS))
+    res.check("AZP_URL" not in env_of(other), "an opted-in pod in a namespace that did not opt in is not sent")
+
+
+def job_from_scaledjob():
+    """A Job from manifests/examples' KEDA ScaledJob template, as KEDA makes it."""
+    with open(os.path.join(lib.ROOT, "manifests", "examples", "keda-scaledjob-workload-identity.yaml")) as f:
+        sj = [d for d in yaml.safe_load_all(f) if d and d["kind"] == "ScaledJob"][0]
+    spec = copy.deepcopy(sj["spec"]["jobTargetRef"])
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"generateName": "azdo-agent-", "namespace": sj["metadata"]["namespace"]},
+            "spec": spec}
+
+
+def job_pods(w, ns, job_name):
+    return w.api.get(ns_path("pods", ns), labelSelector="batch.kubernetes.io/job-name=" + job_name)["items"]
+
+
+def test_job_and_deployment(res, w):
+    job = w.api.create(ns_path("jobs", AGENT_NS), job_from_scaledjob())
+    jname = job["metadata"]["name"]
+    pods = lib.wait_until(lambda: job_pods(w, AGENT_NS, jname), 60, "the Job controller's pod")
+    pod = pods[0]
+    env = env_of(pod)
+    res.check(env.get("AZP_URL", {}).get("value") == "https://dev.azure.com/contoso",
+              "KEDA Job pod: the template's own AZP_URL is kept")
+    res.check(env.get("AZP_POOL", {}).get("value") == "aks-pool" and "PIPEWARDEN_POD_UID" in env,
+              "KEDA Job pod (from the Job controller): completed")
+    res.check(pod["spec"]["serviceAccountName"] == "azdo-agent", "KEDA Job pod: its own ServiceAccount")
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "agent-pool", "namespace": AGENT_NS},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "agent-pool"}},
+                    "template": {"metadata": {"labels": {"app": "agent-pool", "pipewarden.io/inject": "true"},
+                                              "annotations": {"pipewarden.io/container": "agent"}},
+                                 "spec": {"containers": [
+                                     {"name": "log-forwarder", "image": "fluent/fluent-bit:3.1"},
+                                     {"name": "agent", "image": "contoso.azurecr.io/azp-agent:ubuntu-22.04"}]}}}}
+    w.api.create(ns_path("deployments", AGENT_NS), dep)
+    pods = lib.wait_until(lambda: w.api.get(ns_path("pods", AGENT_NS), labelSelector="app=agent-pool")["items"],
+                          60, "the ReplicaSet controller's pod")
+    pod = pods[0]
+    env = env_of(pod)
+    res.check(pod["metadata"].get("generateName", "").startswith("agent-pool-") and
+              env.get("AZP_AGENT_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name",
+              "Deployment pod (generateName): AZP_AGENT_NAME is a fieldRef, never the empty name")
+    res.check("AZP_URL" not in env_of(pod, "log-forwarder"), "Deployment pod: the sidecar is left alone")
+    owner = pod["metadata"]["ownerReferences"][0]
+    res.check(owner["kind"] == "ReplicaSet", "Deployment pod: owned by its ReplicaSet")
+
+
+class SecondWebhook:
+    """A second mutating webhook, served by the test: it adds an annotation,
+    so kube-apiserver reinvokes pipewarden (reinvocationPolicy IfNeeded)."""
+
+    def __init__(self, certdir):
+        outer = self
+        self.calls = 0
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.calls += 1
+                obj = review["request"]["object"]
+                ann = obj["metadata"].get("annotations") or {}
+                patch = []
+                if "test.pipewarden.io/second" not in ann:
+                    patch = [{"op": "add", "path": "/metadata/annotations/test.pipewarden.io~1second",
+                              "value": "seen"}]
+                resp = {"uid": review["request"]["uid"], "allowed": True}
+                if patch:
+                    resp.update(patchType="JSONPatch", patch=base64.b64encode(json.dumps(patch).encode()).decode())
+                body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                   "response": resp}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certdir + "/tls.crt", certdir + "/tls.key")
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_reinvocation(res, w):
+    second = SecondWebhook(w.certdir)
+    with open(w.certdir + "/ca.crt", "rb") as f:
+        ca = base64.b64encode(f.read()).decode()
+    mwc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+           "metadata": {"name": "zz-test-second"},
+           "webhooks": [{"name": "second.test.pipewarden.io", "admissionReviewVersions": ["v1"],
+                         "clientConfig": {"url": "https://localhost:%d/mutate" % second.port, "caBundle": ca},
+                         "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                    "resources": ["pods"]}],
+                         "namespaceSelector": {"matchLabels": {"pipewarden.io/injection": "enabled"}},
+                         "sideEffects": "None", "failurePolicy": "Fail", "reinvocationPolicy": "Never",
+                         "timeoutSeconds": 5}]}
+    w.api.create("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", mwc)
+    try:
+        before = w.webhook_metric('pipewarden_webhook_requests_total{result="unchanged"}')
+        stored = lib.wait_until(lambda: _create_when_second_active(w, second), 30, "the second webhook to be called")
+        after = w.webhook_metric('pipewarden_webhook_requests_total{result="unchanged"}')
+        res.check(stored["metadata"]["annotations"].get("test.pipewarden.io/second") == "seen",
+                  "reinvocation: the second webhook's change is stored")
+        res.check(after >= before + 1, "reinvocation: pipewarden was called again and answered with no patch",
+                  "unchanged %s -> %s" % (before, after))
+        names = [e["name"] for e in container(stored).get("env", [])]
+        res.check(len(names) == len(set(names)), "reinvocation: no env var twice", json.dumps(names))
+        tols = [json.dumps(t, sort_keys=True) for t in stored["spec"]["tolerations"]]
+        vols = [v["name"] for v in stored["spec"]["volumes"]]
+        res.check(len(tols) == len(set(tols)) and len(vols) == len(set(vols)),
+                  "reinvocation: no toleration or volume twice")
+    finally:
+        w.api.delete("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/zz-test-second")
+        second.stop()
+
+
+def _create_when_second_active(w, second):
+    name = "reinvoked-%d" % time.monotonic_ns()
+    stored = create_pod(w, agent_pod(name))
+    if "test.pipewarden.io/second" in stored["metadata"].get("annotations", {}):
+        return stored
+    return None
+
+
+def kubectl_create(w, pod, *extra):
+    return w.cp.kubectl("create", "-f", "-", "-o", "json", *extra, input=json.dumps(pod))
+
+
+def test_dry_run_and_update(res, w):
+    p = kubectl_create(w, agent_pod("dry-run-agent"), "--dry-run=server")
+    ok = p.returncode == 0
+    res.check(ok, "kubectl create --dry-run=server", p.stderr)
+    if ok:
+        out = json.loads(p.stdout)
+        res.check("AZP_POOL" in env_of(out), "dry run: the answer is the completed pod")
+    res.check(not w.api.exists(ns_path("pods", AGENT_NS, "dry-run-agent")), "dry run: nothing stored")
+    calls = w.webhook_metric("pipewarden_webhook_requests_total")
+    before = w.api.get(ns_path("pods", AGENT_NS, "bare-agent"))
+    p = w.cp.kubectl("-n", AGENT_NS, "annotate", "pod", "bare-agent", "pipewarden.io/profile=small")
+    res.check(p.returncode == 0, "an UPDATE of an agent pod is admitted", p.stderr)
+    after = w.api.get(ns_path("pods", AGENT_NS, "bare-agent"))
+    res.check(container(after)["resources"] == container(before)["resources"] and
+              env_of(after) == env_of(before), "an UPDATE is not mutated (pods CREATE only)")
+    res.check(w.webhook_metric("pipewarden_webhook_requests_total") == calls,
+              "kube-apiserver does not even call the webhook for an UPDATE")
+
+
+DENIALS = [
+    ("unknown profile", {"pipewarden.io/profile": "huge"}, None, "unknown profile 'huge'"),
+    ("unknown identity", {"pipewarden.io/identity": "kerberos"}, None, "pipewarden.io/identity"),
+    ("container not in the pod", {"pipewarden.io/container": "runner"}, None, "runner"),
+    ("plaintext AZP_TOKEN", {}, [{"name": "agent", "image": "azp-agent",
+                                  "env": [{"name": "AZP_TOKEN", "value": PAT}]}], "AZP_TOKEN"),
+    ("over the profile's max", {}, [{"name": "agent", "image": "azp-agent",
+                                     "resources": {"limits": {"memory": "32Gi"}}}], "exceeds the maximum"),
+]
+
+
+def test_denials(res, w):
+    for i, (what, ann, containers, words) in enumerate(DENIALS):
+        p = kubectl_create(w, agent_pod("denied-%d" % i, annotations=ann, containers=containers))
+        res.check(p.returncode != 0 and 'admission webhook "inject.pipewarden.io" denied the request' in p.stderr
+                  and words in p.stderr, "kubectl shows the denial: " + what, p.stderr.strip()[:300])
+        res.check(PAT not in p.stderr + p.stdout, "the denial never repeats the token: " + what)
+
+
+def test_webhook_down(res, w):
+    w.stop_webhook()
+    try:
+        p = kubectl_create(w, agent_pod("while-down"))
+        res.check(p.returncode != 0 and 'failed calling webhook "inject.pipewarden.io"' in p.stderr,
+                  "webhook down, failurePolicy Fail: an opted-in namespace's pod is refused", p.stderr[:300])
+        p = kubectl_create(w, agent_pod("elsewhere-while-down", ns=OTHER_NS))
+        res.check(p.returncode == 0, "webhook down: other namespaces are not affected", p.stderr[:300])
+        p = kubectl_create(w, agent_pod("system-while-down", ns=SYS_NS, opt_in=False,
+                                        securityContext={"runAsNonRoot": True, "runAsUser": 65532,
+                                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                                        containers=[{"name": "c", "image": "x", "securityContext": {
+                                            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]))
+        res.check(p.returncode == 0, "webhook down: pipewarden's own namespace is not affected", p.stderr[:300])
+        # failurePolicy Ignore, with the shipped ValidatingAdmissionPolicy as the backstop.
+        w.api.call("PATCH", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pipewarden",
+                   [{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}],
+                   ctype="application/json-patch+json")
+        vap = [o for o in w.render("components/validating-policy") if o["kind"].startswith("ValidatingAdmission")]
+        p = w.apply(vap)
+        res.check(p.returncode == 0, "the validating-policy component applies", p.stderr[-300:])
+        denied = lib.eventually(lambda: "pipewarden-injected" in kubectl_create(
+            w, agent_pod("vap-probe-%d" % time.monotonic_ns())).stderr, 30)
+        p = kubectl_create(w, agent_pod("while-down-ignored"))
+        res.check(denied and p.returncode != 0 and "not completed by the pipewarden webhook" in p.stderr,
+                  "failurePolicy Ignore + the policy: kube-apiserver's CEL denies an uncompleted pod",
+                  p.stderr[:400])
+        p = kubectl_create(w, agent_pod("not-opted-while-ignored", opt_in=False))
+        res.check(p.returncode == 0, "failurePolicy Ignore + the policy: a pod that did not opt in is admitted",
+                  p.stderr[:300])
+    finally:
+        w.start_webhook()
+        w.api.call("PATCH", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pipewarden",
+                   [{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Fail"}],
+                   ctype="application/json-patch+json")
+        w.api.delete("/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/pipewarden-injected")
+        w.api.delete("/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/pipewarden-injected")
+    ok = lib.eventually(lambda: kubectl_create(w, agent_pod("after-recovery")).returncode == 0, 30)
+    res.check(ok, "the webhook back: opted-in pods are admitted and completed again")
+
+
+# ---- the janitor ---------------------------------------------------------------
+
+def managed_pod(w, name, node, phase, ns=AGENT_NS, **status):
+    """A completed agent pod bound to `node`, given a status by the test kubelet."""
+    pod = agent_pod(name, ns=ns)
+    if node:
+        pod["spec"]["nodeName"] = node
+    create_pod(w, pod)
+    if phase:
+        w.kubelet.set_status(ns, name, phase, **status)
+
+
+def test_janitor_node_work(res, w):
+    n1, n2 = CI_NODES
+    managed_pod(w, "done-old", n1, "Succeeded", finished_ago=3600)
+    managed_pod(w, "done-young", n1, "Succeeded", finished_ago=5)
+    managed_pod(w, "failed-old", n1, "Failed", finished_ago=3600)
+    pod = agent_pod("sidecar-kept")
+    pod["spec"]["nodeName"] = n1
+    pod["spec"]["containers"].append({"name": "log-forwarder", "image": "fluent/fluent-bit:3.1"})
+    create_pod(w, pod)
+    w.kubelet.set_status(AGENT_NS, "sidecar-kept", "Running", terminated=["agent"], finished_ago=3600)
+    managed_pod(w, "image-pull", n1, "Pending", waiting={"agent": "ImagePullBackOff"})
+    managed_pod(w, "other-node-done", n2, "Succeeded", finished_ago=3600)
+    lib.wait_until(lambda: time.time() - parse_time(w.api.get(ns_path("pods", AGENT_NS, "image-pull"))
+                                                    ["metadata"]["creationTimestamp"]) > 4, 10, "image-pull to age")
+    p = w.janitor_once(n1)
+    res.check(p.returncode == 0, "janitor on %s --once exits 0" % n1, p.stderr[-1500:])
+    for name in ("done-old", "failed-old", "sidecar-kept", "image-pull"):
+        res.check(wait_gone(w.api, ns_path("pods", AGENT_NS, name)),
+                  "node work: %s deleted (and a bound running pod finished by the kubelet)" % name)
+    res.check(w.api.exists(ns_path("pods", AGENT_NS, "done-young")), "node work: a pod finished 5 s ago stays")
+    res.check(w.api.exists(ns_path("pods", AGENT_NS, "other-node-done")),
+              "node work: another node's finished pod is not this replica's")
+    evs = events_for(w, AGENT_NS, "done-old")
+    res.check(len(evs) == 1 and evs[0]["reason"], "an Event records the deletion", json.dumps(evs)[:400])
+    p = w.cp.kubectl("-n", AGENT_NS, "get", "events", "--field-selector", "involvedObject.name=done-old")
+    res.check(p.returncode == 0 and "pipewarden-janitor" in p.stdout or "done-old" in p.stdout,
+              "kubectl get events shows it", p.stdout[-300:])
+    p = w.janitor_once(n2)
+    res.check(p.returncode == 0 and wait_gone(w.api, ns_path("pods", AGENT_NS, "other-node-done")),
+              "the replica on %s removes its own node's pod" % n2, p.stderr[-600:])
+
+
+def parse_time(s):
+    return time.mktime(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+
+
+def job_with_pod(w, name, backoff=0):
+    job = job_from_scaledjob()
+    del job["metadata"]["generateName"]
+    job["metadata"]["name"] = name
+    job["spec"]["backoffLimit"] = backoff
+    w.api.create(ns_path("jobs", AGENT_NS), job)
+    pods = lib.wait_until(lambda: job_pods(w, AGENT_NS, name), 60, "the pod of Job " + name)
+    pod = pods[0]
+    node = lib.wait_until(lambda: w.api.get(ns_path("pods", AGENT_NS, pod["metadata"]["name"]))["spec"].get("nodeName"),
+                          60, "the scheduler to bind the pod of " + name)
+    return pod["metadata"]["name"], node
+
+
+def job_condition(w, name, ctype):
+    job = w.api.get(ns_path("jobs", AGENT_NS, name))
+    return any(c["type"] == ctype and c["status"] == "True" for c in job.get("status", {}).get("conditions", []))
+
+
+def test_janitor_jobs(res, w):
+    pod, node = job_with_pod(w, "job-complete")
+    w.kubelet.set_status(AGENT_NS, pod, "Succeeded", finished_ago=3600)
+    res.check(lib.eventually(lambda: job_condition(w, "job-complete", "Complete"), 60),
+              "the Job controller marks the Job Complete")
+    p = w.janitor_once(node)
+    res.check(p.returncode == 0, "janitor exits 0 after deleting a Job", p.stderr[-800:])
+    res.check(wait_gone(w.api, ns_path("jobs", AGENT_NS, "job-complete")), "a finished Job is deleted")
+    res.check(wait_gone(w.api, ns_path("pods", AGENT_NS, pod)),
+              "the garbage collector removes its pod (propagationPolicy Background)")
+    # A Job between retries: its first pod failed long ago, the retry failed 5 s
+    # ago, and the Job controller's back-off has not created the next pod yet.
+    first, node = job_with_pod(w, "job-retrying", backoff=6)
+    w.kubelet.set_status(AGENT_NS, first, "Failed", finished_ago=3600)
+    retry = lib.wait_until(lambda: [p for p in job_pods(w, AGENT_NS, "job-retrying") if p["metadata"]["name"] != first],
+                           60, "the Job controller's retry pod")[0]["metadata"]["name"]
+    rnode = lib.wait_until(lambda: w.api.get(ns_path("pods", AGENT_NS, retry))["spec"].get("nodeName"), 60, "retry bound")
+    w.kubelet.set_status(AGENT_NS, retry, "Failed", finished_ago=2)
+    live = [p for p in job_pods(w, AGENT_NS, "job-retrying") if p["status"].get("phase") not in ("Failed", "Succeeded")]
+    res.check(not live and not job_condition(w, "job-retrying", "Failed"),
+              "the retrying Job has no live pod and no terminal condition (in back-off)")
+    for n in {node, rnode}:
+        w.janitor_once(n)
+    res.check(w.api.exists(ns_path("jobs", AGENT_NS, "job-retrying")),
+              "a Job between retries survives every node's janitor")
+    # A ReplicaSet's pod stuck Pending is never deleted (it would come straight back).
+    rs_pod = lib.wait_until(lambda: w.api.get(ns_path("pods", AGENT_NS), labelSelector="app=agent-pool")["items"],
+                            30, "the Deployment's pod")[0]
+    name = rs_pod["metadata"]["name"]
+    rnode = lib.wait_until(lambda: w.api.get(ns_path("pods", AGENT_NS, name))["spec"].get("nodeName"), 60, "rs bound")
+    w.kubelet.set_status(AGENT_NS, name, "Pending", waiting={"agent": "ImagePullBackOff"})
+    p = w.janitor_once(rnode)
+    res.check(p.returncode == 0 and w.api.exists(ns_path("pods", AGENT_NS, name)),
+              "a ReplicaSet's Pending pod is never deleted", p.stderr[-500:])
+
+
+def test_janitor_unscheduled(res, w):
+    pod = agent_pod("unschedulable", nodeSelector={"workload": "ci", "disk": "none-such"})
+    create_pod(w, pod)
+    ok = lib.eventually(lambda: any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+                                    for c in w.api.get(ns_path("pods", AGENT_NS, "unschedulable"))
+                                    .get("status", {}).get("conditions", [])), 60)
+    res.check(ok, "the scheduler marks the pod Unschedulable")
+    lib.wait_until(lambda: time.time() - parse_time(w.api.get(ns_path("pods", AGENT_NS, "unschedulable"))
+                                                    ["metadata"]["creationTimestamp"]) > 4, 10, "unschedulable to age")
+    lease = ns_path("leases", SYS_NS, "pipewarden-janitor")
+    holder = w.api.raw("GET", lease)[1].get("spec", {}).get("holderIdentity") if w.api.exists(lease) else None
+    res.check(not holder, "the Lease is free between --once runs (released on exit)", str(holder))
+    p = w.janitor_once(PLAIN_NODE)
+    res.check(p.returncode == 0 and wait_gone(w.api, ns_path("pods", AGENT_NS, "unschedulable")),
+              "an unschedulable pod is the leader's work: deleted", p.stderr[-600:])
+
+
+def test_lease(res, w):
+    # Three long-running replicas: exactly one leads.
+    js = [w.janitor_start(n) for n in CI_NODES + [PLAIN_NODE]]
+    lease_path = ns_path("leases", SYS_NS, "pipewarden-janitor")
+
+    def holder():
+        st, l = w.api.raw("GET", lease_path)
+        return l.get("spec", {}).get("holderIdentity") if st == 200 else None
+    first = lib.wait_until(holder, 30, "a leader")
+    res.check(first in [j.identity for j in js], "one of the replicas holds the real Lease", str(first))
+    lib.wait_until(lambda: all("cycle done" in cluster.tail(j.log_path, 200) for j in js), 30,
+                   "every replica to finish a cycle")
+    leaders = [j for j in js if "became the leader" in cluster.tail(j.log_path, 400)]
+    res.check(len(leaders) == 1, "exactly one replica became the leader", str([j.identity for j in leaders]))
+    old = w.api.get(lease_path)["spec"]
+    dur = old["leaseDurationSeconds"]
+    leader = [j for j in js if j.identity == first][0]
+    cluster.kill(leader, signal.SIGKILL)        # no release: the Lease must expire
+    killed_at = time.time()
+    new = lib.wait_until(lambda: holder() not in (None, first) and holder(), dur + 30, "another leader")
+    took = time.time() - killed_at
+    spec = w.api.get(lease_path)["spec"]
+    res.check(new in [j.identity for j in js if j is not leader], "a surviving replica took the Lease", new)
+    last_renew = parse_micro(old["renewTime"])
+    res.check(parse_micro(spec["acquireTime"]) >= last_renew + dur - 1,
+              "not before the Lease expired (acquired %.1f s after the last renewal, duration %d s)" %
+              (parse_micro(spec["acquireTime"]) - last_renew, dur))
+    res.check(spec.get("leaseTransitions", 0) >= 1, "leaseTransitions counts the change")
+    res.check(took < dur + 30, "and soon after it expired (%.1f s after the kill)" % took)
+    for j in js:
+        if j is not leader:
+            cluster.kill(j)
+    lib.wait_until(lambda: not holder(), 15, "the Lease released on SIGTERM")
+    res.check(not holder(), "SIGTERM releases the Lease")
+    w.all_janitor_calls += w.proxy.take()
+
+
+def parse_micro(s):
+    base, frac = s.rstrip("Z").split(".")
+    return parse_time(base + "Z") + float("0." + frac)
+
+
+def test_paging(res, w):
+    """1,200 managed pods read whole by the leader's paged list (500 a page),
+    one continue token expired by a real etcd compaction (410) on the way."""
+    namespace(w.api, "paging", True)
+    n = 1200
+    uids = [None] * n
+
+    def make(i):
+        pod = agent_pod("p-%04d" % i, ns="paging")
+        pod["spec"]["nodeName"] = PARKED_NODE
+        uids[i] = create_pod(w, pod)["metadata"]["uid"]
+    threads = []
+    for k in range(4):
+        t = threading.Thread(target=lambda k=k: [make(i) for i in range(k, n, 4)])
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    now = time.time()
+    agents = [sim.agent(1000 + i, "paged-agent-%04d" % i, changed_ago=7200, pod_uid=uids[i], now=now)
+              for i in range(n)]
+    agents += [sim.agent(5000 + i, "dead-agent-%d" % i, changed_ago=7200, pod_uid="gone-%d" % i, now=now)
+               for i in range(3)]
+    w.ado.agents[12] = agents
+    w.compact_after_first_page = True
+    p = w.janitor_once(PLAIN_NODE)
+    w.compacted_token = None
+    calls = w.all_janitor_calls
+    lists = [c for c in calls if c["path"] == "/api/v1/pods" and c["method"] == "GET"]
+    res.check(w.compactions == 1 and w.expired_seen and any(c["status"] == 410 for c in lists),
+              "kube-apiserver answers the janitor's continue token with 410 after the compaction",
+              json.dumps([(c["query"].get("continue", "")[:10], c["status"]) for c in lists]))
+    left = {a["name"] for a in w.ado.agents[12]}
+    res.check(p.returncode == 0, "the leader's cycle completes", p.stderr[-800:])
+    res.check(not any(a.startswith("dead-agent") for a in left), "the 3 agents with no pod are deleted")
+    res.check(sum(a.startswith("paged-agent") for a in left) == n,
+              "none of the 1,200 agents backed by a listed pod is deleted (the list was read whole)",
+              "%d left" % sum(a.startswith("paged-agent") for a in left))
+    w.ado.agents[12] = []
+
+
+def test_privileges(res, w):
+    n1, n2 = CI_NODES
+    calls = w.all_janitor_calls + w.proxy.take()
+    denied = [(c["method"], c["path"], c["status"]) for c in calls if c["status"] in (401, 403)]
+    res.check(len(calls) > 20 and not denied,
+              "every call the janitors made (%d) was allowed by the shipped RBAC and policy" % len(calls),
+              json.dumps(denied[:10]))
+    verbs = sorted({(c["method"], re.sub(r"/namespaces/[^/]+", "/namespaces/*",
+                                         re.sub(r"/(pods|jobs|leases|events)/[^/]+", r"/\1/*", c["path"])))
+                    for c in calls})
+    print("janitor calls seen: " + ", ".join("%s %s" % v for v in verbs), flush=True)
+    api = w.janitor_api(n1)
+    for what, method, path in [
+            ("read a Secret", "GET", ns_path("secrets", AGENT_NS)),
+            ("list nodes", "GET", "/api/v1/nodes"),
+            ("create a pod", "POST", ns_path("pods", AGENT_NS)),
+            ("delete a Deployment", "DELETE", ns_path("deployments", AGENT_NS, "agent-pool")),
+            ("update another Lease", "PUT", ns_path("leases", SYS_NS, "someone-else"))]:
+        st, body = api.raw(method, path, {} if method in ("POST", "PUT") else None)
+        res.check(st == 403, "least privilege: the janitor's token cannot %s (%d)" % (what, st),
+                  json.dumps(body)[:200])
+    # What the token may delete, narrowed by the shipped ValidatingAdmissionPolicy.
+    managed_pod(w, "vap-managed-other-node", n2, "Succeeded", finished_ago=3600)
+    create_pod(w, agent_pod("vap-unmanaged", opt_in=False, nodeName=n1))
+    w.api.create(ns_path("pods", OTHER_NS), {"apiVersion": "v1", "kind": "Pod",
+                                            "metadata": {"name": "vap-other-ns", "labels": {"pipewarden.io/managed": "true"}},
+                                            "spec": {"nodeName": n1, "containers": [{"name": "agent", "image": "x"}]}})
+    managed_pod(w, "vap-own-node", n1, "Succeeded", finished_ago=3600)
+    for what, ns, name in [("a managed pod bound to another node", AGENT_NS, "vap-managed-other-node"),
+                           ("an unmanaged pod", AGENT_NS, "vap-unmanaged"),
+                           ("a pod in a namespace that did not opt in", OTHER_NS, "vap-other-ns")]:
+        st, body = api.raw("DELETE", ns_path("pods", ns, name))
+        res.check(st == 403 and w.api.exists(ns_path("pods", ns, name)),
+                  "the policy: the %s janitor's token cannot delete %s (%d)" % (n1, what, st),
+                  json.dumps(body)[:300])
+    st, body = api.raw("DELETE", ns_path("pods", AGENT_NS, "vap-own-node"))
+    res.check(st == 200, "the policy: it can delete a managed pod on its own node (%d)" % st, json.dumps(body)[:300])
+
+
+def test_cost(res, w):
+    """What one leader cycle costs kube-apiserver at 1,200 managed pods."""
+    def cpu():
+        for line in w.cp.metrics().splitlines():
+            if line.startswith("process_cpu_seconds_total "):
+                return float(line.split()[1])
+        return 0.0
+    w.proxy.take()
+    c0 = cpu()
+    p = w.janitor_once(PLAIN_NODE)
+    c1 = cpu()
+    calls = w.all_janitor_calls[-200:]
+    mine = [c for c in calls if c.get("t", 1)]
+    n = len([c for c in w.all_janitor_calls if True])
+    res.check(p.returncode == 0, "a leader cycle at 1,200 pods exits 0", p.stderr[-300:])
+    print("janitor cycle cost: %d calls (%s), %d bytes received, kube-apiserver CPU %.2f s" % (
+        len(mine), ", ".join(sorted({"%s %s" % (c["method"], c["path"].split("?")[0][:40]) for c in mine})),
+        sum(c["bytes_in"] for c in mine), c1 - c0), flush=True)
+    del n
+
+
+TESTS = [test_install, test_bare_pod, test_job_and_deployment, test_reinvocation, test_dry_run_and_update,
+         test_denials, test_janitor_node_work, test_janitor_jobs, test_janitor_unscheduled, test_lease,
+         test_paging, test_privileges, test_webhook_down]
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--webhook", required=True)
+    ap.add_argument("--janitor", required=True)
+    ap.add_argument("--results")
+    ap.add_argument("--suite", default="real control plane")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ARGS = ap.parse_args()
+    res = lib.Results(ARGS.suite.strip(), ARGS.results)
+    tmp = tempfile.mkdtemp(prefix="pipewarden-cluster-")
+    w = None
+    try:
+        t0 = time.monotonic()
+        w = World(tmp)
+        print("control plane up in %.1f s (Kubernetes %s)" % (
+            w.cp.started_in, w.api.get("/version")["gitVersion"]), flush=True)
+        for t in TESTS:
+            if ARGS.only and t is not test_install and ARGS.only not in t.__name__:
+                continue
+            t1 = time.monotonic()
+            try:
+                t(res, w)
+            except Exception as e:  # noqa: BLE001 - a scenario that raises is a failure, the rest go on
+                import traceback
+                traceback.print_exc()
+                res.check(False, t.__name__ + " raised", str(e)[:800])
+            w.cp.check_alive()
+            print("  %s: %.1f s" % (t.__name__, time.monotonic() - t1), flush=True)
+        print("suite took %.1f s" % (time.monotonic() - t0), flush=True)
+    except Exception as e:  # noqa: BLE001
+        import traceback
+        traceback.print_exc()
+        res.check(False, "the control plane runs", str(e)[:2000])
+    finally:
+        if w:
+            w.stop()
+        cluster.kill_all()
+        if ARGS.keep or res.failed:
+            print("logs kept in " + tmp, flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return res.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
