@@ -38,7 +38,7 @@ ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-.PHONY: all deps test unit fuzz-replay fuzz fuzz-deps e2e manifests check-asan valgrind demo bench soak clean help
+.PHONY: all deps test unit fuzz-replay fuzz fuzz-deps e2e e2e-cluster controlplane manifests check-asan valgrind demo bench soak clean help
 
 all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
@@ -53,6 +53,8 @@ help:
 	@echo "                SCENARIOS_ASAN=1000), ASan+UBSan and valgrind runs"
 	@echo "make demo       show the webhook and the janitor at work"
 	@echo "make manifests  render and check the kustomize install path"
+	@echo "make controlplane  build the pinned Kubernetes and Helm (cached in ~/.cache/pipewarden)"
+	@echo "make e2e-cluster   pipewarden on a real control plane (etcd, kube-apiserver, controllers)"
 	@echo "make check-asan the tests with AddressSanitizer and UBSan"
 	@echo "make valgrind   the tests under valgrind (leaks are errors)"
 	@echo "make bench      performance figures (bench/results.md)"
@@ -155,9 +157,9 @@ fuzz: fuzz-deps $(FUZZERS:%=build/fuzz/%)
 # ---- tests ---------------------------------------------------------------
 # Each suite prints "N passed, N failed"; tests/summary adds them up.
 
-test: all
+test: all controlplane
 	@rm -f build/results
-	$(MAKE) --no-print-directory unit fuzz-replay e2e manifests SUITE_TAG=
+	$(MAKE) --no-print-directory unit fuzz-replay e2e e2e-cluster manifests SUITE_TAG=
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory valgrind
 	@$(PYTHON) tests/summary.py build/results
@@ -182,6 +184,17 @@ e2e: all
 	$(PYTHON) tests/test_scenarios.py --bin $(B)/bin/pipewarden-janitor --results build/results \
 	    --count $(SCENARIOS) --suite "janitor randomized scenarios $(SUITE_TAG)"
 
+# The test control plane and Helm, built once from their Go modules
+# (tests/controlplane/go.mod, helm/go.mod) into ~/.cache/pipewarden.
+controlplane:
+	@sh tests/controlplane/build.sh
+
+# pipewarden installed on a real control plane (tests/test_cluster.py).
+e2e-cluster: all controlplane
+	$(PYTHON) tests/test_cluster.py --webhook $(B)/bin/pipewarden-webhook \
+	    --janitor $(B)/bin/pipewarden-janitor --results build/results \
+	    --suite "real control plane $(SUITE_TAG)"
+
 # Render, validate and check the install path (kustomize, RBAC, promtool).
 manifests: all
 	$(PYTHON) tests/test_manifests.py --webhook $(B)/bin/pipewarden-webhook \
@@ -190,7 +203,7 @@ manifests: all
 check-asan:
 	$(MAKE) --no-print-directory SANITIZE=1 all unit-bin
 	$(MAKE) --no-print-directory SANITIZE=1 SUITE_TAG="[ASan+UBSan]" SCENARIOS=$(SCENARIOS_ASAN) \
-	    unit fuzz-replay e2e
+	    unit fuzz-replay e2e e2e-cluster
 
 valgrind: all unit-bin
 	$(PYTHON) tests/valgrind.py --build $(B) --results build/results $(UNIT_TESTS)

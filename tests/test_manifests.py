@@ -116,7 +116,7 @@ def test_webhook_registration(res, r):
               "pipewarden-webhook.pipewarden-system.svc" in cert["spec"]["dnsNames"] and
               cert["spec"]["secretName"] == "pipewarden-webhook-tls",
               "cert-manager Certificate: ECDSA P-256, the Service's names, the Secret the Deployment mounts")
-    vap = find(r["all-components"], "ValidatingAdmissionPolicy")
+    vap = find(r["all-components"], "ValidatingAdmissionPolicy", "pipewarden-injected")
     exprs = json.dumps(vap["spec"])
     res.check("pipewarden.io/inject" in exprs and "pipewarden.io/injected" in exprs,
               "the CEL backstop checks opted-in pods for pipewarden.io/injected")
@@ -147,9 +147,11 @@ def test_workloads(res, r):
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in ds["containers"][0]["env"]}
     res.check(env.get("NODE_NAME") == "spec.nodeName" and env.get("POD_NAMESPACE") == "metadata.namespace"
               and env.get("POD_NAME") == "metadata.name", "janitor: downward-API NODE_NAME, POD_NAMESPACE, POD_NAME")
-    with open(os.path.join(M, "base", "config.json")) as f:
-        tol = json.load(f)["tolerations"]
-    res.check(all(t in ds["tolerations"] for t in tol), "janitor tolerates the agent nodes' taints (config tolerations)")
+    res.check(ds["tolerations"] == [{"operator": "Exists"}],
+              "janitor tolerates every taint (spot, GPU and dedicated agent pools get one too)")
+    scope = find(base, "ValidatingAdmissionPolicy", "pipewarden-janitor-scope")
+    res.check(scope is not None and find(base, "ValidatingAdmissionPolicyBinding", "pipewarden-janitor-scope")
+              is not None, "the base ships the janitor's ValidatingAdmissionPolicy and its binding")
     res.check(ds.get("priorityClassName") and find(base, "PriorityClass", ds["priorityClassName"]),
               "janitor: its PriorityClass")
 
