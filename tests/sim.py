@@ -7,8 +7,9 @@ as ../shared/fixtures/*/README.md documents, never friendlier:
 Kubernetes: bearer-token auth (401 Status), pods filtered by label and
 field selector, limit/continue paging with real-shaped continue tokens and
 410 Expired, resourceVersion=0 served whole from "cache", DELETE with
-DeleteOptions UID preconditions (409 on mismatch, 404 when gone), Jobs
-deleted with their pods, Events, Leases with resourceVersion conflicts
+DeleteOptions UID preconditions (409 on mismatch, 404 when gone; a bound
+pod at work stays Terminating, as no kubelet confirms it), Jobs read with
+the conditions their controller sets, and deleted with their pods, Events, Leases with resourceVersion conflicts
 (409) and AlreadyExists, 429 as plain text with Retry-After.
 
 Azure DevOps: PAT (Basic) or Entra bearer auth, a bad credential answered
@@ -262,15 +263,30 @@ class KubeSim:
                 {"name": name, "kind": kind})
         return None
 
+    def remove_pod(self, p):
+        """What a delete does to a pod (fixture 3.x, seen on kube-apiserver
+        1.37): one that never reached a node, or has ended, goes at once; a
+        bound pod still at work stays, Terminating, until its kubelet has
+        stopped it (deletionTimestamp now + the 30 s grace period)."""
+        m = p["metadata"]
+        if m.get("deletionTimestamp"):
+            return
+        if p["spec"].get("nodeName") and p["status"].get("phase") not in ("Succeeded", "Failed"):
+            m["deletionTimestamp"] = now_rfc3339(time.time() + 30)
+            m["deletionGracePeriodSeconds"] = 30
+            m["resourceVersion"] = self.next_rv()
+            return
+        self.pods.remove(p)
+        m["deletionTimestamp"] = now_rfc3339()
+        m["deletionGracePeriodSeconds"] = 0
+
     def delete_pod(self, ns, name, body):
         for p in self.pods:
             if p["metadata"]["namespace"] == ns and p["metadata"]["name"] == name:
                 bad = self.check_precondition(body, p["metadata"]["uid"], "Pod", name)
                 if bad:
                     return bad
-                self.pods.remove(p)
-                p["metadata"]["deletionTimestamp"] = now_rfc3339()
-                p["metadata"]["deletionGracePeriodSeconds"] = 0
+                self.remove_pod(p)
                 return 200, {}, p
         return 404, {}, status_body(404, "NotFound", 'pods "%s" not found' % name,
                                     {"name": name, "kind": "pods"})
@@ -309,9 +325,10 @@ class KubeSim:
         opts = json.loads(body or b"{}")
         self.deleted_job_options = opts
         del self.jobs[(ns, name)]
-        # Background propagation: the garbage collector removes the pods.
-        self.pods = [p for p in self.pods if not any(
-            o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))]
+        # Background propagation: the garbage collector deletes the pods.
+        for p in [p for p in self.pods if any(
+                o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))]:
+            self.remove_pod(p)
         return 200, {}, {"kind": "Job", "apiVersion": "batch/v1",
                          "metadata": {"name": name, "namespace": ns, "uid": uid}}
 
