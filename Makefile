@@ -211,8 +211,10 @@ valgrind: all unit-bin
 demo: all
 	@sh tests/demo.sh
 
-bench: all $(B)/bench/ceiling $(B)/bench/newconn
+bench: all controlplane $(B)/bench/ceiling $(B)/bench/newconn
 	@$(PYTHON) tests/bench.py --build $(B)
+	@$(PYTHON) tests/bench_cluster.py --webhook $(B)/bin/pipewarden-webhook \
+	    --janitor $(B)/bin/pipewarden-janitor
 
 # At least a million requests; RSS at the start and the end must agree within 1 MiB.
 SOAK_REQUESTS ?= 1000000
