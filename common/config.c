@@ -461,15 +461,21 @@ parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 {
 	static const char *const keys[] = { "intervalSeconds",
 	    "offlineGraceSeconds", "finishedPodTtlSeconds", "stuckPendingSeconds",
-	    "maxDeletionsPerCycle", "onlyManagedAgents", "keepAgents",
-	    "leaseName", NULL };
+	    "pendingTimeoutSeconds", "maxDeletionsPerCycle", "maxPatchesPerCycle",
+	    "onlyManagedAgents", "keepAgents", "leaseName", "identity", NULL };
+	static const char *const id_keys[] = { "clientId", "tenantId", NULL };
 	static const char *const default_keep[] = { "keda-placeholder*" };
 	struct janitor_config *j = &cfg->janitor;
-	const cJSON *keep;
+	const cJSON *keep, *id;
 	const long long day = 86400LL * 365;
 
 	if (obj != NULL)
 		check_keys(p, obj, "janitor", keys);
+	id = get_object(p, obj, "identity", "janitor.");
+	if (id != NULL)
+		check_keys(p, id, "janitor.identity", id_keys);
+	j->client_id = get_string(p, id, "clientId", "janitor.identity.", "");
+	j->tenant_id = get_string(p, id, "tenantId", "janitor.identity.", "");
 	j->interval_seconds = get_int(p, obj, "intervalSeconds", "janitor.", 60, 1, day);
 	j->offline_grace_seconds = get_int(p, obj, "offlineGraceSeconds",
 	    "janitor.", 600, 0, day);
@@ -477,8 +483,12 @@ parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 	    "janitor.", 300, 0, day);
 	j->stuck_pending_seconds = get_int(p, obj, "stuckPendingSeconds",
 	    "janitor.", 900, 1, day);
+	j->pending_timeout_seconds = get_int(p, obj, "pendingTimeoutSeconds",
+	    "janitor.", 3600, 1, day);
 	j->max_deletions_per_cycle = get_int(p, obj, "maxDeletionsPerCycle",
 	    "janitor.", 50, 0, 100000);
+	j->max_patches_per_cycle = get_int(p, obj, "maxPatchesPerCycle",
+	    "janitor.", 200, 0, 100000);
 	j->only_managed_agents = get_bool(p, obj, "onlyManagedAgents", "janitor.", 1);
 	j->lease_name = get_string(p, obj, "leaseName", "janitor.", "pipewarden-janitor");
 	keep = get_array(p, obj, "keepAgents", "janitor.");
@@ -496,6 +506,30 @@ parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 	if (!p->failed && !names_is_dns_subdomain(j->lease_name))
 		fail(p, "config: 'janitor.leaseName': '%s' is not a valid Lease name",
 		    j->lease_name);
+	if (!p->failed && j->pending_timeout_seconds < j->stuck_pending_seconds)
+		fail(p, "config: 'janitor.pendingTimeoutSeconds': %lld is shorter than "
+		    "janitor.stuckPendingSeconds (%lld): a pod still pulling its image would "
+		    "go before one that cannot", j->pending_timeout_seconds,
+		    j->stuck_pending_seconds);
+	if (!p->failed && j->client_id[0] != '\0' && !names_is_guid(j->client_id))
+		fail(p, "config: 'janitor.identity.clientId': '%s' is not a GUID", j->client_id);
+	if (!p->failed && j->tenant_id[0] != '\0' && !names_is_guid(j->tenant_id))
+		fail(p, "config: 'janitor.identity.tenantId': '%s' is not a GUID", j->tenant_id);
+	if (!p->failed && j->client_id[0] != '\0' && strcmp(j->client_id, cfg->client_id) == 0)
+		fail(p, "config: 'janitor.identity.clientId': the agents' identity.clientId; "
+		    "give the janitor its own identity (pipeline code can read an agent's "
+		    "token and must never get the right to delete agents)");
+}
+
+/* How many '/' end s. */
+static size_t
+trailing_slashes(const char *s)
+{
+	size_t n = strlen(s), k = 0;
+
+	while (k < n && s[n - 1 - k] == '/')
+		k++;
+	return k;
 }
 
 struct config *
@@ -532,10 +566,13 @@ config_parse(const char *text, size_t len, char *err, size_t errlen)
 	if (cfg->organization_url == NULL)
 		fail(&p, "config: 'organizationUrl': required (for example "
 		    "https://dev.azure.com/contoso)");
-	else if (strncmp(cfg->organization_url, "https://", 8) != 0 &&
-	    strncmp(cfg->organization_url, "http://", 7) != 0)
-		fail(&p, "config: 'organizationUrl': '%s' must start with https://",
-		    cfg->organization_url);
+	else if (strncmp(cfg->organization_url, "https://", 8) != 0 ||
+	    cfg->organization_url[8] == '\0' || cfg->organization_url[8] == '/')
+		fail(&p, "config: 'organizationUrl': '%s' must be an https:// URL (a PAT "
+		    "must never travel in clear)", cfg->organization_url);
+	else	/* "https://dev.azure.com/contoso/" and ".../contoso" are the same */
+		cfg->organization_url[strlen(cfg->organization_url) -
+		    trailing_slashes(cfg->organization_url)] = '\0';
 	if (cfg->default_pool == NULL || cfg->default_pool[0] == '\0')
 		fail(&p, "config: 'defaultPool': required (the agent pool of pods "
 		    "without pipewarden.io/pool)");
@@ -643,6 +680,8 @@ config_free(struct config *cfg)
 	free(cfg->profiles);
 	free_string_list(cfg->janitor.keep_agents, cfg->janitor.nkeep_agents);
 	free(cfg->janitor.lease_name);
+	free(cfg->janitor.client_id);
+	free(cfg->janitor.tenant_id);
 	free(cfg);
 }
 

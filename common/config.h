@@ -50,16 +50,21 @@ struct janitor_config {
 	long long	 interval_seconds;
 	long long	 offline_grace_seconds;
 	long long	 finished_pod_ttl_seconds;
-	long long	 stuck_pending_seconds;
+	long long	 stuck_pending_seconds;	/* waiting with an error reason */
+	long long	 pending_timeout_seconds;/* Pending for any other reason */
 	long long	 max_deletions_per_cycle;
+	long long	 max_patches_per_cycle;
 	int		 only_managed_agents;
 	char		**keep_agents;
 	size_t		 nkeep_agents;
 	char		*lease_name;
+	/* The janitor's own Entra identity ("" when unset): never the agents'. */
+	char		*client_id;
+	char		*tenant_id;
 };
 
 struct config {
-	char			*organization_url;
+	char			*organization_url;	/* https://, no trailing '/' */
 	char			*default_pool;
 	char			**pools;
 	size_t			 npools;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include <curl/curl.h>
@@ -13,7 +14,46 @@ struct http_client {
 	CURL	*curl;
 	char	*ca_file;
 	long	 timeout_ms;
+	double	 deadline;		/* CLOCK_MONOTONIC seconds; 0: none */
+	int	(*abort)(void *cls);	/* non-zero: give up the request now */
+	void	*abort_cls;
 };
+
+void
+http_client_set_deadline(struct http_client *c, double deadline)
+{
+	c->deadline = deadline;
+}
+
+void
+http_client_set_abort(struct http_client *c, int (*abort)(void *cls), void *cls)
+{
+	c->abort = abort;
+	c->abort_cls = cls;
+}
+
+double
+http_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* libcurl's progress callback: a non-zero return aborts the transfer. */
+static int
+on_progress(void *cls, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	struct http_client *c = cls;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return c->abort != NULL && c->abort(c->abort_cls);
+}
 
 struct http_client *
 http_client_new(const char *ca_file, long timeout_ms)
@@ -99,6 +139,8 @@ http_request(struct http_client *c, const char *method, const char *url,
 {
 	struct curl_slist *list = NULL, *l;
 	struct buf authz;
+	long timeout = c->timeout_ms;
+	double left;
 	CURLcode rc;
 	size_t i;
 	int ret = -1;
@@ -107,6 +149,15 @@ http_request(struct http_client *c, const char *method, const char *url,
 	buf_init(&r->body, HTTP_BODY_MAX);
 	r->retry_after = -1;
 	buf_init(&authz, 64 * 1024);
+	if (c->deadline > 0) {
+		left = (c->deadline - http_now()) * 1000;
+		if (left < 1) {
+			snprintf(err, errlen, "%s %s: not sent: its time budget is spent", method, url);
+			goto out;
+		}
+		if (left < (double)timeout)
+			timeout = (long)left;
+	}
 	for (i = 0; headers != NULL && headers[i] != NULL; i++) {
 		if ((l = curl_slist_append(list, headers[i])) == NULL)
 			goto out;
@@ -123,9 +174,15 @@ http_request(struct http_client *c, const char *method, const char *url,
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, list);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	/* A deletion in flight is completed: its outcome must be known. */
+	if (c->abort != NULL && strcmp(method, "DELETE") != 0) {
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
+		curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	}
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -143,7 +200,8 @@ http_request(struct http_client *c, const char *method, const char *url,
 	rc = curl_easy_perform(c->curl);
 	if (rc != CURLE_OK) {
 		snprintf(err, errlen, "%s %s: %s", method, url,
-		    r->body.toobig ? "response body too large" : curl_easy_strerror(rc));
+		    r->body.toobig ? "response body too large" : rc == CURLE_ABORTED_BY_CALLBACK ?
+		    "given up: stopping" : curl_easy_strerror(rc));
 		r->status = 0;
 		goto out;
 	}

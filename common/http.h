@@ -29,6 +29,19 @@ struct http_response {
 struct http_client	*http_client_new(const char *ca_file, long timeout_ms);
 void			 http_client_free(struct http_client *c);
 
+/* Every request from now on must end by deadline (CLOCK_MONOTONIC seconds,
+ * as http_now() gives; 0: no deadline): its timeout is cut to what is left,
+ * and a request with nothing left is not sent (-1, status 0). */
+void	http_client_set_deadline(struct http_client *c, double deadline);
+
+/* abort(cls) is asked while a request other than a DELETE runs; when it
+ * says non-zero the request is given up at once (-1).  A DELETE in flight
+ * always completes, so that its outcome is known.  NULL: never. */
+void	http_client_set_abort(struct http_client *c, int (*abort)(void *cls), void *cls);
+
+/* The monotonic clock, in seconds. */
+double	http_now(void);
+
 /*
  * Send one request.  headers is a NULL-terminated list of "Name: value"
  * lines (may be NULL); auth, when not NULL, is a whole Authorization value

@@ -186,11 +186,27 @@ ado_parse_pool_id(const char *body, size_t len, const char *name, char *err,
 
 #define ADO_TIMEOUT_MS	30000
 
+#define ENTRA_PUBLIC	"https://login.microsoftonline.com/"
+
+const char *
+ado_error_name(enum ado_error e)
+{
+	switch (e) {
+	case ADO_ERR_NONE:		return "none";
+	case ADO_ERR_AUTH:		return "auth";
+	case ADO_ERR_NOT_FOUND:		return "not-found";
+	case ADO_ERR_THROTTLED:		return "throttled";
+	case ADO_ERR_UNAVAILABLE:	return "unavailable";
+	case ADO_ERR_TIMEOUT:		return "timeout";
+	case ADO_ERR_MALFORMED:		return "malformed";
+	}
+	return "unknown";
+}
+
 int
-ado_init(struct ado *a, const char *org_url, const char *ca_file)
+ado_init(struct ado *a, const char *ca_file)
 {
 	memset(a, 0, sizeof(*a));
-	a->org_url = org_url;
 	a->max_attempts = 4;
 	a->backoff_base = 0.5;
 	if ((a->http = http_client_new(ca_file, ADO_TIMEOUT_MS)) == NULL)
@@ -198,14 +214,74 @@ ado_init(struct ado *a, const char *org_url, const char *ca_file)
 	return 0;
 }
 
+/* Whether two optional strings differ. */
+static int
+differ(const char *x, const char *y)
+{
+	return strcmp(x != NULL ? x : "", y != NULL ? y : "") != 0;
+}
+
+int
+ado_configure(struct ado *a, const char *org_url, const char *client_id,
+    const char *tenant_id, const char *authority)
+{
+	char *org, *cid, *tid, *auth;
+	size_t n;
+
+	if (authority == NULL || authority[0] == '\0')
+		authority = ENTRA_PUBLIC;
+	org = strdup(org_url);
+	cid = strdup(client_id != NULL ? client_id : "");
+	tid = strdup(tenant_id != NULL ? tenant_id : "");
+	auth = strdup(authority);
+	if (org == NULL || cid == NULL || tid == NULL || auth == NULL) {
+		free(org);
+		free(cid);
+		free(tid);
+		free(auth);
+		return -1;
+	}
+	for (n = strlen(org); n > 0 && org[n - 1] == '/'; n--)
+		org[n - 1] = '\0';
+	/* A token of another identity (or authority) must not be used. */
+	if (differ(cid, a->client_id) || differ(tid, a->tenant_id) ||
+	    differ(auth, a->authority)) {
+		secret_release(&a->bearer);
+		a->bearer_expiry = 0;
+	}
+	free(a->org_url);
+	free(a->client_id);
+	free(a->tenant_id);
+	free(a->authority);
+	a->org_url = org;
+	a->client_id = cid;
+	a->tenant_id = tid;
+	a->authority = auth;
+	return 0;
+}
+
+void
+ado_set_deadline(struct ado *a, double deadline)
+{
+	a->deadline = deadline;
+	http_client_set_deadline(a->http, deadline);
+}
+
 void
 ado_release(struct ado *a)
 {
 	http_client_free(a->http);
 	secret_release(&a->bearer);
+	free(a->org_url);
+	free(a->client_id);
+	free(a->tenant_id);
+	free(a->authority);
 	a->http = NULL;
+	a->org_url = a->client_id = a->tenant_id = a->authority = NULL;
 }
 
+/* Wait before a retry, within the deadline.  Return -1 when stopping or
+ * when the wait would end past the deadline (a->last_error says which). */
 static int
 ado_wait(struct ado *a, double seconds)
 {
@@ -213,7 +289,15 @@ ado_wait(struct ado *a, double seconds)
 		return 0;
 	if (seconds > 300)
 		seconds = 300;
-	return a->wait != NULL ? a->wait(a->wait_cls, seconds) : 0;
+	if (a->deadline > 0 && http_now() + seconds >= a->deadline) {
+		a->last_error = ADO_ERR_TIMEOUT;
+		return -1;
+	}
+	if (a->wait != NULL && a->wait(a->wait_cls, seconds) == -1) {
+		a->last_error = ADO_ERR_TIMEOUT;
+		return -1;
+	}
+	return 0;
 }
 
 /* Capped, jittered exponential backoff before attempt n (n >= 1). */
@@ -277,12 +361,14 @@ entra_token(struct ado *a, time_t now, char *err, size_t errlen)
 	}
 	if (a->client_id == NULL || a->client_id[0] == '\0' || a->tenant_id == NULL ||
 	    a->tenant_id[0] == '\0') {
-		snprintf(err, errlen, "workload identity: no client id or tenant id "
-		    "(AZURE_CLIENT_ID, AZURE_TENANT_ID or config identity.clientId/tenantId)");
+		snprintf(err, errlen, "workload identity: the janitor has no client id or "
+		    "tenant id of its own (config janitor.identity.clientId/tenantId, or "
+		    "AZURE_CLIENT_ID/AZURE_TENANT_ID on its pod)");
 		goto out;
 	}
 	buf_addf(&url, "%s%s%s/oauth2/v2.0/token", a->authority,
-	    a->authority[strlen(a->authority) - 1] == '/' ? "" : "/", a->tenant_id);
+	    a->authority[0] != '\0' && a->authority[strlen(a->authority) - 1] == '/' ? "" : "/",
+	    a->tenant_id);
 	form_field(&form, "client_id", a->client_id);
 	form_field(&form, "scope", ADO_RESOURCE "/.default");
 	form_field(&form, "client_assertion_type",
@@ -292,7 +378,8 @@ entra_token(struct ado *a, time_t now, char *err, size_t errlen)
 	for (attempt = 0; attempt < a->max_attempts; attempt++) {
 		if (attempt > 0 && ado_wait(a, r.retry_after > 0 ? r.retry_after :
 		    backoff(a, attempt)) == -1) {
-			snprintf(err, errlen, "stopping");
+			snprintf(err, errlen, "workload identity: Entra token request: "
+			    "stopping, or its time budget is spent");
 			goto out;
 		}
 		http_response_release(&r);
@@ -303,12 +390,14 @@ entra_token(struct ado *a, time_t now, char *err, size_t errlen)
 			break;
 	}
 	if (r.status == 0 || r.status == 429 || r.status >= 500) {
+		a->last_error = r.status == 429 ? ADO_ERR_THROTTLED : ADO_ERR_UNAVAILABLE;
 		if (r.status != 0)
 			snprintf(err, errlen, "workload identity: Entra token endpoint "
 			    "answered HTTP %ld", r.status);
 		goto out;
 	}
 	root = cJSON_ParseWithLength(r.body.data, r.body.len);
+	a->last_error = ADO_ERR_AUTH;
 	if (r.status != 200) {
 		const char *e = str(root, "error"), *d = str(root, "error_description");
 		snprintf(err, errlen, "workload identity: Entra refused the token "
@@ -416,36 +505,55 @@ ado_call(struct ado *a, const char *method, const char *path, struct http_respon
 	buf_init(&auth, 64 * 1024);
 	buf_adds(&url, a->org_url);
 	buf_adds(&url, path);
+	a->last_error = ADO_ERR_UNAVAILABLE;
 	for (attempt = 0; attempt < a->max_attempts; attempt++) {
 		if (ado_wait(a, attempt > 0 ? wait : a->slow_down) == -1) {
-			snprintf(err, errlen, "stopping");
+			if (attempt > 0)	/* keep what the last attempt said */
+				snprintf(err + strlen(err), errlen - strlen(err),
+				    "; no retry: stopping, or the time budget is spent");
+			else
+				snprintf(err, errlen, "%s %s: not sent: stopping, or the "
+				    "time budget is spent", method, path);
 			goto out;
 		}
 		a->slow_down = 0;
 		buf_reset(&auth);
-		if (authorization(a, &auth, err, errlen) == -1)
+		if (authorization(a, &auth, err, errlen) == -1) {
+			if (a->last_error == ADO_ERR_UNAVAILABLE && a->pat_path != NULL)
+				a->last_error = ADO_ERR_AUTH;	/* no PAT file */
 			goto out;
+		}
 		http_response_release(r);
 		a->requests++;
 		if (http_request(a->http, method, url.data, headers, auth.data, NULL, 0, r,
 		    err, errlen) == -1) {
 			count(a, 0);
+			a->last_error = a->deadline > 0 && http_now() >= a->deadline - 0.01 ?
+			    ADO_ERR_TIMEOUT : ADO_ERR_UNAVAILABLE;
 			wait = backoff(a, attempt + 1);
 			continue;
 		}
 		count(a, r->status);
 		if (r->status == 429) {
+			a->last_error = ADO_ERR_THROTTLED;
 			wait = r->retry_after >= 0 ? r->retry_after : backoff(a, attempt + 1);
 			snprintf(err, errlen, "%s %s: throttled (HTTP 429)", method, path);
 			continue;
 		}
 		if (r->status >= 500) {
+			a->last_error = ADO_ERR_UNAVAILABLE;
 			wait = backoff(a, attempt + 1);
 			snprintf(err, errlen, "%s %s: HTTP %ld", method, path, r->status);
 			continue;
 		}
 		if (r->retry_after > 0)
 			a->slow_down = r->retry_after;
+		/* A 401 may mean a revoked or rotated token: get a new one. */
+		if (r->status == 401) {
+			secret_release(&a->bearer);
+			a->bearer_expiry = 0;
+		}
+		a->last_error = ADO_ERR_NONE;
 		rc = 0;
 		break;
 	}
@@ -459,7 +567,8 @@ out:
 
 /* A 2xx answer that is not the JSON asked for, or 401/403: authentication. */
 static int
-auth_failure(const struct http_response *r, const char *what, char *err, size_t errlen)
+auth_failure(struct ado *a, const struct http_response *r, const char *what, char *err,
+    size_t errlen)
 {
 	if (r->status == 203 || ((r->status / 100) == 2 && r->status != 204 &&
 	    !http_is_json(r))) {
@@ -467,6 +576,7 @@ auth_failure(const struct http_response *r, const char *what, char *err, size_t 
 		    "HTTP %ld with %s instead of JSON (a sign-in page: the PAT or token is "
 		    "invalid, expired or lacks the Agent Pools scope)", what, r->status,
 		    r->content_type[0] ? r->content_type : "no content type");
+		a->last_error = ADO_ERR_AUTH;
 		return 1;
 	}
 	if (r->status == 401 || r->status == 403) {
@@ -474,6 +584,7 @@ auth_failure(const struct http_response *r, const char *what, char *err, size_t 
 		    r->status, strstr(r->body.data ? r->body.data : "", "TF400813") ?
 		    " TF400813 (not authorized: check the PAT's scope or the identity's "
 		    "access to the organization)" : "");
+		a->last_error = ADO_ERR_AUTH;
 		return 1;
 	}
 	return 0;
@@ -491,11 +602,16 @@ ado_pool_id(struct ado *a, const char *name, char *err, size_t errlen)
 	http_escape(&path, name);
 	buf_adds(&path, "&api-version=7.1");
 	if (ado_call(a, "GET", path.data, &r, err, errlen) == 0 &&
-	    !auth_failure(&r, "pool lookup", err, errlen)) {
-		if (r.status == 200)
+	    !auth_failure(a, &r, "pool lookup", err, errlen)) {
+		if (r.status == 200) {
 			id = ado_parse_pool_id(r.body.data, r.body.len, name, err, errlen);
-		else
+			if (id == -1)
+				a->last_error = strncmp(err, "no agent pool", 13) == 0 ?
+				    ADO_ERR_NOT_FOUND : ADO_ERR_MALFORMED;
+		} else {
 			snprintf(err, errlen, "pool lookup: HTTP %ld", r.status);
+			a->last_error = ADO_ERR_MALFORMED;
+		}
 	}
 	http_response_release(&r);
 	buf_release(&path);
@@ -516,11 +632,15 @@ ado_list_agents(struct ado *a, long long pool_id, int capabilities,
 	    "includeAssignedRequest=true&api-version=7.1", pool_id,
 	    capabilities ? "includeCapabilities=true&" : "");
 	if (ado_call(a, "GET", path.data, &r, err, errlen) == 0 &&
-	    !auth_failure(&r, "agents list", err, errlen)) {
-		if (r.status == 200)
-			rc = ado_parse_agents(r.body.data, r.body.len, out, err, errlen);
-		else
-			snprintf(err, errlen, "agents list: HTTP %ld", r.status);
+	    !auth_failure(a, &r, "agents list", err, errlen)) {
+		if (r.status == 200) {
+			if ((rc = ado_parse_agents(r.body.data, r.body.len, out, err, errlen)) == -1)
+				a->last_error = ADO_ERR_MALFORMED;
+		} else {
+			snprintf(err, errlen, "agents list: HTTP %ld%s", r.status, r.status == 404 ?
+			    " (the pool was deleted, or recreated under a new id)" : "");
+			a->last_error = r.status == 404 ? ADO_ERR_NOT_FOUND : ADO_ERR_MALFORMED;
+		}
 	}
 	http_response_release(&r);
 	buf_release(&path);
@@ -552,7 +672,7 @@ ado_delete_agent(struct ado *a, long long pool_id, long long agent_id, char *err
 			else
 				snprintf(err, errlen, "delete agent %lld: HTTP 400", agent_id);
 			cJSON_Delete(root);
-		} else if (!auth_failure(&r, "delete agent", err, errlen)) {
+		} else if (!auth_failure(a, &r, "delete agent", err, errlen)) {
 			snprintf(err, errlen, "delete agent %lld: HTTP %ld", agent_id, r.status);
 		}
 	}

@@ -43,14 +43,29 @@ long long	ado_parse_pool_id(const char *body, size_t len, const char *name,
 
 #define ADO_RESOURCE	"499b84ac-1321-427f-aa17-267ca6975798"
 
+/* Why the last call failed, for pipewarden_janitor_pool_errors_total. */
+enum ado_error {
+	ADO_ERR_NONE,
+	ADO_ERR_AUTH,		/* 401/403, 203 sign-in page, Entra refused */
+	ADO_ERR_NOT_FOUND,	/* no pool of that name; the pool id gave 404 */
+	ADO_ERR_THROTTLED,	/* 429 past its retries */
+	ADO_ERR_UNAVAILABLE,	/* 5xx or no answer past the retries */
+	ADO_ERR_TIMEOUT,	/* the time budget ran out */
+	ADO_ERR_MALFORMED,	/* an answer that is not what was asked for */
+};
+
+/* The metric label of an error ("auth", "not-found", ...). */
+const char	*ado_error_name(enum ado_error e);
+
 struct ado {
 	struct http_client	*http;		/* owned */
-	const char		*org_url;	/* no trailing '/' */
+	/* Owned copies, set by ado_configure(): nothing points into a config. */
+	char			*org_url;	/* no trailing '/' */
+	char			*client_id;
+	char			*tenant_id;
+	char			*authority;
 	/* PAT from a file (re-read each cycle), else workload identity. */
-	const char		*pat_path;
-	const char		*client_id;
-	const char		*tenant_id;
-	const char		*authority;	/* ends with '/' */
+	const char		*pat_path;	/* the program's options: lives as long */
 	const char		*token_file;	/* the projected service-account token */
 	struct secret		 bearer;	/* cached Entra token */
 	time_t			 bearer_expiry;
@@ -63,10 +78,24 @@ struct ado {
 	int			 requests;
 	int			 max_attempts;
 	double			 backoff_base;	/* seconds */
+	double			 deadline;	/* monotonic; 0: none (ado_set_deadline) */
+	enum ado_error		 last_error;	/* of the last call that failed */
 };
 
-/* Set up a client; org_url may end with '/'.  Return 0 or -1. */
-int	ado_init(struct ado *a, const char *org_url, const char *ca_file);
+/* Set up a client (no settings yet: ado_configure).  Return 0 or -1. */
+int	ado_init(struct ado *a, const char *ca_file);
+
+/* Take the organization and the Entra identity (copied; org_url may end
+ * with '/'; authority NULL or "" means Entra's public cloud).  A changed
+ * identity drops the cached Entra token.  Return 0, or -1 when out of
+ * memory (the previous settings stay). */
+int	ado_configure(struct ado *a, const char *org_url, const char *client_id,
+	    const char *tenant_id, const char *authority);
+
+/* Every call from now on ends by deadline (http_now() seconds; 0: none):
+ * waits and timeouts are cut to it, and nothing starts past it. */
+void	ado_set_deadline(struct ado *a, double deadline);
+
 void	ado_release(struct ado *a);
 
 /* The id of the pool called name.  Return the id, or -1 with a message. */

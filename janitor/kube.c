@@ -70,6 +70,27 @@ agent_container(const cJSON *pod)
 	return str(cJSON_GetArrayItem(containers, 0), "name");
 }
 
+/* Whether a container that waits with this reason cannot start by itself
+ * (DESIGN "Pending and stuck"); init containers also for CrashLoopBackOff. */
+static int
+waiting_error(const cJSON *cs, int init)
+{
+	static const char *const errors[] = { "ErrImagePull", "ImagePullBackOff",
+		"InvalidImageName", "CreateContainerConfigError", "CreateContainerError",
+		NULL };
+	const char *reason = str(get(get(cs, "state"), "waiting"), "reason");
+	size_t i;
+
+	if (reason == NULL)
+		return 0;
+	if (init && strcmp(reason, "CrashLoopBackOff") == 0)
+		return 1;
+	for (i = 0; errors[i] != NULL; i++)
+		if (strcmp(reason, errors[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 parse_pod(const cJSON *item, struct pod_info *p)
 {
@@ -106,7 +127,10 @@ parse_pod(const cJSON *item, struct pod_info *p)
 		if (agent != NULL && str(cs, "name") != NULL &&
 		    strcmp(str(cs, "name"), agent) == 0)
 			p->agent_finished = t;
+		p->waiting_error |= waiting_error(cs, 0);
 	}
+	cJSON_ArrayForEach(cs, get(status, "initContainerStatuses"))
+		p->waiting_error |= waiting_error(cs, 1);
 	cJSON_ArrayForEach(cond, get(status, "conditions")) {
 		if (str(cond, "type") != NULL && strcmp(str(cond, "type"), "PodScheduled") == 0 &&
 		    str(cond, "status") != NULL && strcmp(str(cond, "status"), "False") == 0 &&
@@ -303,6 +327,12 @@ kube_call(struct kube *k, const char *method, const char *path, const char *body
 	buf_release(&url);
 	secret_release(&token);
 	return rc;
+}
+
+void
+kube_set_deadline(struct kube *k, double deadline)
+{
+	http_client_set_deadline(k->http, deadline);
 }
 
 /* The message of a Status body, for logs. */

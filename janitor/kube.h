@@ -48,6 +48,9 @@ int	kube_init(struct kube *k, const char *base, const char *token_path,
 	    const char *ca_path, const char *namespace, char *err, size_t errlen);
 void	kube_release(struct kube *k);
 
+/* Every request from now on ends by deadline (http_now() seconds; 0: none). */
+void	kube_set_deadline(struct kube *k, double deadline);
+
 /* The label that marks managed pods. */
 #define KUBE_MANAGED_SELECTOR	"pipewarden.io/managed=true"
 

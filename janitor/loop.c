@@ -31,6 +31,10 @@ struct janitor {
 	int			 sigfd;
 	int			 stopping;
 	struct MHD_Daemon	*metrics;
+	double			 renewed_at;	/* monotonic: the last Lease write */
+	int			 lease_lost;	/* this cycle: leader-only work is held */
+	long long		 last_cycle_done;/* monotonic seconds; read by /healthz */
+	long long		 health_interval;/* intervalSeconds, for /healthz */
 
 	struct metric_family	*m_agents_deleted;
 	struct metric_family	*m_agents_kept;
@@ -40,7 +44,24 @@ struct janitor {
 	struct metric_family	*m_ado_requests;
 	struct metric_family	*m_is_leader;
 	struct metric_family	*m_reload_errors;
+	struct metric_family	*m_pool_errors;
+	struct metric_family	*m_last_cycle;
 };
+
+/* One cycle's working state; the phases fill it in turn. */
+struct cycle {
+	time_t		 now;
+	double		 start, deadline;	/* monotonic */
+	struct plan	 plan;			/* every phase appends (one cap) */
+	struct pod_list	 node_pods;		/* this node's managed pods */
+	struct pod_list	 all_pods;		/* every managed pod (leader) */
+	int		 all_pods_complete;
+	long long	 pool_id;		/* of the pool being worked on */
+	int		 failed;
+	int		 over_deadline;
+};
+
+static void	pool_error(struct janitor *j, const char *pool);
 
 static double
 mono(void)
@@ -51,27 +72,31 @@ mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Read a pending SIGTERM/SIGINT, waiting at most ms milliseconds. */
+static void
+read_signal(struct janitor *j, int ms)
+{
+	struct signalfd_siginfo si;
+	struct pollfd pfd;
+
+	pfd.fd = j->sigfd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, ms) > 0 && read(j->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		j->stopping = 1;
+		log_info("stopping: no new deletion starts", "signal",
+		    si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+	}
+}
+
 /* Wait up to seconds, or until SIGTERM/SIGINT.  Return -1 when stopping. */
 static int
 wait_or_stop(void *cls, double seconds)
 {
 	struct janitor *j = cls;
-	struct signalfd_siginfo si;
-	struct pollfd pfd;
 	double until = mono() + seconds, left;
-	int ms;
 
-	while (!j->stopping && (left = until - mono()) > 0) {
-		ms = left > 1e6 ? 1000000000 : (int)(left * 1000) + 1;
-		pfd.fd = j->sigfd;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, ms) > 0 &&
-		    read(j->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-			j->stopping = 1;
-			log_info("stopping: no new deletion starts", "signal",
-			    si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM", NULL);
-		}
-	}
+	while (!j->stopping && (left = until - mono()) > 0)
+		read_signal(j, left > 1e6 ? 1000000000 : (int)(left * 1000) + 1);
 	return j->stopping ? -1 : 0;
 }
 
@@ -79,7 +104,44 @@ wait_or_stop(void *cls, double seconds)
 static void
 check_stop(struct janitor *j)
 {
-	wait_or_stop(j, 0.0001);
+	if (!j->stopping)
+		read_signal(j, 0);
+}
+
+/* For the HTTP client: whether to give up a request in flight. */
+static int
+stopping_now(void *cls)
+{
+	struct janitor *j = cls;
+
+	check_stop(j);
+	return j->stopping;
+}
+
+/* The janitor's own identity: config janitor.identity, else what the Azure
+ * webhook put on its pod (AZURE_CLIENT_ID ...); never the agents'. */
+static int
+configure_ado(struct janitor *j, const struct config *cfg)
+{
+	const struct janitor_options *o = j->opts;
+	const char *cid = cfg->janitor.client_id, *tid = cfg->janitor.tenant_id;
+
+	if (cid[0] == '\0')
+		cid = o->client_id;
+	if (tid[0] == '\0')
+		tid = o->tenant_id;
+	return ado_configure(&j->ado, cfg->organization_url, cid, tid,
+	    o->authority != NULL && o->authority[0] != '\0' ? o->authority :
+	    cfg->authority_host);
+}
+
+/* No longer the leader: the pool gauges are the leader's only. */
+static void
+lose_leadership(struct janitor *j)
+{
+	j->elector.leader = 0;
+	metrics_set(j->m_is_leader, 0);
+	metrics_clear(j->m_agents);
 }
 
 static void
@@ -101,11 +163,22 @@ reload_config(struct janitor *j)
 		config_free(cfg);
 		return;
 	}
+	/* The client takes its own copies: nothing keeps pointing into the
+	 * config freed below. */
+	if (configure_ado(j, cfg) == -1) {
+		metrics_add(j->m_reload_errors, 1);
+		log_error("config reload failed: out of memory; the previous config stays "
+		    "in force", "file", j->opts->config_path, NULL);
+		free(ids);
+		config_free(cfg);
+		return;
+	}
 	config_free(j->cfg);
 	free(j->pool_ids);
 	j->cfg = cfg;
 	j->pool_ids = ids;
 	j->elector.duration = 2 * cfg->janitor.interval_seconds + 15;
+	__atomic_store_n(&j->health_interval, cfg->janitor.interval_seconds, __ATOMIC_RELAXED);
 	log_info("config reloaded", "file", j->opts->config_path, NULL);
 }
 
@@ -124,8 +197,10 @@ elect(struct janitor *j, char *err, size_t errlen)
 	step = lease_decide(&j->elector, &cur, ts.tv_sec, mono());
 	if (step == LEASE_WAIT)
 		return 0;
-	if (j->opts->dry_run)	/* no write of any kind */
+	if (j->opts->dry_run) {	/* no write of any kind */
+		j->renewed_at = mono();
 		return 1;
+	}
 	lease_next(&j->elector, step, &cur, ts.tv_sec, ts.tv_nsec, &next);
 	rc = kube_put_lease(&j->kube, j->cfg->janitor.lease_name, &next, err, errlen);
 	if (rc == -1)
@@ -133,6 +208,8 @@ elect(struct janitor *j, char *err, size_t errlen)
 	if (rc == 0 && step != LEASE_RENEW)
 		log_info("became the leader: pool work is mine", "lease",
 		    j->cfg->janitor.lease_name, "identity", j->opts->identity, NULL);
+	if (rc == 0)
+		j->renewed_at = mono();
 	return rc == 0;
 }
 
@@ -157,8 +234,7 @@ release_lease(struct janitor *j)
 	next.renew_ns = ts.tv_nsec;
 	if (kube_put_lease(&j->kube, j->cfg->janitor.lease_name, &next, err, sizeof(err)) == 0)
 		log_info("released the lease", "lease", j->cfg->janitor.lease_name, NULL);
-	j->elector.leader = 0;
-	metrics_set(j->m_is_leader, 0);
+	lose_leadership(j);
 }
 
 static const char *
@@ -193,29 +269,83 @@ log_action(const struct janitor *j, const char *msg, const struct action *a,
 	}
 }
 
-static long long
-pool_id_of(const struct janitor *j, const char *pool)
-{
-	size_t i;
+/* ---- carrying out a phase's plan ------------------------------------------ */
 
-	for (i = 0; i < j->cfg->npools; i++)
-		if (strcmp(j->cfg->pools[i], pool) == 0)
-			return j->pool_ids[i];
-	return -1;
+/* Hold one planned deletion: it becomes a kept item with this reason. */
+static void
+hold(struct plan *p, struct action *a, const char *reason)
+{
+	if (!plan_is_delete(a))
+		return;
+	if (a->kind == ACT_DELETE_AGENT)
+		p->agent_deletions--;
+	else
+		p->pod_deletions--;
+	a->kind = a->agent != NULL ? ACT_KEEP_AGENT : ACT_KEEP_POD;
+	a->reason = reason;
 }
 
-/* Carry out the plan.  Return 1 when a deletion failed. */
+/* Write the Lease (renew or take).  On failure every remaining leader-only
+ * deletion of the cycle is held: another replica may lead by now. */
 static int
-act(struct janitor *j, const struct plan *p, time_t now)
+renew(struct janitor *j, struct cycle *c)
+{
+	char err[512];
+	int rc;
+
+	if (j->lease_lost)
+		return 0;
+	if ((rc = elect(j, err, sizeof(err))) == 1)
+		return 1;
+	if (rc == -1) {
+		log_error("renewing the lease failed: no more pool work this cycle", "lease",
+		    j->cfg->janitor.lease_name, "error", err, NULL);
+		c->failed = 1;
+	} else {
+		log_warn("lost the lease: no more pool work this cycle", "lease",
+		    j->cfg->janitor.lease_name, NULL);
+	}
+	j->lease_lost = 1;
+	lose_leadership(j);
+	return 0;
+}
+
+/* Whether a leader-only deletion may start now: the last renewal is at most
+ * half the Lease ago; past that it renews first. */
+static int
+leader_may_act(struct janitor *j, struct cycle *c)
+{
+	if (j->lease_lost)
+		return 0;
+	if (mono() - j->renewed_at <= (double)j->elector.duration / 2)
+		return 1;
+	return renew(j, c);
+}
+
+static void
+count_deletion(struct janitor *j, const struct action *a)
+{
+	if (a->kind == ACT_DELETE_AGENT)
+		metrics_add(j->m_agents_deleted, 1, a->pool, a->reason);
+	else
+		metrics_add(j->m_pods_deleted, 1, a->reason);
+}
+
+/* Delete what the plan's items [first, n) say, in order.  Leader-only
+ * items start only while the Lease is fresh; nothing starts past the
+ * cycle's deadline or once stopping.  An agent delete that fails on an
+ * outage or auth error stops the agent deletions of this call (one pool). */
+static void
+act(struct janitor *j, struct cycle *c, size_t first, int leader_only)
 {
 	enum kube_delete_result kr;
 	enum ado_delete_result ar;
 	char err[512], msg[512];
-	int failed = 0, agents_stopped = 0;
+	int agents_stopped = 0;
 	size_t i;
 
-	for (i = 0; i < p->n; i++) {
-		const struct action *a = &p->items[i];
+	for (i = first; i < c->plan.n; i++) {
+		struct action *a = &c->plan.items[i];
 
 		if (!plan_is_delete(a)) {
 			if (a->kind == ACT_KEEP_AGENT && strcmp(a->reason, "online") != 0)
@@ -228,16 +358,31 @@ act(struct janitor *j, const struct plan *p, time_t now)
 			continue;
 		}
 		check_stop(j);
-		if (j->stopping)
-			break;
+		if (j->stopping) {
+			hold(&c->plan, a, "stopping");
+			continue;
+		}
+		if (mono() >= c->deadline) {
+			if (!c->over_deadline)
+				log_error("the cycle's time budget is spent: what is left waits "
+				    "for the next cycle", NULL);
+			c->over_deadline = c->failed = 1;
+			hold(&c->plan, a, "cycle-deadline");
+			continue;
+		}
+		if (leader_only && !leader_may_act(j, c)) {
+			hold(&c->plan, a, "lease-lost");
+			continue;
+		}
+		if (a->kind == ACT_DELETE_AGENT && agents_stopped) {
+			hold(&c->plan, a, "azure-devops-unavailable");
+			continue;
+		}
 		err[0] = '\0';
 		if (a->kind == ACT_DELETE_AGENT) {
-			if (agents_stopped)
-				continue;
-			ar = ado_delete_agent(&j->ado, pool_id_of(j, a->pool), a->agent->id,
-			    err, sizeof(err));
+			ar = ado_delete_agent(&j->ado, c->pool_id, a->agent->id, err, sizeof(err));
 			if (ar == ADO_DELETED) {
-				metrics_add(j->m_agents_deleted, 1, a->pool, a->reason);
+				count_deletion(j, a);
 				log_action(j, "deleted", a, LOG_INFO, "");
 			} else if (ar == ADO_GONE) {
 				log_action(j, "already gone", a, LOG_INFO, "");
@@ -246,10 +391,10 @@ act(struct janitor *j, const struct plan *p, time_t now)
 				log_action(j, "kept: Azure DevOps says it is running a job", a,
 				    LOG_INFO, "");
 			} else {
-				failed = 1;
-				agents_stopped = 1;	/* an outage or auth error: stop */
-				log_action(j, "delete failed; no more agent deletions this cycle",
-				    a, LOG_ERROR, err);
+				c->failed = agents_stopped = 1;
+				pool_error(j, a->pool);
+				log_action(j, "delete failed; no more deletions in this pool this "
+				    "cycle", a, LOG_ERROR, err);
 			}
 			continue;
 		}
@@ -259,13 +404,13 @@ act(struct janitor *j, const struct plan *p, time_t now)
 		    kube_delete_pod(&j->kube, a->pod->namespace, a->pod->name, a->pod->uid,
 		    err, sizeof(err));
 		if (kr == KUBE_DELETED) {
-			metrics_add(j->m_pods_deleted, 1, a->reason);
+			count_deletion(j, a);
 			log_action(j, "deleted", a, LOG_INFO, "");
 			snprintf(msg, sizeof(msg), "pipewarden-janitor deleted %s %s: %s",
 			    a->kind == ACT_DELETE_JOB ? "Job" : "pod",
 			    a->kind == ACT_DELETE_JOB ? a->pod->owner_name : a->pod->name,
 			    a->reason);
-			if (kube_event(&j->kube, a->pod, "PipewardenCleanup", msg, now, err,
+			if (kube_event(&j->kube, a->pod, "PipewardenCleanup", msg, c->now, err,
 			    sizeof(err)) == -1)
 				log_warn("could not record an Event", "pod", a->pod->name,
 				    "error", err, NULL);
@@ -273,21 +418,12 @@ act(struct janitor *j, const struct plan *p, time_t now)
 			log_action(j, kr == KUBE_GONE ? "already gone" :
 			    "not deleted: replaced since it was listed", a, LOG_INFO, "");
 		} else {
-			failed = 1;
+			c->failed = 1;
 			log_action(j, "delete failed", a, LOG_ERROR, err);
 		}
 	}
-	return failed;
 }
 
-/*
- * Why the Job of a planned Job deletion must stay, or NULL to go ahead.
- * The Job is read (a finished pod's Job goes only once the Job finished:
- * between retries it has no live pod), then its pods are listed in its
- * namespace by controller-uid (from the API server's cache): a retry or a
- * parallel pod may still be at work on any node.  When a read fails the
- * Job stays too, and *failed is set.
- */
 static const char *
 job_keep_message(const char *why)
 {
@@ -300,8 +436,16 @@ job_keep_message(const char *why)
 	return "not deleted: its Job is gone or was replaced";
 }
 
+/*
+ * Why the Job of a planned Job deletion must stay, or NULL to go ahead.
+ * The Job is read (a finished pod's Job goes only once the Job finished:
+ * between retries it has no live pod), then its pods are listed in its
+ * namespace by controller-uid (from the API server's cache): a retry or a
+ * parallel pod may still be at work on any node.  When a read fails the
+ * Job stays too, and the cycle has failed.
+ */
 static const char *
-job_keep_reason(struct janitor *j, const struct action *a, time_t now, int *failed)
+job_keep_reason(struct janitor *j, struct cycle *c, const struct action *a)
 {
 	struct pod_list job_pods;
 	struct job_info job;
@@ -315,7 +459,7 @@ job_keep_reason(struct janitor *j, const struct action *a, time_t now, int *fail
 	    sizeof(err)) == 0 &&
 	    kube_list_pods(&j->kube, a->pod->namespace, sel, NULL, 1, &job_pods, err,
 	    sizeof(err)) == 0) {
-		why = plan_job_keep(&j->cfg->janitor, now, a->pod, &job, job_pods.pods,
+		why = plan_job_keep(&j->cfg->janitor, c->now, a->pod, &job, job_pods.pods,
 		    job_pods.n);
 		pod_list_release(&job_pods);
 		if (why != NULL)
@@ -325,204 +469,257 @@ job_keep_reason(struct janitor *j, const struct action *a, time_t now, int *fail
 	}
 	log_error("reading a Job or its pods failed: the Job is kept this cycle", "namespace",
 	    a->pod->namespace, "job", a->pod->owner_name, "error", err, NULL);
-	*failed = 1;
+	c->failed = 1;
 	return "job-pods-unknown";
 }
 
-/* Keep every planned Job deletion whose Job must stay.  Return 1 when a
- * list failed. */
-static int
-check_jobs(struct janitor *j, struct plan *p, time_t now)
+/* Plan items [first, n): keep every Job deletion whose Job must stay. */
+static void
+check_jobs(struct janitor *j, struct cycle *c, size_t first)
 {
 	const char *why;
-	int failed = 0;
 	size_t i;
 
-	for (i = 0; i < p->n && !j->stopping; i++) {
-		struct action *a = &p->items[i];
-		if (a->kind != ACT_DELETE_JOB ||
-		    (why = job_keep_reason(j, a, now, &failed)) == NULL)
-			continue;
-		a->kind = ACT_KEEP_POD;
-		a->reason = why;
-		p->pod_deletions--;
+	for (i = first; i < c->plan.n && !j->stopping; i++) {
+		struct action *a = &c->plan.items[i];
+		if (a->kind == ACT_DELETE_JOB && (why = job_keep_reason(j, c, a)) != NULL)
+			hold(&c->plan, a, why);
 	}
-	return failed;
 }
 
-/* Turn every deletion of the plan into a kept item with this reason. */
-static void
-hold_deletions(struct plan *p, const char *reason)
-{
-	size_t i;
-
-	for (i = 0; i < p->n; i++) {
-		if (!plan_is_delete(&p->items[i]))
-			continue;
-		p->items[i].kind = p->items[i].agent != NULL ? ACT_KEEP_AGENT : ACT_KEEP_POD;
-		p->items[i].reason = reason;
-	}
-	p->pod_deletions = p->agent_deletions = 0;
-}
+/* ---- the phases -------------------------------------------------------------- */
 
 static void
-count_agents(struct janitor *j, const struct pool_agents *pools, size_t n)
+plan_input_of(const struct janitor *j, const struct cycle *c, struct plan_input *in)
 {
-	size_t i, k;
-
-	metrics_clear(j->m_agents);
-	for (i = 0; i < n; i++) {
-		double online = 0, offline = 0, busy = 0;
-		if (!pools[i].complete)
-			continue;
-		for (k = 0; k < pools[i].n; k++) {
-			busy += pools[i].agents[k].busy;
-			online += pools[i].agents[k].online;
-			offline += !pools[i].agents[k].online;
-		}
-		metrics_set(j->m_agents, online, pools[i].pool, "online");
-		metrics_set(j->m_agents, offline, pools[i].pool, "offline");
-		metrics_set(j->m_agents, busy, pools[i].pool, "busy");
-	}
+	memset(in, 0, sizeof(*in));
+	in->cfg = &j->cfg->janitor;
+	in->now = c->now;
+	in->node = j->opts->node;
+	in->node_pods = c->node_pods.pods;
+	in->n_node_pods = c->node_pods.n;
+	in->leader = j->elector.leader && !j->lease_lost;
+	in->all_pods = c->all_pods.pods;
+	in->n_all_pods = c->all_pods.n;
+	in->all_pods_complete = c->all_pods_complete;
 }
 
-/* One cycle.  Return 0, or 1 when an API error left part of it undone. */
-static int
-cycle(struct janitor *j)
+/* Node work, every replica: its own node's pods.  Depends on the
+ * Kubernetes API only. */
+static void
+phase_node(struct janitor *j, struct cycle *c)
 {
-	struct pod_list node_pods, all_pods;
-	struct agent_list *lists = NULL;
-	struct pool_agents *pools = NULL;
 	struct plan_input in;
-	struct plan p;
 	char err[512], sel[512];
-	double t0 = mono(), plan_cpu_ms = 0;
-	struct timespec cpu0, cpu1;
-	int failed = 0, leader, ado_failed = 0, rc_plan;
-	size_t i;
-
-	reload_config(j);
-	memset(&in, 0, sizeof(in));
-	memset(&all_pods, 0, sizeof(all_pods));
-	memset(&p, 0, sizeof(p));
-	in.cfg = &j->cfg->janitor;
-	in.now = time(NULL);
-	in.node = j->opts->node;
+	size_t first = c->plan.n;
 
 	snprintf(sel, sizeof(sel), "spec.nodeName=%s", j->opts->node);
-	if (kube_list_pods(&j->kube, NULL, KUBE_MANAGED_SELECTOR, sel, 1, &node_pods, err,
+	if (kube_list_pods(&j->kube, NULL, KUBE_MANAGED_SELECTOR, sel, 1, &c->node_pods, err,
 	    sizeof(err)) == -1) {
 		log_error("listing this node's pods failed; no pod of it is deleted this "
 		    "cycle", "node", j->opts->node, "error", err, NULL);
-		failed = 1;
+		c->failed = 1;
+		return;
 	}
-	in.node_pods = node_pods.pods;
-	in.n_node_pods = node_pods.n;
-
-	if ((leader = elect(j, err, sizeof(err))) == -1) {
-		log_error("leader election failed; no pool work this cycle", "error", err, NULL);
-		failed = 1;
-		leader = 0;
-	}
-	if (leader != j->elector.leader && !leader)
-		log_info("not the leader: node work only", "lease",
-		    j->cfg->janitor.lease_name, NULL);
-	j->elector.leader = leader;
-	metrics_set(j->m_is_leader, leader);
-	in.leader = leader;
-	if (leader) {
-		if (kube_list_pods(&j->kube, NULL, KUBE_MANAGED_SELECTOR, NULL, 0, &all_pods, err,
-		    sizeof(err)) == -1) {
-			log_error("listing managed pods failed: no agent is deleted this cycle",
-			    "error", err, NULL);
-			failed = 1;
-		} else {
-			in.all_pods_complete = 1;
-		}
-		in.all_pods = all_pods.pods;
-		in.n_all_pods = all_pods.n;
-		lists = calloc(j->cfg->npools + 1, sizeof(*lists));
-		pools = calloc(j->cfg->npools + 1, sizeof(*pools));
-		if (lists == NULL || pools == NULL) {
-			failed = 1;
-			goto out;
-		}
-		for (i = 0; i < j->cfg->npools && !j->stopping; i++) {
-			const char *name = j->cfg->pools[i];
-			pools[i].pool = name;
-			if (j->pool_ids[i] <= 0 &&
-			    (j->pool_ids[i] = ado_pool_id(&j->ado, name, err, sizeof(err))) == -1) {
-				j->pool_ids[i] = 0;
-				log_error("pool lookup failed: nothing is deleted this cycle",
-				    "pool", name, "error", err, NULL);
-				failed = ado_failed = 1;
-				continue;
-			}
-			if (ado_list_agents(&j->ado, j->pool_ids[i],
-			    j->cfg->janitor.only_managed_agents, &lists[i], err, sizeof(err)) == -1) {
-				log_error("listing agents failed: nothing is deleted this cycle",
-				    "pool", name, "error", err, NULL);
-				failed = ado_failed = 1;
-				continue;
-			}
-			pools[i].agents = lists[i].agents;
-			pools[i].n = lists[i].n;
-			pools[i].complete = 1;
-		}
-		in.pools = pools;
-		in.npools = j->cfg->npools;
-		count_agents(j, pools, j->cfg->npools);
-	}
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
-	rc_plan = plan_make(&in, &p);
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
-	plan_cpu_ms = (double)(cpu1.tv_sec - cpu0.tv_sec) * 1e3 +
-	    (double)(cpu1.tv_nsec - cpu0.tv_nsec) / 1e6;
-	if (rc_plan == -1) {
+	plan_input_of(j, c, &in);
+	if (plan_node_pods(&in, &c->plan) == -1) {
 		log_error("out of memory while planning", NULL);
-		failed = 1;
+		c->failed = 1;
+		return;
+	}
+	check_jobs(j, c, first);
+	act(j, c, first, 0);
+}
+
+/* The leader's pods that never reached a node; also lists every managed pod,
+ * which the pools need to know which agents a pod backs. */
+static void
+phase_unscheduled(struct janitor *j, struct cycle *c)
+{
+	struct plan_input in;
+	char err[512];
+	size_t first = c->plan.n;
+
+	if (kube_list_pods(&j->kube, NULL, KUBE_MANAGED_SELECTOR, NULL, 0, &c->all_pods, err,
+	    sizeof(err)) == -1) {
+		log_error("listing managed pods failed: no agent and no unscheduled pod is "
+		    "deleted this cycle", "error", err, NULL);
+		c->failed = 1;
+		return;
+	}
+	c->all_pods_complete = 1;
+	plan_input_of(j, c, &in);
+	if (plan_unscheduled_pods(&in, &c->plan) == -1) {
+		log_error("out of memory while planning", NULL);
+		c->failed = 1;
+		return;
+	}
+	/* Renew after the reads, right before this phase's deletions. */
+	if (!renew(j, c))
+		return;
+	check_jobs(j, c, first);
+	act(j, c, first, 1);
+}
+
+/* The pool's id: cached, else looked up.  Return it, or -1 (logged). */
+static long long
+pool_id(struct janitor *j, size_t i, char *err, size_t errlen)
+{
+	if (j->pool_ids[i] <= 0 &&
+	    (j->pool_ids[i] = ado_pool_id(&j->ado, j->cfg->pools[i], err, errlen)) == -1) {
+		j->pool_ids[i] = 0;
+		return -1;
+	}
+	return j->pool_ids[i];
+}
+
+/* Count and log a pool's failure; the reason is the client's last error. */
+static void
+pool_error(struct janitor *j, const char *pool)
+{
+	metrics_add(j->m_pool_errors, 1, pool, ado_error_name(j->ado.last_error));
+}
+
+static void
+pool_gauges(struct janitor *j, const struct pool_agents *pool)
+{
+	double online = 0, offline = 0, busy = 0;
+	size_t k;
+
+	for (k = 0; k < pool->n; k++) {
+		busy += pool->agents[k].busy;
+		online += pool->agents[k].online;
+		offline += !pool->agents[k].online;
+	}
+	metrics_set(j->m_agents, online, pool->pool, "online");
+	metrics_set(j->m_agents, offline, pool->pool, "offline");
+	metrics_set(j->m_agents, busy, pool->pool, "busy");
+}
+
+/*
+ * One pool's agents, the leader only, within its share of what is left of
+ * the cycle's time.  A failure here (lookup, list, authentication, a
+ * timeout) deletes none of this pool's agents and nothing else.  A cached
+ * pool id that gives 404 is dropped and looked up again (a pool deleted and
+ * recreated has a new id).
+ */
+static void
+phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
+{
+	const char *name = j->cfg->pools[i];
+	struct agent_list list;
+	struct pool_agents pool;
+	struct plan_input in;
+	char err[512];
+	int cached, rc = -1;
+	size_t first = c->plan.n;
+
+	memset(&list, 0, sizeof(list));
+	ado_set_deadline(&j->ado, mono() + (c->deadline - mono()) / (double)left);
+	cached = j->pool_ids[i] > 0;
+	if ((c->pool_id = pool_id(j, i, err, sizeof(err))) != -1 &&
+	    (rc = ado_list_agents(&j->ado, c->pool_id, j->cfg->janitor.only_managed_agents,
+	    &list, err, sizeof(err))) == -1 && cached &&
+	    j->ado.last_error == ADO_ERR_NOT_FOUND) {
+		log_info("the pool's id gave 404: looking the pool up again", "pool", name,
+		    NULL);
+		j->pool_ids[i] = 0;
+		if ((c->pool_id = pool_id(j, i, err, sizeof(err))) != -1)
+			rc = ado_list_agents(&j->ado, c->pool_id,
+			    j->cfg->janitor.only_managed_agents, &list, err, sizeof(err));
+	}
+	if (rc == -1) {
+		pool_error(j, name);
+		log_error("pool work failed: none of its agents is deleted this cycle",
+		    "pool", name, "reason", ado_error_name(j->ado.last_error), "error", err,
+		    NULL);
+		c->failed = 1;
 		goto out;
 	}
-	/* While Azure DevOps is unreachable nothing is deleted (DESIGN). */
-	if (ado_failed)
-		hold_deletions(&p, "azure-devops-unavailable");
-	/* Renew before acting: a Lease lost since the election means another
-	 * replica may be doing pool work now. */
-	if (leader && p.agent_deletions > 0 && !j->opts->dry_run &&
-	    elect(j, err, sizeof(err)) != 1) {
-		log_warn("lost the lease before acting: no agent is deleted this cycle", NULL);
-		for (i = 0; i < p.n; i++)
-			if (p.items[i].kind == ACT_DELETE_AGENT) {
-				p.items[i].kind = ACT_KEEP_AGENT;
-				p.items[i].reason = "lease-lost";
-			}
-		p.agent_deletions = 0;
-		j->elector.leader = 0;
-		metrics_set(j->m_is_leader, 0);
+	pool.pool = name;
+	pool.agents = list.agents;
+	pool.n = list.n;
+	pool.complete = 1;
+	pool_gauges(j, &pool);
+	/* Renew after the reads, right before this pool's deletions. */
+	if (!renew(j, c))
+		goto out;
+	plan_input_of(j, c, &in);
+	if (plan_pool_agents(&in, &pool, &c->plan) == -1) {
+		log_error("out of memory while planning", NULL);
+		c->failed = 1;
+		goto out;
 	}
-	failed |= check_jobs(j, &p, in.now);
-	failed |= act(j, &p, in.now);
+	act(j, c, first, 1);
+	/* The plan points into the list: its items go with it. */
+	c->plan.n = first;
 out:
-	{
-		char pods[32], agents[32], ms[32], planms[32];
-		snprintf(pods, sizeof(pods), "%zu", p.pod_deletions);
-		snprintf(agents, sizeof(agents), "%zu", p.agent_deletions);
-		snprintf(ms, sizeof(ms), "%.1f", (mono() - t0) * 1000);
-		snprintf(planms, sizeof(planms), "%.2f", plan_cpu_ms);
-		log_info("cycle done", "leader", leader ? "true" : "false", "podDeletions",
-		    pods, "agentDeletions", agents, "failed", failed ? "true" : "false",
-		    "dryRun", j->opts->dry_run ? "true" : "false", "ms", ms,
-		    "planCpuMs", planms, NULL);
+	ado_set_deadline(&j->ado, 0);
+	agent_list_release(&list);
+}
+
+/*
+ * One cycle, as a sequence of phases: this node's pods (every replica);
+ * then, as leader, the pods that never reached a node, then each pool's
+ * agents.  Each phase has its own inputs and failure scope; a leader-only
+ * phase reads, then renews the Lease right before its deletions, and every
+ * leader-only deletion is held once a renewal fails.  The whole cycle ends within half the Lease.  Return 0, or 1
+ * when an API error (or the time budget) left part of it undone.
+ */
+static int
+cycle(struct janitor *j)
+{
+	struct cycle c;
+	char err[512], pods[32], agents[32], ms[32];
+	int leader;
+	size_t i;
+
+	reload_config(j);
+	memset(&c, 0, sizeof(c));
+	c.now = time(NULL);
+	c.start = mono();
+	c.deadline = c.start + (double)j->elector.duration / 2;
+	j->lease_lost = 0;
+	kube_set_deadline(&j->kube, c.deadline);
+
+	/* Elect first, so that racing replicas see the Lease taken at once. */
+	if ((leader = elect(j, err, sizeof(err))) == -1) {
+		log_error("leader election failed; no pool work this cycle", "error", err, NULL);
+		c.failed = 1;
+		leader = 0;
 	}
-	metrics_observe(j->m_duration, mono() - t0);
-	plan_release(&p);
-	for (i = 0; lists != NULL && i < j->cfg->npools; i++)
-		agent_list_release(&lists[i]);
-	free(lists);
-	free(pools);
-	pod_list_release(&all_pods);
-	pod_list_release(&node_pods);
-	return failed;
+	phase_node(j, &c);
+	if (!leader && j->elector.leader)
+		log_info("not the leader: node work only", "lease",
+		    j->cfg->janitor.lease_name, NULL);
+	if (leader) {
+		j->elector.leader = 1;
+		metrics_set(j->m_is_leader, 1);
+		phase_unscheduled(j, &c);
+		metrics_clear(j->m_agents);
+		for (i = 0; i < j->cfg->npools && !j->stopping && !j->lease_lost; i++)
+			if (c.all_pods_complete)
+				phase_pool(j, &c, i, j->cfg->npools - i);
+	} else {
+		lose_leadership(j);
+	}
+	kube_set_deadline(&j->kube, 0);
+
+	snprintf(pods, sizeof(pods), "%zu", c.plan.pod_deletions);
+	snprintf(agents, sizeof(agents), "%zu", c.plan.agent_deletions);
+	snprintf(ms, sizeof(ms), "%.1f", (mono() - c.start) * 1000);
+	log_info("cycle done", "leader", leader ? "true" : "false", "leaseLost",
+	    j->lease_lost ? "true" : "false", "podDeletions", pods, "agentDeletions", agents,
+	    "failed",
+	    c.failed ? "true" : "false", "dryRun", j->opts->dry_run ? "true" : "false",
+	    "ms", ms, NULL);
+	metrics_observe(j->m_duration, mono() - c.start);
+	metrics_set(j->m_last_cycle, (double)time(NULL));
+	__atomic_store_n(&j->last_cycle_done, (long long)mono(), __ATOMIC_RELAXED);
+	plan_release(&c.plan);
+	pod_list_release(&c.all_pods);
+	pod_list_release(&c.node_pods);
+	return c.failed;
 }
 
 static enum MHD_Result
@@ -537,7 +734,6 @@ serve_metrics(void *cls, struct MHD_Connection *conn, const char *url,
 	size_t len;
 	char *text;
 
-	(void)cls;
 	(void)version;
 	(void)upload_data;
 	(void)req_cls;
@@ -549,7 +745,18 @@ serve_metrics(void *cls, struct MHD_Connection *conn, const char *url,
 	if (strcmp(method, "GET") == 0 && strcmp(url, "/metrics") == 0) {
 		metrics_render(&b);
 	} else if (strcmp(method, "GET") == 0 && strcmp(url, "/healthz") == 0) {
-		buf_adds(&b, "ok\n");
+		/* A wedged loop fails: no cycle finished for ten intervals. */
+		struct janitor *j = cls;
+		double since = mono() - (double)__atomic_load_n(&j->last_cycle_done,
+		    __ATOMIC_RELAXED);
+		long long interval = __atomic_load_n(&j->health_interval, __ATOMIC_RELAXED);
+		if (since > 10.0 * (double)interval) {
+			buf_addf(&b, "no cycle has finished for %.0f s (ten intervals: %lld s)\n",
+			    since, 10 * interval);
+			status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		} else {
+			buf_adds(&b, "ok\n");
+		}
 	} else {
 		buf_adds(&b, "no such path (serving /metrics, /healthz)\n");
 		status = MHD_HTTP_NOT_FOUND;
@@ -598,6 +805,11 @@ register_metrics(struct janitor *j)
 	j->m_reload_errors = metrics_register("pipewarden_config_reload_errors_total",
 	    "Config reloads that failed; the previous config stayed in force.",
 	    METRIC_COUNTER, NULL, NULL, 0);
+	j->m_pool_errors = metrics_register("pipewarden_janitor_pool_errors_total",
+	    "Cycles in which a pool's work failed (none of its agents deleted), by why.",
+	    METRIC_COUNTER, pool_reason, NULL, 0);
+	j->m_last_cycle = metrics_register("pipewarden_janitor_last_cycle_timestamp_seconds",
+	    "When the last cycle finished (Unix time).", METRIC_GAUGE, NULL, NULL, 0);
 	metrics_set(j->m_is_leader, 0);
 	metrics_add(j->m_reload_errors, 0);
 }
@@ -621,6 +833,8 @@ janitor_run(const struct janitor_options *opts, struct config *cfg)
 	j.elector.identity = opts->identity;
 	j.elector.observe = !opts->once;
 	j.elector.duration = 2 * j.cfg->janitor.interval_seconds + 15;
+	j.health_interval = j.cfg->janitor.interval_seconds;
+	j.last_cycle_done = (long long)mono();
 	srand((unsigned int)(time(NULL) ^ getpid()));
 
 	sigemptyset(&mask);
@@ -640,17 +854,17 @@ janitor_run(const struct janitor_options *opts, struct config *cfg)
 	}
 	j.kube.wait = wait_or_stop;
 	j.kube.wait_cls = &j;
-	if (ado_init(&j.ado, j.cfg->organization_url, opts->ado_ca) == -1) {
+	if (ado_init(&j.ado, opts->ado_ca) == -1 || configure_ado(&j, j.cfg) == -1) {
 		log_error("cannot start: out of memory", NULL);
 		goto out;
 	}
 	j.ado.pat_path = opts->pat_file;
-	j.ado.client_id = opts->client_id != NULL ? opts->client_id : j.cfg->client_id;
-	j.ado.tenant_id = opts->tenant_id != NULL ? opts->tenant_id : j.cfg->tenant_id;
-	j.ado.authority = opts->authority != NULL ? opts->authority : j.cfg->authority_host;
 	j.ado.token_file = opts->federated_token_file;
 	j.ado.wait = wait_or_stop;
 	j.ado.wait_cls = &j;
+	/* SIGTERM gives up an Azure DevOps call in flight: the Lease is
+	 * released well within the pod's grace period. */
+	http_client_set_abort(j.ado.http, stopping_now, &j);
 	j.ado.m_requests = j.m_ado_requests;
 	if (opts->metrics_port != 0 && !opts->once &&
 	    (j.metrics = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |

@@ -5,15 +5,17 @@
 #include "plan.h"
 
 static int
-add(struct plan *p, size_t *cap, struct action a)
+add(struct plan *p, struct action a)
 {
 	struct action *items;
+	size_t cap;
 
-	if (p->n == *cap) {
-		*cap = *cap ? *cap * 2 : 64;
-		if ((items = realloc(p->items, *cap * sizeof(*items))) == NULL)
+	if (p->n == p->cap) {
+		cap = p->cap ? p->cap * 2 : 64;
+		if ((items = realloc(p->items, cap * sizeof(*items))) == NULL)
 			return -1;
 		p->items = items;
+		p->cap = cap;
 	}
 	p->items[p->n++] = a;
 	return 0;
@@ -61,8 +63,12 @@ pod_verdict(const struct janitor_config *cfg, time_t now, const struct pod_info 
 		*keep_reason = "running";
 		return NULL;
 	case PHASE_PENDING:
-		if (now - pod->created > cfg->stuck_pending_seconds)
-			return pod->unschedulable ? "unschedulable" : "stuck-pending";
+		/* A container that cannot start goes sooner than one still
+		 * pulling a big image or waiting for a node being added. */
+		if (pod->waiting_error && now - pod->created > cfg->stuck_pending_seconds)
+			return "stuck-pending";
+		if (now - pod->created > cfg->pending_timeout_seconds)
+			return pod->unschedulable ? "unschedulable" : "pending-timeout";
 		*keep_reason = "pending";
 		return NULL;
 	case PHASE_UNKNOWN:
@@ -86,8 +92,7 @@ job_planned(const struct plan *p, const struct pod_info *pod)
 }
 
 static int
-plan_pod(const struct plan_input *in, struct plan *p, size_t *cap,
-    const struct pod_info *pod)
+plan_pod(const struct plan_input *in, struct plan *p, const struct pod_info *pod)
 {
 	const struct janitor_config *cfg = in->cfg;
 	const char *reason, *keep;
@@ -95,23 +100,23 @@ plan_pod(const struct plan_input *in, struct plan *p, size_t *cap,
 
 	if ((reason = pod_verdict(cfg, in->now, pod, &keep)) == NULL) {
 		a.reason = keep;
-		return add(p, cap, a);
+		return add(p, a);
 	}
 	/* Another controller would recreate a Pending pod at once. */
 	if (pod->owner == OWNER_OTHER && pod->phase == PHASE_PENDING) {
 		a.reason = "owned-by-controller";
-		return add(p, cap, a);
+		return add(p, a);
 	}
 	if (pod->owner == OWNER_JOB && job_planned(p, pod))
 		return 0;
 	if (p->pod_deletions >= (size_t)cfg->max_deletions_per_cycle) {
 		a.reason = "deletion-cap";
-		return add(p, cap, a);
+		return add(p, a);
 	}
 	a.kind = pod->owner == OWNER_JOB ? ACT_DELETE_JOB : ACT_DELETE_POD;
 	a.reason = reason;
 	p->pod_deletions++;
-	return add(p, cap, a);
+	return add(p, a);
 }
 
 /* The uids and names of every managed pod, sorted, so that each agent is
@@ -205,21 +210,29 @@ agent_keep_reason(const struct plan_input *in, const struct pod_index *ix,
 }
 
 int
-plan_make(const struct plan_input *in, struct plan *p)
+plan_node_pods(const struct plan_input *in, struct plan *p)
 {
-	const struct janitor_config *cfg = in->cfg;
-	struct pod_index ix = { NULL, NULL, 0 };
-	size_t cap = 0, i, j;
+	size_t i;
 
-	memset(p, 0, sizeof(*p));
-	/* Node work: only pods of this node, whatever the list held. */
+	/* Only pods of this node, whatever the list held. */
 	for (i = 0; i < in->n_node_pods; i++) {
 		const struct pod_info *pod = &in->node_pods[i];
 		if (pod->node == NULL || in->node == NULL || strcmp(pod->node, in->node) != 0)
 			continue;
-		if (plan_pod(in, p, &cap, pod) == -1)
+		if (plan_pod(in, p, pod) == -1)
 			goto nomem;
 	}
+	return 0;
+nomem:
+	plan_release(p);
+	return -1;
+}
+
+int
+plan_unscheduled_pods(const struct plan_input *in, struct plan *p)
+{
+	size_t i;
+
 	if (!in->leader)
 		return 0;
 	/* Pods that never reached a node belong to no node's replica. */
@@ -227,30 +240,43 @@ plan_make(const struct plan_input *in, struct plan *p)
 		const struct pod_info *pod = &in->all_pods[i];
 		if (pod->node[0] != '\0' || pod->phase != PHASE_PENDING)
 			continue;
-		if (plan_pod(in, p, &cap, pod) == -1)
+		if (plan_pod(in, p, pod) == -1)
 			goto nomem;
 	}
+	return 0;
+nomem:
+	plan_release(p);
+	return -1;
+}
+
+int
+plan_pool_agents(const struct plan_input *in, const struct pool_agents *pool,
+    struct plan *p)
+{
+	const struct janitor_config *cfg = in->cfg;
+	struct pod_index ix = { NULL, NULL, 0 };
+	size_t i;
+
+	if (!in->leader)
+		return 0;
 	if (index_build(&ix, in->all_pods, in->n_all_pods) == -1)
 		goto nomem;
-	for (j = 0; j < in->npools; j++) {
-		const struct pool_agents *pool = &in->pools[j];
-		for (i = 0; i < pool->n; i++) {
-			const struct agent_info *ag = &pool->agents[i];
-			struct action a = { ACT_KEEP_AGENT, NULL, NULL, ag, pool->pool };
+	for (i = 0; i < pool->n; i++) {
+		const struct agent_info *ag = &pool->agents[i];
+		struct action a = { ACT_KEEP_AGENT, NULL, NULL, ag, pool->pool };
 
-			a.reason = agent_keep_reason(in, &ix, pool, ag);
-			if (a.reason == NULL) {
-				if (p->agent_deletions >= (size_t)cfg->max_deletions_per_cycle) {
-					a.reason = "deletion-cap";
-				} else {
-					a.kind = ACT_DELETE_AGENT;
-					a.reason = "offline";
-					p->agent_deletions++;
-				}
+		a.reason = agent_keep_reason(in, &ix, pool, ag);
+		if (a.reason == NULL) {
+			if (p->agent_deletions >= (size_t)cfg->max_deletions_per_cycle) {
+				a.reason = "deletion-cap";
+			} else {
+				a.kind = ACT_DELETE_AGENT;
+				a.reason = "offline";
+				p->agent_deletions++;
 			}
-			if (add(p, &cap, a) == -1)
-				goto nomem;
 		}
+		if (add(p, a) == -1)
+			goto nomem;
 	}
 	index_release(&ix);
 	return 0;
@@ -258,6 +284,20 @@ nomem:
 	index_release(&ix);
 	plan_release(p);
 	return -1;
+}
+
+int
+plan_make(const struct plan_input *in, struct plan *p)
+{
+	size_t j;
+
+	memset(p, 0, sizeof(*p));
+	if (plan_node_pods(in, p) == -1 || plan_unscheduled_pods(in, p) == -1)
+		return -1;
+	for (j = 0; in->leader && j < in->npools; j++)
+		if (plan_pool_agents(in, &in->pools[j], p) == -1)
+			return -1;
+	return 0;
 }
 
 /* Whether the pod has ended (its Job may then be between retries). */

@@ -28,6 +28,9 @@ struct pod_info {
 	time_t		 agent_finished;/* the agent container's finishedAt; 0: not terminated */
 	int		 deleting;	/* metadata.deletionTimestamp is set */
 	int		 unschedulable;	/* PodScheduled=False, reason Unschedulable */
+	int		 waiting_error;	/* a container waits with an error reason
+					 * (ErrImagePull, ImagePullBackOff, ...; an
+					 * init container in CrashLoopBackOff) */
 	enum owner_kind	 owner;
 	const char	*owner_name;	/* the controller's name and uid */
 	const char	*owner_uid;
@@ -91,12 +94,26 @@ struct action {
 
 struct plan {
 	struct action	*items;		/* owned */
-	size_t		 n;
+	size_t		 n, cap;
 	size_t		 pod_deletions;	/* pods and Jobs */
 	size_t		 agent_deletions;
 };
 
-/* Make the plan.  Return 0, or -1 when out of memory (*p is then empty). */
+/*
+ * The plan is made in the cycle's phases, each appending to one plan p (the
+ * caps count over the whole cycle; pods and agents apart).  Each returns 0,
+ * or -1 when out of memory (*p is then released and empty).
+ * - plan_node_pods: this node's pods (in->node_pods), every replica;
+ * - plan_unscheduled_pods: pods that never reached a node (in->all_pods),
+ *   the leader only;
+ * - plan_pool_agents: one pool's agents, against every managed pod
+ *   (in->all_pods), the leader only.
+ * plan_make does all three, as a cycle would, from one input.
+ */
+int	plan_node_pods(const struct plan_input *in, struct plan *p);
+int	plan_unscheduled_pods(const struct plan_input *in, struct plan *p);
+int	plan_pool_agents(const struct plan_input *in, const struct pool_agents *pool,
+	    struct plan *p);
 int	plan_make(const struct plan_input *in, struct plan *p);
 
 void	plan_release(struct plan *p);

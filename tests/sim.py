@@ -134,6 +134,7 @@ class KubeSim:
         self.pods = []            # full Pod objects
         self.jobs = {}            # (ns, name) -> uid
         self.job_backoff = set()  # (ns, name) of Jobs between retries (not finished)
+        self.listed = []          # per cluster-wide list: the (uid, name) it served
         self.leases = {}          # (ns, name) -> Lease object
         self.events = []
         self.rv = 7340000
@@ -201,6 +202,10 @@ class KubeSim:
     def list_pods(self, q, ns=None):
         f = self.faults
         items = [p for p in self.pods if self.matches(p, q) and ns in (None, p["metadata"]["namespace"])]
+        if ns is None and not q.get("fieldSelector"):
+            if not q.get("continue") or not self.listed:
+                self.listed.append(set())
+            self.listed[-1] |= {(p["metadata"]["uid"], p["metadata"]["name"]) for p in items}
         items.sort(key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
         meta = {"resourceVersion": str(self.rv)}
         if q.get("resourceVersion") == "0":
@@ -555,7 +560,7 @@ def agent(aid, name, status="offline", enabled=True, busy=False, changed_ago=Non
 
 def pod(name, ns="ci-agents", node="node-a", phase="Running", created_ago=3600,
         finished_ago=None, owner="Job", owner_name=None, uid=None, deleting=False,
-        unschedulable=False, agent_finished_ago=None, sidecar=False):
+        unschedulable=False, agent_finished_ago=None, sidecar=False, waiting=None):
     """A managed pod as the API server persists it (podlist fixtures' shape)."""
     now = time.time()
     uid = uid or "uid-" + name
@@ -590,6 +595,11 @@ def pod(name, ns="ci-agents", node="node-a", phase="Running", created_ago=3600,
             {"name": "agent", "state": {"terminated": {"exitCode": 0, "reason": "Completed",
                                                        "finishedAt": now_rfc3339(now - agent_finished_ago)}}},
             {"name": "log-forwarder", "state": {"running": {"startedAt": now_rfc3339(now - created_ago)}}}]
+    if waiting:      # a container that cannot start, as a kubelet reports it
+        status["containerStatuses"] = [{"name": "agent", "image": "azp-agent", "ready": False,
+                                        "restartCount": 0, "started": False,
+                                        "state": {"waiting": {"reason": waiting,
+                                                              "message": 'Back-off pulling image "azp-agent"'}}}]
     if unschedulable:
         status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                  "message": "0/3 nodes are available"}]

@@ -113,13 +113,17 @@ def standard_state(env):
     k.add_pod(sim.pod("job-done-young-x2", phase="Succeeded", finished_ago=60))
     k.add_pod(sim.pod("job-running-x3", phase="Running"))
     k.add_pod(sim.pod("job-oom-x4", phase="Failed", finished_ago=900))
-    k.add_pod(sim.pod("bare-stuck", phase="Pending", created_ago=2000, owner=None))
+    k.add_pod(sim.pod("bare-stuck", phase="Pending", created_ago=2000, owner=None,
+                      waiting="ImagePullBackOff"))
+    k.add_pod(sim.pod("bare-pulling", phase="Pending", created_ago=2000, owner=None))
     k.add_pod(sim.pod("rs-stuck-abcde", phase="Pending", created_ago=2000, owner="ReplicaSet",
-                      owner_name="rs-1"))
+                      owner_name="rs-1", waiting="ErrImagePull"))
     k.add_pod(sim.pod("sidecar-x5", phase="Running", agent_finished_ago=900, sidecar=True))
     k.add_pod(sim.pod("terminating-x6", phase="Succeeded", finished_ago=5000, deleting=True))
     k.add_pod(sim.pod("other-node-done-x7", node="node-b", phase="Succeeded", finished_ago=5000))
-    k.add_pod(sim.pod("unschedulable-x8", node=None, phase="Pending", created_ago=2000,
+    k.add_pod(sim.pod("unschedulable-x8", node=None, phase="Pending", created_ago=4000,
+                      unschedulable=True))
+    k.add_pod(sim.pod("awaiting-node-x9", node=None, phase="Pending", created_ago=2000,
                       unschedulable=True))
     k.add_pod(sim.pod("live-agent-pod", node="node-b", phase="Running", uid="uid-live"))
     a = env.ado.agents[12]
@@ -137,8 +141,8 @@ def standard_state(env):
 
 # terminating-x6 is not counted: it was deleted before the cycle (and the
 # DELETEs checked below never name it).
-EXPECT_PODS_LEFT = ["job-done-young-x2", "job-running-x3", "live-agent-pod", "other-node-done-x7",
-                    "rs-stuck-abcde"]
+EXPECT_PODS_LEFT = ["awaiting-node-x9", "bare-pulling", "job-done-young-x2", "job-running-x3",
+                    "live-agent-pod", "other-node-done-x7", "rs-stuck-abcde"]
 EXPECT_AGENTS_LEFT = [3, 4, 5, 6, 7, 8, 9]
 
 
@@ -267,7 +271,8 @@ def test_job_backoff(res, tmp):
               str(env.pod_names()) + log[-400:])
     # A stuck retry: the Job goes without a terminal condition.
     k.add_pod(sim.pod("agent-job-12-aaaaa", phase="Failed", finished_ago=2000, owner_name="agent-job-12"))
-    k.add_pod(sim.pod("agent-job-12-bbbbb", phase="Pending", created_ago=2000, owner_name="agent-job-12"))
+    k.add_pod(sim.pod("agent-job-12-bbbbb", phase="Pending", created_ago=2000, owner_name="agent-job-12",
+                      waiting="ImagePullBackOff"))
     k.job_backoff.add(("ci-agents", "agent-job-12"))
     rc, log = env.once()
     res.check(rc == 0 and env.pod_names() == [], "a Job whose retry is stuck Pending goes",
@@ -306,10 +311,14 @@ def test_outages(res, tmp):
     env.ado.faults["error_5xx"] = 100
     rc, log = env.once()
     res.check(rc == 1, "Azure DevOps 5xx: exit 1")
-    res.check(env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9] and len(env.kube.pods) == 11,
-              "Azure DevOps 5xx after retries: nothing is deleted")
-    res.check('"azure-devops-unavailable"' in log or "nothing is deleted this cycle" in log,
-              "the log says why nothing was deleted")
+    res.check(env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9],
+              "Azure DevOps 5xx after retries: no agent is deleted")
+    res.check(env.pod_names() == EXPECT_PODS_LEFT,
+              "an Azure DevOps outage holds no pod deletion (node and unscheduled pods)",
+              str(env.pod_names()))
+    res.check('"pool":"aks-pool","reason":"unavailable"' in log and
+              "none of its agents is deleted this cycle" in log,
+              "the log names the pool and why none of its agents was deleted", log[-500:])
     env.ado.faults.clear()
     rc, log = env.once()
     res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT, "the next healthy cycle recovers")
@@ -408,7 +417,8 @@ def test_kube_faults(res, tmp):
               "the API server's plain-text 429 is waited out (Retry-After) and the cycle completes",
               log[-600:])
     env.kube.faults.clear()
-    env.kube.add_pod(sim.pod("bare-stuck-2", phase="Pending", created_ago=2000, owner=None))
+    env.kube.add_pod(sim.pod("bare-stuck-2", phase="Pending", created_ago=2000, owner=None,
+                             waiting="CreateContainerConfigError"))
     # A pod replaced between list and delete: 409 is not an error.
     real = env.kube.delete_pod
 
@@ -539,7 +549,7 @@ def test_lease_lost_mid_cycle(res, tmp):
     rc, log = env.once()
     res.check(env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9],
               "a Lease lost mid-cycle: no agent is deleted", log[-600:])
-    res.check("lost the lease before acting" in log, "the loss is logged")
+    res.check("lost the lease: no more pool work this cycle" in log, "the loss is logged")
     res.check(env.kube.leases[(NS, "pipewarden-janitor")]["spec"]["holderIdentity"] == "janitor-thief",
               "the new holder's Lease is left alone (not released by the old leader)")
     env.stop()
@@ -550,8 +560,9 @@ def test_entra_down(res, tmp):
     standard_state(env)
     env.ado.faults["entra_down"] = True
     rc, log = env.once()
-    res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9] and len(env.kube.pods) == 11,
-              "Entra unreachable: nothing is deleted", log[-600:])
+    res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9] and
+              env.pod_names() == EXPECT_PODS_LEFT,
+              "Entra unreachable: no agent is deleted, every due pod is", log[-600:])
     env.ado.faults.clear()
     rc, log = env.once()
     res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT, "the next cycle with Entra back recovers")
@@ -559,8 +570,9 @@ def test_entra_down(res, tmp):
 
 
 def test_slow_apis(res, tmp):
-    """Each API slower than the client's timeout: nothing is deleted, and the
-    next healthy cycle recovers."""
+    """Each API slower than the client's timeout: what depends on it is not
+    deleted (the Kubernetes API: nothing; Azure DevOps or Entra: no agent),
+    and the next healthy cycle recovers."""
     fast = {"PIPEWARDEN_HTTP_TIMEOUT_SECONDS": "1"}
     for name, wi in (("Kubernetes API", False), ("Azure DevOps", False), ("Entra", True)):
         env = Env(tmp, wi=wi)
@@ -572,9 +584,13 @@ def test_slow_apis(res, tmp):
         else:
             real = env.ado.token
             env.ado.token = lambda body: (time.sleep(2.5), real(body))[1]
+        pods_before = env.pod_names()
         rc, log = env.once(env=fast)
-        res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9] and len(env.kube.pods) == 11,
-                  "%s slower than the timeout: nothing deleted, exit 1" % name, log[-400:])
+        res.check(rc == 1 and env.agent_ids() == [1, 2, 3, 4, 5, 6, 7, 8, 9] and
+                  env.pod_names() == (pods_before if name == "Kubernetes API" else EXPECT_PODS_LEFT),
+                  "%s slower than the timeout: no agent deleted (%s), exit 1" % (
+                      name, "nor any pod" if name == "Kubernetes API" else "every due pod is"),
+                  str(env.pod_names()) + log[-400:])
         env.kube.faults.clear()
         env.ado.faults.clear()
         if name == "Entra":

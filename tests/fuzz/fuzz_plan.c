@@ -37,6 +37,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.offline_grace_seconds = take(4) * 300;
 	cfg.finished_pod_ttl_seconds = take(4) * 100;
 	cfg.stuck_pending_seconds = 1 + take(4) * 300;
+	cfg.pending_timeout_seconds = cfg.stuck_pending_seconds + take(4) * 600;
 	cfg.max_deletions_per_cycle = take(6);
 	cfg.only_managed_agents = take(2);
 	cfg.keep_agents = keep;
@@ -62,6 +63,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		q->finished = take(2) ? in.now - take(8) * 100 : 0;
 		q->agent_finished = take(2) ? in.now - take(8) * 100 : 0;
 		q->deleting = take(4) == 0;
+		q->waiting_error = take(2);
 		q->owner = (enum owner_kind)take(3);
 		q->owner_name = q->owner_uid = names[take(4)];
 	}

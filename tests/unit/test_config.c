@@ -20,7 +20,9 @@ static const struct {
 	{ "{" BASE ",\"janitor\":{\"intervalSecond\":5}}", "unknown key 'janitor.intervalSecond'" },
 	{ "{\"defaultPool\":\"p\",\"profiles\":{\"m\":{}}}", "'organizationUrl': required" },
 	{ "{" BASE ",\"organizationUrl\":\"dev.azure.com\"}", "duplicate key 'organizationUrl'" },
-	{ "{\"organizationUrl\":\"dev.azure.com\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{}}}", "'organizationUrl': 'dev.azure.com' must start with https://" },
+	{ "{\"organizationUrl\":\"dev.azure.com\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{}}}", "'organizationUrl': 'dev.azure.com' must be an https:// URL" },
+	{ "{\"organizationUrl\":\"http://dev.azure.com/contoso\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{}}}", "must be an https:// URL (a PAT must never travel in clear)" },
+	{ "{\"organizationUrl\":\"https://\",\"defaultPool\":\"p\",\"profiles\":{\"m\":{}}}", "'organizationUrl': 'https://' must be an https:// URL" },
 	{ "{\"organizationUrl\":\"https://x\",\"profiles\":{\"m\":{}}}", "'defaultPool': required" },
 	{ "{" BASE ",\"workDir\":5}", "'workDir': expected a string" },
 	{ "{" BASE ",\"safeToEvict\":\"no\"}", "'safeToEvict': expected true or false" },
@@ -47,6 +49,11 @@ static const struct {
 	{ "{" BASE ",\"janitor\":{\"maxDeletionsPerCycle\":1.5}}", "'janitor.maxDeletionsPerCycle'" },
 	{ "{" BASE ",\"janitor\":{\"keepAgents\":[3]}}", "'janitor.keepAgents[0]'" },
 	{ "{" BASE ",\"janitor\":{\"leaseName\":\"Not A Name\"}}", "'janitor.leaseName'" },
+	{ "{" BASE ",\"janitor\":{\"stuckPendingSeconds\":900,\"pendingTimeoutSeconds\":600}}", "'janitor.pendingTimeoutSeconds': 600 is shorter" },
+	{ "{" BASE ",\"janitor\":{\"maxPatchesPerCycle\":-1}}", "'janitor.maxPatchesPerCycle'" },
+	{ "{" BASE ",\"janitor\":{\"identity\":{\"clientId\":\"x\"}}}", "'janitor.identity.clientId': 'x' is not a GUID" },
+	{ "{" BASE ",\"janitor\":{\"identity\":{\"tenant\":\"x\"}}}", "unknown key 'janitor.identity.tenant'" },
+	{ "{" BASE ",\"identity\":{\"clientId\":\"11111111-0000-4000-8000-000000000001\"},\"janitor\":{\"identity\":{\"clientId\":\"11111111-0000-4000-8000-000000000001\"}}}", "give the janitor its own identity" },
 };
 
 int
@@ -90,7 +97,20 @@ main(void)
 		CHECK(cfg->janitor.nkeep_agents == 1);
 		CHECK_STR(cfg->janitor.keep_agents[0], "keda-placeholder*");
 		CHECK_STR(cfg->janitor.lease_name, "pipewarden-janitor");
+		CHECK(cfg->janitor.pending_timeout_seconds == 3600);
+		CHECK(cfg->janitor.max_patches_per_cycle == 200);
+		CHECK_STR(cfg->janitor.client_id, "");
+		CHECK_STR(cfg->janitor.tenant_id, "");
 	}
+	config_free(cfg);
+
+	/* A trailing '/' is dropped: request paths never start with "//". */
+	text = "{\"organizationUrl\":\"https://dev.azure.com/contoso//\",\"defaultPool\":\"p\","
+	    "\"profiles\":{\"m\":{}}}";
+	cfg = config_parse(text, strlen(text), err, sizeof(err));
+	CHECK(cfg != NULL);
+	if (cfg != NULL)
+		CHECK_STR(cfg->organization_url, "https://dev.azure.com/contoso");
 	config_free(cfg);
 
 	/* The project's test config (DESIGN's example plus a second profile). */

@@ -31,6 +31,7 @@ default_cfg(void)
 	c.offline_grace_seconds = 600;
 	c.finished_pod_ttl_seconds = 300;
 	c.stuck_pending_seconds = 900;
+	c.pending_timeout_seconds = 3600;
 	c.max_deletions_per_cycle = 50;
 	c.only_managed_agents = 1;
 	c.keep_agents = keep;
@@ -244,9 +245,9 @@ test_own_pool(void)
 
 	memset(pods, 0, sizeof(pods));
 	pods[0] = (struct pod_info){ "ci", "pod-9", "u-9", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, OWNER_JOB, "j", "ju" };
+	    0, 0, 0, OWNER_JOB, "j", "ju" };
 	pods[1] = (struct pod_info){ "ci", "by-name", "u-x", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, OWNER_JOB, "j2", "ju2" };
+	    0, 0, 0, OWNER_JOB, "j2", "ju2" };
 	memset(&in, 0, sizeof(in));
 	in.cfg = &cfg;
 	in.now = NOW;
@@ -302,7 +303,7 @@ static void
 test_pods(void)
 {
 	struct janitor_config cfg = default_cfg();
-	struct pod_info pods[14], unsched[3];
+	struct pod_info pods[15], unsched[3];
 	struct plan_input in;
 	struct plan p;
 
@@ -314,7 +315,9 @@ test_pods(void)
 	pods[5] = mkpod("sidecar-keeps-it", NODE, PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-4");
 	pods[5].agent_finished = NOW - 400;
 	pods[6] = mkpod("pending-stuck", NODE, PHASE_PENDING, NOW - 901, 0, OWNER_JOB, "job-5");
+	pods[6].waiting_error = 1;				/* ImagePullBackOff */
 	pods[7] = mkpod("pending-young", NODE, PHASE_PENDING, NOW - 899, 0, OWNER_JOB, "job-6");
+	pods[7].waiting_error = 1;
 	pods[8] = mkpod("pending-rs", NODE, PHASE_PENDING, NOW - 9000, 0, OWNER_OTHER, "rs-2");
 	pods[9] = mkpod("pending-bare", NODE, PHASE_PENDING, NOW - 9000, 0, OWNER_NONE, NULL);
 	pods[10] = mkpod("terminating", NODE, PHASE_SUCCEEDED, NOW - 9000, NOW - 9000, OWNER_NONE, NULL);
@@ -322,17 +325,21 @@ test_pods(void)
 	pods[11] = mkpod("other-node", "node-b", PHASE_FAILED, NOW - 9000, NOW - 9000, OWNER_NONE, NULL);
 	pods[12] = mkpod("same-job-twice", NODE, PHASE_FAILED, NOW - 9000, NOW - 9000, OWNER_JOB, "job-1");
 	pods[13] = mkpod("evicted-no-statuses", NODE, PHASE_FAILED, NOW - 9000, 0, OWNER_NONE, NULL);
-	unsched[0] = mkpod("unschedulable", "", PHASE_PENDING, NOW - 1000, 0, OWNER_JOB, "job-7");
+	/* Still pulling a big image: only pendingTimeoutSeconds takes it. */
+	pods[14] = mkpod("pending-pulling", NODE, PHASE_PENDING, NOW - 3599, 0, OWNER_NONE, NULL);
+	/* Waiting for a node the cluster autoscaler adds: the same. */
+	unsched[0] = mkpod("unschedulable", "", PHASE_PENDING, NOW - 3601, 0, OWNER_JOB, "job-7");
 	unsched[0].unschedulable = 1;
-	unsched[1] = mkpod("unscheduled-young", "", PHASE_PENDING, NOW - 100, 0, OWNER_JOB, "job-8");
-	unsched[2] = mkpod("unscheduled-rs", "", PHASE_PENDING, NOW - 1000, 0, OWNER_OTHER, "rs-3");
+	unsched[1] = mkpod("unscheduled-young", "", PHASE_PENDING, NOW - 3000, 0, OWNER_JOB, "job-8");
+	unsched[1].unschedulable = 1;
+	unsched[2] = mkpod("unscheduled-rs", "", PHASE_PENDING, NOW - 4000, 0, OWNER_OTHER, "rs-3");
 
 	memset(&in, 0, sizeof(in));
 	in.cfg = &cfg;
 	in.now = NOW;
 	in.node = NODE;
 	in.node_pods = pods;
-	in.n_node_pods = 14;
+	in.n_node_pods = 15;
 	in.all_pods = unsched;
 	in.n_all_pods = 3;
 	in.all_pods_complete = 1;
@@ -346,7 +353,8 @@ test_pods(void)
 	expect_pod(&p, "pending-stuck", ACT_DELETE_JOB, "stuck-pending");
 	expect_pod(&p, "pending-young", ACT_KEEP_POD, "pending");
 	expect_pod(&p, "pending-rs", ACT_KEEP_POD, "owned-by-controller");
-	expect_pod(&p, "pending-bare", ACT_DELETE_POD, "stuck-pending");
+	expect_pod(&p, "pending-bare", ACT_DELETE_POD, "pending-timeout");
+	expect_pod(&p, "pending-pulling", ACT_KEEP_POD, "pending");
 	expect_pod(&p, "terminating", ACT_KEEP_POD, "terminating");
 	CHECK(find_pod(&p, "other-node") == NULL);
 	CHECK(find_pod(&p, "same-job-twice") == NULL);	/* job-1 goes once */
@@ -406,6 +414,7 @@ test_job_state(void)
 
 	failed = mkpod("failed", NODE, PHASE_FAILED, NOW - 9000, NOW - 1000, OWNER_JOB, "job-1");
 	stuck = mkpod("stuck", NODE, PHASE_PENDING, NOW - 1000, 0, OWNER_JOB, "job-1");
+	stuck.waiting_error = 1;
 	sidecar = mkpod("sidecar", NODE, PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-1");
 	sidecar.agent_finished = NOW - 1000;
 	list[0] = failed;
@@ -440,6 +449,7 @@ test_job_busy(void)
 	job[2] = mkpod("gone", "node-b", PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-1");
 	job[2].deleting = 1;
 	job[3] = mkpod("stuck", "", PHASE_PENDING, NOW - 901, 0, OWNER_JOB, "job-1");
+	job[3].waiting_error = 1;
 	job[4] = mkpod("sidecar-done", "node-b", PHASE_RUNNING, NOW - 9000, 0, OWNER_JOB, "job-1");
 	job[4].agent_finished = NOW - 400;
 	/* Not in its own Job's list: the label is missing, the pods unknown. */
@@ -512,7 +522,8 @@ pod_ok_to_delete(const struct plan_input *in, const struct pod_info *p)
 	if (!mine || p->deleting)
 		return 0;
 	if (p->phase == PHASE_PENDING)
-		return p->owner != OWNER_OTHER && in->now - p->created > c->stuck_pending_seconds;
+		return p->owner != OWNER_OTHER && in->now - p->created >
+		    (p->waiting_error ? c->stuck_pending_seconds : c->pending_timeout_seconds);
 	if (p->phase == PHASE_SUCCEEDED || p->phase == PHASE_FAILED)
 		return in->now - (p->finished ? p->finished : p->created) > c->finished_pod_ttl_seconds;
 	if (p->phase == PHASE_RUNNING)
@@ -543,6 +554,7 @@ test_property(int runs)
 		cfg.offline_grace_seconds = rnd(1000);
 		cfg.finished_pod_ttl_seconds = rnd(600);
 		cfg.stuck_pending_seconds = 1 + rnd(1800);
+		cfg.pending_timeout_seconds = cfg.stuck_pending_seconds + rnd(3600);
 		memset(&in, 0, sizeof(in));
 		in.cfg = &cfg;
 		in.now = NOW;
@@ -565,6 +577,7 @@ test_property(int runs)
 			pd->agent_finished = rnd(3) ? 0 : NOW - rnd(2000);
 			pd->deleting = rnd(6) == 0;
 			pd->unschedulable = rnd(2);
+			pd->waiting_error = rnd(2);
 			pd->owner = (enum owner_kind)rnd(3);
 			pd->owner_uid = pd->owner_name = uids[rnd(5)];
 		}
