@@ -421,6 +421,14 @@ class AdoSim:
         if f.get("error_5xx", 0) > 0:
             f["error_5xx"] -= 1
             return 503, {"Content-Type": "text/html"}, "<html>Service Unavailable</html>"
+        if f.get("unauthorized", 0) > 0:     # a revoked token (error-401-tf400813.json)
+            f["unauthorized"] -= 1
+            return 401, {"WWW-Authenticate": 'Basic realm="https://tfsprodweu2.visualstudio.com/"'}, {
+                "eventId": 3000, "$id": "1", "errorCode": 0, "innerException": None,
+                "typeName": "Microsoft.TeamFoundation.Framework.Server.UnauthorizedRequestException, "
+                            "Microsoft.TeamFoundation.Framework.Server",
+                "message": "TF400813: The user '' is not authorized to access this resource.",
+                "typeKey": "UnauthorizedRequestException"}
         auth = headers.get("Authorization") or ""
         good = {"Basic " + base64.b64encode((":" + self.pat).encode()).decode(),
                 "Bearer " + self.bearer}

@@ -631,6 +631,264 @@ def test_sigterm_mid_cycle(res, tmp):
     env.stop()
 
 
+class Loop:
+    """A long-running janitor (not --once), its log in a file, its metrics."""
+
+    def __init__(self, env, extra=None, environ=None):
+        self.env = env
+        self.port = lib.free_port()
+        self.log_path = env.write("loop-%d.log" % self.port, "")
+        self.logf = open(self.log_path, "w")
+        self.p = subprocess.Popen(env.command(["--metrics-port", str(self.port)] + (extra or [])),
+                                  env=env.environ(extra=environ), stderr=self.logf, text=True)
+        lib.wait_until(lambda: lib.port_open(self.port) or self.p.poll() is not None, 30 * SCALE,
+                       "metrics port")
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def cycles(self):
+        return self.log().count('"msg":"cycle done"')
+
+    def wait_cycles(self, n, timeout=60):
+        lib.wait_until(lambda: self.cycles() >= n, timeout * SCALE, "%d cycles" % n)
+
+    def metrics(self):
+        return lib.http_get(self.port, "/metrics")[1]
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=60 * SCALE)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.logf.close()
+        log = self.log()
+        if "Sanitizer" in log or "runtime error:" in log:
+            SANITIZER_REPORTS.append(log[-3000:])
+        return self.p.returncode, log
+
+
+def test_reload_in_place(res, tmp):
+    """#13.1: a config changed in place is reloaded and used; the Azure DevOps
+    client never points into the freed config (ASan: heap use-after-free)."""
+    env = Env(tmp)
+    env.ado.agents[12].append(sim.agent(1, "dead-1", changed_ago=3600, pod_uid="uid-gone-1"))
+    loop = Loop(env)
+    loop.wait_cycles(1)
+    res.check(env.agent_ids() == [], "before the reload: the dead agent goes")
+    # The same file, rewritten in place (a ConfigMap swaps a symlink; an
+    # operator's editor writes in place): a new organization path.
+    env.ado.org = "contoso2"
+    cfg = dict(env.config_obj, organizationUrl=env.ado.server.url + "/contoso2/")
+    with open(env.config, "w") as f:
+        json.dump(cfg, f)
+    lib.wait_until(lambda: "config reloaded" in loop.log(), 30 * SCALE, "the reload")
+    env.ado.agents[12].append(sim.agent(2, "dead-2", changed_ago=3600, pod_uid="uid-gone-2"))
+    n = loop.cycles()
+    loop.wait_cycles(n + 2)
+    rc, log = loop.stop()
+    res.check(env.agent_ids() == [], "after the reload: the new organization URL is used and the agent goes",
+              str(env.agent_ids()) + log[-600:])
+    urls = [r[1] for r in env.ado.server.requests() if "/agents" in r[1]]
+    res.check(any(u.startswith("/contoso2/_apis/") for u in urls) and not any("//_apis" in u for u in urls),
+              "requests go to the reloaded organization, the trailing / dropped", str(urls[-2:]))
+    res.check(rc == 0 and "Sanitizer" not in log, "no sanitizer report after a reload", log[-400:])
+    env.stop()
+
+
+def test_lease_half_life(res, tmp):
+    """#13.3: no leader-only deletion starts more than half the Lease after
+    the last successful renewal; agent deletes slowed past it."""
+    env = Env(tmp)
+    for i in range(8):
+        env.ado.agents[12].append(sim.agent(100 + i, "dead-%d" % i, changed_ago=3600, pod_uid="uid-gone-%d" % i))
+    env.ado.faults["slow_delete"] = 2.5          # the Lease is 17 s: half is 8.5 s
+    renewals, starts = [], []
+    real_lease, real_delete = env.kube.lease, env.ado.delete_agent
+
+    def lease(method, parts, body):
+        r = real_lease(method, parts, body)
+        if method in ("PUT", "POST") and r[0] in (200, 201):
+            renewals.append(time.monotonic())
+        return r
+
+    def delete(pid, aid):
+        starts.append(time.monotonic())
+        return real_delete(pid, aid)
+    env.kube.lease, env.ado.delete_agent = lease, delete
+    rc, log = env.once()
+    late = [t for t in starts if t - max([r for r in renewals if r <= t] or [0]) > 8.5]
+    res.check(starts and not late, "every agent delete starts within half the Lease of a renewal (%d deletes, "
+              "%d renewals)" % (len(starts), len(renewals)), log[-500:])
+    res.check(rc == 1 and 0 < len(starts) < 8 and "the cycle's time budget is spent" in log,
+              "the cycle ends within half the Lease: the rest waits for the next cycle", log[-500:])
+    env.stop()
+    # Two pools: the Lease is taken while the first pool's agent is deleted
+    # (its holder's renewal was more than a Lease ago, from our replica's
+    # view); the second pool's renewal fails and none of its agents goes.
+    env = Env(tmp, cfg={"pools": ["aks-pool", "linux-large"]})
+    env.ado.pools["linux-large"] = 13
+    env.ado.agents[12] = [sim.agent(1, "dead-1", changed_ago=3600, pod_uid="uid-gone-1")]
+    env.ado.agents[13] = [sim.agent(2, "dead-2", changed_ago=3600, pod_uid="uid-gone-2")]
+    real_delete = env.ado.delete_agent
+
+    def taken_during(pid, aid):
+        lease = env.kube.leases[(NS, "pipewarden-janitor")]
+        lease["spec"].update(holderIdentity="janitor-other", renewTime=sim.now_rfc3339(time.time(), True))
+        lease["metadata"]["resourceVersion"] = env.kube.next_rv()
+        return real_delete(pid, aid)
+    env.ado.delete_agent = taken_during
+    rc, log = env.once()
+    left = {a["id"] for pid in (12, 13) for a in env.ado.agents[pid]}
+    res.check(left == {2} and "lost the lease: no more pool work this cycle" in log,
+              "a renewal that fails holds every remaining leader-only deletion", str(left) + log[-400:])
+    env.ado.delete_agent = real_delete
+    env.stop()
+
+
+def test_pool_scope(res, tmp):
+    """#13.4: a missing pool fails alone; an outage holds no pod; a pool
+    recreated under a new id is looked up again."""
+    env = Env(tmp, cfg={"pools": ["aks-pool", "ghost-pool"]})
+    standard_state(env)
+    loop = Loop(env)
+    loop.wait_cycles(1)
+    text = loop.metrics()
+    res.check(env.agent_ids() == EXPECT_AGENTS_LEFT and env.pod_names() == EXPECT_PODS_LEFT,
+              "a missing pool: every other pool's agents and every pod are still cleaned",
+              str(env.agent_ids()) + str(env.pod_names()))
+    res.check('pipewarden_janitor_pool_errors_total{pool="ghost-pool",reason="not-found"}' in text,
+              "the missing pool is counted in pool_errors_total{pool,reason}")
+    res.check("no agent pool named 'ghost-pool'" in loop.log() and '"pool":"ghost-pool"' in loop.log(),
+              "and logged with its name and the fix")
+    # The pool is deleted and recreated: its cached id 12 now answers 404.
+    env.ado.agents[14] = env.ado.agents.pop(12)
+    env.ado.pools["aks-pool"] = 14
+    env.ado.agents[14].append(sim.agent(40, "dead-40", changed_ago=3600, pod_uid="uid-gone-40"))
+    n = loop.cycles()
+    loop.wait_cycles(n + 2)
+    res.check(40 not in [a["id"] for a in env.ado.agents[14]],
+              "a pool recreated under a new id: looked up again after the 404, its agent deleted")
+    loop.stop()
+    env.stop()
+
+
+def test_hanging_ado(res, tmp):
+    """#13.5: Azure DevOps accepts connections and never answers, two pools:
+    the cycle still ends within half the Lease, pods cleaned, exit 1."""
+    env = Env(tmp, cfg={"pools": ["aks-pool", "linux-large"]})
+    env.ado.pools["linux-large"] = 13
+    env.ado.agents[13] = []
+    standard_state(env)
+    env.ado.faults["hang"] = 120
+    t0 = time.monotonic()
+    rc, log = env.once()
+    took = time.monotonic() - t0
+    res.check(rc == 1 and took < 8.5 + 6, "a hanging Azure DevOps: the cycle ends within half the Lease "
+              "(%.1f s; the Lease is 17 s)" % took, log[-500:])
+    res.check(env.pod_names() == EXPECT_PODS_LEFT, "and every due pod is still deleted", str(env.pod_names()))
+    res.check(log.count('"reason":"timeout"') >= 1, "the pools' failures say timeout", log[-500:])
+    env.ado.faults.clear()
+    env.stop()
+
+
+def test_janitor_identity(res, tmp):
+    """#13.8: the janitor exchanges its token as its own identity (config
+    janitor.identity, else its pod's AZURE_CLIENT_ID), never the agents'."""
+    env = Env(tmp, wi=True, cfg={"janitor": {"identity": {"clientId": "22222222-0000-4000-8000-000000000002",
+                                                          "tenantId": "aaaaaaaa-0000-4000-8000-000000000001"}}})
+    env.ado.client_id = "22222222-0000-4000-8000-000000000002"
+    # The authority from the config (the simulator's: no request leaves this machine).
+    env.config_obj["identity"]["authorityHost"] = env.ado.authority
+    env.write("config.json", json.dumps(env.config_obj))
+    standard_state(env)
+    rc, log = env.once(env={"AZURE_CLIENT_ID": "", "AZURE_AUTHORITY_HOST": ""})
+    forms = [r[4].decode() for r in env.ado.server.requests("POST") if "/oauth2/" in r[1]]
+    res.check(rc == 0 and env.agent_ids() == EXPECT_AGENTS_LEFT,
+              "an empty AZURE_AUTHORITY_HOST: the config's authority is used, the cycle works", log[-300:])
+    res.check(forms and all("client_id=22222222-0000-4000-8000-000000000002" in f for f in forms),
+              "config janitor.identity.clientId is the one exchanged", str(forms[:1])[:200])
+    res.check(not any("00000000-0000-0000-0000-000000000000" in f for f in forms),
+              "never the agents' identity.clientId")
+    env.stop()
+    # No janitor.identity: its pod's AZURE_CLIENT_ID (the Azure webhook's).
+    env = Env(tmp, wi=True)
+    standard_state(env)
+    rc, log = env.once()
+    forms = [r[4].decode() for r in env.ado.server.requests("POST") if "/oauth2/" in r[1]]
+    res.check(rc == 0 and forms and all("client_id=" + env.ado.client_id in f for f in forms),
+              "no janitor.identity: AZURE_CLIENT_ID from its pod", log[-300:])
+    # A 401 from Azure DevOps drops the cached Entra token.
+    before = env.ado.token_requests
+    loop = Loop(env)
+    loop.wait_cycles(1)
+    env.ado.faults["unauthorized"] = 1
+    n = loop.cycles()
+    loop.wait_cycles(n + 3)
+    rc, log = loop.stop()
+    res.check(env.ado.token_requests == before + 2 and "TF400813" in log,
+              "a 401 drops the cached Entra token: one new exchange follows, then it is cached again",
+              "%d -> %d" % (before, env.ado.token_requests))
+    env.stop()
+
+
+def test_small_faults(res, tmp):
+    """#13.9: stale pool gauges on a replica that lost the Lease; /healthz of
+    a wedged loop; SIGTERM with an Azure DevOps call in flight."""
+    env = Env(tmp)
+    standard_state(env)
+    loop = Loop(env)
+    loop.wait_cycles(1)
+    res.check('pipewarden_janitor_agents{pool="aks-pool"' in loop.metrics(), "the leader exports the pool gauges")
+    lease = env.kube.leases[(NS, "pipewarden-janitor")]
+    lease["spec"]["holderIdentity"] = "janitor-other"
+    lease["spec"]["renewTime"] = sim.now_rfc3339(time.time() + 3600, True)
+    lease["metadata"]["resourceVersion"] = env.kube.next_rv()
+    lib.wait_until(lambda: "pipewarden_janitor_is_leader 0" in loop.metrics(), 30 * SCALE, "leadership lost")
+    text = loop.metrics()
+    res.check("pipewarden_janitor_agents{" not in text, "a replica that lost the Lease drops the pool gauges")
+    res.check("pipewarden_janitor_last_cycle_timestamp_seconds " in text, "last_cycle_timestamp_seconds exported")
+    res.check(lib.http_get(loop.port, "/healthz")[0] == 200, "/healthz 200 while cycles finish")
+    # A wedged loop (every call is bounded, so stop the process itself): no
+    # cycle finishes for more than ten intervals (10 s).  The request is
+    # sent before it continues, and its next cycle is held up by a slow API.
+    loop.p.send_signal(signal.SIGSTOP)
+    time.sleep(11)      # the time that must pass is what is tested
+    env.kube.faults["hang"] = 3
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", loop.port, timeout=20)
+    c.request("GET", "/healthz")
+    loop.p.send_signal(signal.SIGCONT)
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    res.check(r.status == 503 and "no cycle has finished" in body,
+              "/healthz fails after ten intervals without a finished cycle", "%d %s" % (r.status, body))
+    env.kube.faults.clear()
+    res.check(lib.eventually(lambda: lib.http_get(loop.port, "/healthz")[0] == 200, 30 * SCALE),
+              "/healthz recovers once a cycle finishes")
+    loop.stop()
+    env.stop()
+    # SIGTERM while an Azure DevOps read hangs: it is given up, the Lease released.
+    env = Env(tmp)
+    standard_state(env)
+    env.ado.faults["hang"] = 60
+    loop = Loop(env)
+    lib.wait_until(lambda: len(env.ado.server.requests()) > 0, 30 * SCALE, "an Azure DevOps call")
+    t0 = time.monotonic()
+    rc, log = loop.stop()
+    took = time.monotonic() - t0
+    res.check(rc == 0 and took < 10, "SIGTERM gives up a hanging Azure DevOps read (%.1f s)" % took, log[-400:])
+    res.check(env.kube.leases[(NS, "pipewarden-janitor")]["spec"]["holderIdentity"] == "",
+              "and releases the Lease within the grace period")
+    env.ado.faults.clear()
+    env.stop()
+
+
 def test_flags(res, tmp):
     b = ARGS.bin
     p = subprocess.run([b, "--help"], capture_output=True, text=True)
@@ -659,7 +917,7 @@ def main():
         SCALE = 10.0
     res = lib.Results(ARGS.suite, ARGS.results)
     with tempfile.TemporaryDirectory() as tmp:
-        tests = (test_standard_cycle, test_job_retry, test_job_backoff, test_dry_run, test_outages, test_ado_faults,
+        tests = (test_standard_cycle, test_job_retry, test_job_backoff, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
                  test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)
