@@ -94,7 +94,8 @@ class World:
         c["organizationUrl"] = self.ado.url
         c["nodeSelector"] = {"workload": "ci"}
         c["janitor"].update({"intervalSeconds": 1, "finishedPodTtlSeconds": 300,
-                             "stuckPendingSeconds": 3, "offlineGraceSeconds": 600})
+                             "stuckPendingSeconds": 3, "pendingTimeoutSeconds": 4,
+                             "offlineGraceSeconds": 600})
         c = lib.deep_merge(c, over)
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
@@ -710,7 +711,7 @@ def test_janitor_unscheduled(res, w):
                                     .get("status", {}).get("conditions", [])), 60)
     res.check(ok, "the scheduler marks the pod Unschedulable")
     lib.wait_until(lambda: time.time() - parse_time(w.api.get(ns_path("pods", AGENT_NS, "unschedulable"))
-                                                    ["metadata"]["creationTimestamp"]) > 4, 10, "unschedulable to age")
+                                                    ["metadata"]["creationTimestamp"]) > 5, 10, "unschedulable to age")
     lease = ns_path("leases", SYS_NS, "pipewarden-janitor")
     holder = w.api.raw("GET", lease)[1].get("spec", {}).get("holderIdentity") if w.api.exists(lease) else None
     res.check(not holder, "the Lease is free between --once runs (released on exit)", str(holder))

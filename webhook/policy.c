@@ -14,7 +14,8 @@
 
 static const char *const known_annotations[] = {
 	"pipewarden.io/inject", "pipewarden.io/pool", "pipewarden.io/profile",
-	"pipewarden.io/container", "pipewarden.io/identity", NULL
+	"pipewarden.io/container", "pipewarden.io/identity", "pipewarden.io/client-id",
+	NULL
 };
 
 /* ---- reading the pod ---------------------------------------------------- */
@@ -305,7 +306,7 @@ check_unknown_annotations(const cJSON *annotations, struct policy_decision *d)
 		if (known_annotations[i] == NULL &&
 		    warn(d, "unknown annotation %s ignored; known keys: "
 		    "pipewarden.io/inject, pipewarden.io/pool, pipewarden.io/profile, "
-		    "pipewarden.io/container, pipewarden.io/identity",
+		    "pipewarden.io/container, pipewarden.io/identity, pipewarden.io/client-id",
 		    item->string) == -1)
 			return -1;
 	}
@@ -601,6 +602,7 @@ struct target {
 	const char		*pool;
 	const struct profile	*profile;
 	enum identity_mode	 identity;
+	const char		*client_id;	/* the agent's Entra client id */
 	const cJSON		*container;
 	size_t			 index;
 	const char		*name;
@@ -614,6 +616,7 @@ read_annotations(const struct config *cfg, const cJSON *annotations,
 	const char *profile = field_string(annotations, "pipewarden.io/profile");
 	const char *identity = field_string(annotations, "pipewarden.io/identity");
 	const char *cname = field_string(annotations, "pipewarden.io/container");
+	const char *client_id = field_string(annotations, "pipewarden.io/client-id");
 	const cJSON *c;
 	char list[512];
 	size_t i;
@@ -636,6 +639,13 @@ read_annotations(const struct config *cfg, const cJSON *annotations,
 		return deny(d, 400, "annotation 'pipewarden.io/identity': unknown mode "
 		    "'%s' (known: workload-identity, pat, none)", identity);
 	t->identity = (enum identity_mode)mode;
+	/* A team's own identity: Entra accepts it only if its federated
+	 * credential names the pod's ServiceAccount. */
+	if (client_id != NULL && !names_is_guid(client_id))
+		return deny(d, 400, "annotation 'pipewarden.io/client-id': '%.64s' is not a "
+		    "GUID; give the Entra application's (client) id or remove the annotation "
+		    "to use the cluster's", client_id);
+	t->client_id = client_id != NULL ? client_id : cfg->client_id;
 	if (t->identity == IDENTITY_PAT && cfg->pat_secret[0] == '\0')
 		return deny(d, 400, "annotation 'pipewarden.io/identity': mode 'pat' "
 		    "needs config key 'identity.patSecret', which is not set; ask the "
@@ -726,8 +736,8 @@ patch_agent(const struct config *cfg, const struct target *t, const cJSON *spec,
 	env_add(&g, env, "PIPEWARDEN_MANAGED", "true");
 	env_add_fieldref(&g, env, "PIPEWARDEN_POD_UID", "metadata.uid");
 	if (wire_wi) {
-		if (cfg->client_id[0] != '\0')
-			env_add(&g, env, "AZURE_CLIENT_ID", cfg->client_id);
+		if (t->client_id[0] != '\0')
+			env_add(&g, env, "AZURE_CLIENT_ID", t->client_id);
 		if (cfg->tenant_id[0] != '\0')
 			env_add(&g, env, "AZURE_TENANT_ID", cfg->tenant_id);
 		env_add(&g, env, "AZURE_FEDERATED_TOKEN_FILE",
