@@ -842,27 +842,6 @@ def test_privileges(res, w):
     res.check(st == 200, "the policy: it can delete a managed pod on its own node (%d)" % st, json.dumps(body)[:300])
 
 
-def test_cost(res, w):
-    """What one leader cycle costs kube-apiserver at 1,200 managed pods."""
-    def cpu():
-        for line in w.cp.metrics().splitlines():
-            if line.startswith("process_cpu_seconds_total "):
-                return float(line.split()[1])
-        return 0.0
-    w.proxy.take()
-    c0 = cpu()
-    p = w.janitor_once(PLAIN_NODE)
-    c1 = cpu()
-    calls = w.all_janitor_calls[-200:]
-    mine = [c for c in calls if c.get("t", 1)]
-    n = len([c for c in w.all_janitor_calls if True])
-    res.check(p.returncode == 0, "a leader cycle at 1,200 pods exits 0", p.stderr[-300:])
-    print("janitor cycle cost: %d calls (%s), %d bytes received, kube-apiserver CPU %.2f s" % (
-        len(mine), ", ".join(sorted({"%s %s" % (c["method"], c["path"].split("?")[0][:40]) for c in mine})),
-        sum(c["bytes_in"] for c in mine), c1 - c0), flush=True)
-    del n
-
-
 TESTS = [test_install, test_bare_pod, test_job_and_deployment, test_reinvocation, test_dry_run_and_update,
          test_denials, test_janitor_node_work, test_janitor_jobs, test_janitor_unscheduled, test_lease,
          test_paging, test_privileges, test_webhook_down]
