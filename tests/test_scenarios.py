@@ -14,7 +14,8 @@ and at most one fault: Kubernetes or Azure DevOps down, 5xx, 429 with
 Retry-After, 401, a 203 sign-in page, truncated JSON, a missing pool,
 Entra down, a Lease written or taken by another replica mid-cycle, an
 agent that takes a job or disappears before its delete, a pod or Job
-replaced before its delete.
+replaced before its delete, a leader whose agent deletes are slowed past
+half its Lease.
 
 Then `pipewarden-janitor --once` runs (one process per janitor), and the
 requests the simulators received are checked against a model written from
@@ -35,11 +36,13 @@ never change a verdict.  Scenarios run in parallel worker processes, each
 with its own simulators.  A failure prints its seed; `--seed N --count 1`
 replays it.
 
-usage: test_scenarios.py --bin BIN [--count N] [--seed S] [--workers W] [--results FILE]
+usage: test_scenarios.py --bin BIN [--count N] [--seed S] [--workers W] [--fault NAME] [--results FILE]
 """
 import argparse
+import calendar
 import fnmatch
 import json
+import math
 import multiprocessing
 import os
 import random
@@ -65,7 +68,13 @@ FAULTS = [("none", 580), ("kube_down", 30), ("kube_401", 30), ("kube_5xx", 50), 
           ("ado_down", 3), ("ado_203", 35), ("ado_malformed", 35), ("ado_5xx_recovered", 5),
           ("ado_5xx", 2), ("ado_429", 4), ("pool_missing", 30), ("entra_down", 1),
           ("lease_conflict", 30), ("lease_stolen", 30), ("agent_busy_race", 40),
-          ("agent_gone_race", 30), ("pod_replaced", 40), ("job_pod_appears", 28)]
+          ("agent_gone_race", 30), ("pod_replaced", 40), ("job_pod_appears", 28),
+          ("leader_slowed", 2)]
+
+# A slowed leader: every agent DELETE takes this long, and the janitor runs
+# with a 1 s interval, so its Lease is 17 s and half of it 8.5 s.
+SLOW_DELETE = 2.0
+HALF_LEASE = (2 * 1 + 15) / 2
 
 
 def young(rng, limit):
@@ -183,11 +192,16 @@ def lease_object(holder, renew_ago):
                      "renewTime": sim.now_rfc3339(now - renew_ago, True), "leaseTransitions": 3}}
 
 
+# --fault NAME: every scenario gets that fault (to replay one or test its checks).
+FORCED_FAULT = None
+
+
 class Scenario:
     def __init__(self, seed):
         rng = random.Random(seed)
         self.seed = seed
         self.fault = rng.choices([f for f, _ in FAULTS], [w for _, w in FAULTS])[0]
+        self.fault = FORCED_FAULT or self.fault
         self.dry_run = rng.random() < 0.1
         self.racing = rng.random() < 0.08 and not self.dry_run
         self.wi = (rng.random() < 0.15 and self.fault != "ado_203") or self.fault == "entra_down"
@@ -201,6 +215,16 @@ class Scenario:
         for pool in self.pools:
             self.agents += gen_agents(rng, seed, pool, [p for p in self.pods if p[0]["managed"]],
                                       1 + len(self.agents))
+        if self.fault == "leader_slowed":
+            # More dead agents than half the Lease has room to delete.
+            for i in range(8):
+                aid = 1 + len(self.agents)
+                s = {"id": aid, "name": "dead-s%d-%d" % (seed, aid), "pool": "aks-pool", "online": False,
+                     "enabled": True, "busy": False, "managed": True, "changed_ago": old(rng, GRACE),
+                     "pod_uid": "uid-gone-s%d-%d" % (seed, aid)}
+                s["created_ago"] = s["changed_ago"] + 100
+                self.agents.append((s, sim.agent(aid, s["name"], changed_ago=s["changed_ago"],
+                                                 created_ago=s["created_ago"], pod_uid=s["pod_uid"])))
         self.rng = rng
 
     def describe(self):
@@ -318,13 +342,17 @@ class Worker:
     def delete_agent(self, pid, aid):
         """Record who held the Lease when an agent was deleted."""
         lease = self.kube.leases.get((NS, LEASE))
-        holder, fresh = None, False
+        holder, fresh, age, duration = None, False, None, 0
         if lease is not None:
             holder = lease["spec"].get("holderIdentity")
             renew = lease["spec"].get("renewTime", "")
-            t = time.mktime(time.strptime(renew[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone if renew else 0
-            fresh = time.time() - t < lease["spec"].get("leaseDurationSeconds", 0)
+            t = calendar.timegm(time.strptime(renew[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + renew[19:-1]) \
+                if renew else 0
+            duration = lease["spec"].get("leaseDurationSeconds", 0)
+            age = time.time() - t
+            fresh = age < duration
         self.lease_at_delete.append((aid, holder, fresh))
+        self.renewal_age_at_delete.append((aid, age, duration))
         hook = self.hooks.get("delete_agent")
         if hook:
             hook(pid, aid)
@@ -346,6 +374,7 @@ class Worker:
         a.list_agents = self.real["list_agents"]
         self.hooks = {}
         self.lease_at_delete = []
+        self.renewal_age_at_delete = []
         for _, p in sc.pods:
             k.add_pod(p)
         k.job_backoff = {(s["ns"], s["owner_name"]) for s, _ in sc.pods if s["backoff"]}
@@ -386,6 +415,8 @@ class Worker:
             a.faults["throttle"] = 1
         elif f == "entra_down":
             a.faults["entra_down"] = True
+        elif f == "leader_slowed":
+            a.faults["slow_delete"] = SLOW_DELETE
         elif f == "lease_conflict":
             real = self.real["lease"]
 
@@ -480,7 +511,7 @@ class Worker:
         cfg = json.load(open(lib.DEFAULT_CONFIG))
         cfg["organizationUrl"] = org
         cfg["pools"] = sc.pools + (["ghost-pool"] if sc.fault == "pool_missing" else [])
-        cfg["janitor"].update({"intervalSeconds": 10, "offlineGraceSeconds": GRACE,
+        cfg["janitor"].update({"intervalSeconds": 1 if sc.fault == "leader_slowed" else 10, "offlineGraceSeconds": GRACE,
                                "finishedPodTtlSeconds": TTL, "stuckPendingSeconds": STUCK,
                                "pendingTimeoutSeconds": PENDING,
                                "maxDeletionsPerCycle": sc.cap, "onlyManagedAgents": sc.only_managed,
@@ -560,6 +591,24 @@ def check(w, sc, ids, outs):
             str(agent_deletes[:4]))
     if f == "lease_stolen":
         inv("a Lease taken mid-cycle: no agent is deleted", not agent_deletes, str(agent_deletes))
+    if f == "leader_slowed":
+        # DESIGN "Leader safety": no leader-only deletion starts more than
+        # half the Lease after the last successful renewal.
+        late = [(aid, age, d) for aid, age, d in w.renewal_age_at_delete if age is None or age > d / 2]
+        inv("a slowed leader: every agent delete starts within half the Lease of a renewal",
+            not late, str(late[:3]))
+        fit = math.ceil(HALF_LEASE / SLOW_DELETE)     # deletes that can start before the deadline
+        if leaders:
+            inv("a slowed leader: no agent delete starts past half the Lease (at most %d)" % fit,
+                len(agent_deletes) <= fit, str(agent_deletes))
+        if leaders and not sc.dry_run and not sc.racing:
+            # More to delete than half the Lease allows: the rest waits, exit 1.
+            want_a = {k for k, s in by_key.items() if agent_deletable(sc, s, listed)}
+            if min(len(want_a), sc.cap) > fit:
+                # (with two pools the first has half the time: its delete is
+                # then cut by its share, logged as that pool's timeout)
+                inv("a slowed leader: what did not fit in half the Lease is left for the next cycle, exit 1",
+                    outs[0][1] == 1 and len(agent_deletes) < min(len(want_a), sc.cap), outs[0][0][-400:])
     # What the Kubernetes API answered: a failed pod list stops what it must.
     # (a 429 is retried and a 410 restarts the list: what counts is the last answer.)
     answered = w.kube.server.answered()
@@ -669,7 +718,10 @@ def main():
     ap.add_argument("--workers", type=int, default=max(4, 4 * (os.cpu_count() or 1)))
     ap.add_argument("--results")
     ap.add_argument("--suite", default="janitor randomized scenarios")
+    ap.add_argument("--fault", choices=[f for f, _ in FAULTS], help="give every scenario this fault")
     args = ap.parse_args()
+    global FORCED_FAULT
+    FORCED_FAULT = args.fault
     res = lib.Results(args.suite, args.results)
     seeds = list(range(args.seed, args.seed + args.count))
     n = min(args.workers, len(seeds))
