@@ -15,7 +15,9 @@ JLIBS      = -lmicrohttpd -lcurl -lcjson -lm -lpthread
 BUILD_DEPS := gcc make pkg-config libmicrohttpd-dev libgnutls28-dev \
               libcjson-dev libcurl4-openssl-dev libssl-dev
 TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prometheus \
-              procps nghttp2-client util-linux
+              procps nghttp2-client util-linux $(IMAGE_DEPS)
+# Debian packages that make the container image (no Docker engine needed).
+IMAGE_DEPS := umoci skopeo binutils ca-certificates
 
 COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \
                common/log.c common/metrics.c common/names.c common/quantity.c \
@@ -38,7 +40,7 @@ ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-.PHONY: all deps test unit fuzz-replay fuzz fuzz-deps e2e e2e-cluster controlplane manifests check-asan valgrind demo bench soak clean help
+.PHONY: image all deps test unit fuzz-replay fuzz fuzz-deps e2e e2e-cluster controlplane manifests check-asan valgrind demo bench soak clean help
 
 all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
@@ -52,6 +54,7 @@ help:
 	@echo "make test       unit, policy, end-to-end, janitor scenarios (SCENARIOS=10000,"
 	@echo "                SCENARIOS_ASAN=1000), ASan+UBSan and valgrind runs"
 	@echo "make demo       show the webhook and the janitor at work"
+	@echo "make image      the container image (OCI layout and docker-archive in build/image)"
 	@echo "make manifests  render and check the kustomize install path"
 	@echo "make controlplane  build the pinned Kubernetes and Helm (cached in ~/.cache/pipewarden)"
 	@echo "make e2e-cluster   pipewarden on a real control plane (etcd, kube-apiserver, controllers)"
@@ -149,6 +152,15 @@ fuzz: fuzz-deps $(FUZZERS:%=build/fuzz/%)
 	        -artifact_prefix=tests/fuzz/regressions/$$f/ build/fuzz-corpus/$$f \
 	        tests/fuzz/corpus/$$f $$seeds 2>&1 | grep -E "^stat::number_of_executed_units|^#[0-9]+ *DONE|cov:|ERROR|SUMMARY" | tail -4 || exit 1; done
 
+# ---- the container image ------------------------------------------------------
+# build/image/oci (OCI layout) and build/image/pipewarden-$(VERSION).docker.tar,
+# from this system's Debian packages (image/rootfs.sh, image/build.sh).
+
+image: all
+	@sh tests/ensure-packages $(IMAGE_DEPS)
+	@sh image/rootfs.sh bin build/image/rootfs
+	@sh image/build.sh build/image/rootfs build/image $(VERSION)
+
 # Keep objects make would see as intermediate.
 .SECONDARY:
 
@@ -189,15 +201,20 @@ e2e: all
 controlplane:
 	@sh tests/controlplane/build.sh
 
-# pipewarden installed on a real control plane (tests/test_cluster.py).
-e2e-cluster: all controlplane
+# pipewarden installed on a real control plane (tests/test_cluster.py); the
+# image and the Helm chart in the plain run only (the image holds bin/).
+CLUSTER_IMAGE = $(if $(filter 1,$(SANITIZE)),,--image build/image)
+e2e-cluster: all controlplane $(if $(filter 1,$(SANITIZE)),,image)
 	$(PYTHON) tests/test_cluster.py --webhook $(B)/bin/pipewarden-webhook \
-	    --janitor $(B)/bin/pipewarden-janitor --results build/results \
+	    --janitor $(B)/bin/pipewarden-janitor $(CLUSTER_IMAGE) --results build/results \
 	    --suite "real control plane $(SUITE_TAG)"
 
-# Render, validate and check the install path (kustomize, RBAC, promtool).
-manifests: all
+# Render, validate and check the install path (kustomize, RBAC, promtool; the
+# Helm chart: lint, the same objects as kustomize, its values schema).
+manifests: all controlplane
 	$(PYTHON) tests/test_manifests.py --webhook $(B)/bin/pipewarden-webhook \
+	    --janitor $(B)/bin/pipewarden-janitor --results build/results
+	$(PYTHON) tests/test_chart.py --helm $$(sh tests/controlplane/build.sh --print-dir helm)/helm \
 	    --janitor $(B)/bin/pipewarden-janitor --results build/results
 
 check-asan:

@@ -16,6 +16,7 @@ import ctypes
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import ssl
@@ -125,7 +126,7 @@ def make_pki(d):
     certs = {
         "apiserver": ("/CN=kube-apiserver", "serverAuth",
                       "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
-                      "DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"),
+                      "DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:127.96.0.1"),
         "admin": ("/O=system:masters/CN=pipewarden-test-admin", "clientAuth", None),
         "controller-manager": ("/CN=system:kube-controller-manager", "clientAuth", None),
         "scheduler": ("/CN=system:kube-scheduler", "clientAuth", None),
@@ -290,7 +291,13 @@ class ControlPlane:
             "--service-account-issuer", ISSUER, "--api-audiences", ISSUER,
             "--service-account-key-file", p + "/sa.pub",
             "--service-account-signing-key-file", p + "/sa.key",
-            "--service-cluster-ip-range", "10.96.0.0/16",
+            # Services get loopback ClusterIPs.  With no kube-proxy, nothing
+            # routes a ClusterIP; but kube-apiserver calls a webhook Service
+            # at its ClusterIP and port (its default ClusterIP resolver), so a
+            # test that serves the webhook on that address exercises the real
+            # Service path: a chart's clientConfig.service, unchanged.
+            # (Endpoints can never be loopback: validation refuses them.)
+            "--service-cluster-ip-range", "127.96.0.0/16",
             "--authorization-mode", "Node,RBAC",
             "--enable-admission-plugins", "NodeRestriction",
             # No Service traffic here (no kube-proxy): the kubernetes Service
@@ -519,6 +526,55 @@ class Kubelet:
 
 
 # ---- a recording proxy -----------------------------------------------------
+
+class ServicePort:
+    """Plays kube-proxy for one Service port: connections to the ClusterIP's
+    port are forwarded to the same address's targetPort, where a test runs
+    the Service's backend (as its container would, unprivileged, on the
+    container port)."""
+
+    def __init__(self, ip, port, target_port):
+        self.target = (ip, target_port)
+        self.listener = socket.create_server((ip, port), reuse_port=False)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+
+    def _pipe(self, client):
+        try:
+            backend = socket.create_connection(self.target, timeout=10)
+        except OSError:
+            client.close()
+            return
+        socks = [client, backend]
+        try:
+            while True:
+                ready, _, _ = select.select(socks, [], [], 30)
+                if not ready:
+                    return
+                for r in ready:
+                    data = r.recv(65536)
+                    if not data:
+                        return
+                    (backend if r is client else client).sendall(data)
+        except OSError:
+            return
+        finally:
+            client.close()
+            backend.close()
+
+    def stop(self):
+        self.stopping = True
+        self.listener.close()
+
 
 class Proxy:
     """A TLS proxy between a janitor and kube-apiserver: records every call

@@ -11,7 +11,16 @@ node, and checks what kube-apiserver, the Job controller, the garbage
 collector and the scheduler make of it.  Azure DevOps and Entra are the
 simulators of tests/sim.py.
 
-usage: test_cluster.py --webhook BIN --janitor BIN [--results FILE] [--suite NAME] [--only NAME]
+Then the way users install (#15): the container image, unpacked from its
+OCI layout, runs both programs as its user with only its own files; every
+documented values combination of the Helm chart passes kube-apiserver's
+server-side dry run; `helm install` puts pipewarden in place and the
+image's webhook, served at the chart's Service ClusterIP (the test control
+plane's Service range is loopback), answers kube-apiserver through the
+chart's own clientConfig; `helm upgrade` keeps the CA and serves the new
+config; `helm uninstall` leaves only what the README says stays.
+
+usage: test_cluster.py --webhook BIN --janitor BIN [--image DIR] [--results FILE] [--suite NAME] [--only NAME]
 """
 import argparse
 import base64
@@ -23,10 +32,12 @@ import shutil
 import signal
 import ssl
 import subprocess
+import tarfile
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
@@ -842,9 +853,367 @@ def test_privileges(res, w):
     res.check(st == 200, "the policy: it can delete a managed pod on its own node (%d)" % st, json.dumps(body)[:300])
 
 
+# ---- the image and the Helm chart ----------------------------------------------
+
+IMAGE_REF = "ghcr.io/pipewarden/pipewarden:"
+CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
+RELEASE = "pipewarden"
+
+
+def image_version():
+    with open(os.path.join(lib.ROOT, "charts", "pipewarden", "Chart.yaml")) as f:
+        return yaml.safe_load(f)["appVersion"]
+
+
+class Container:
+    """One container of the image, as a runtime would start it: a copy of
+    the image's root filesystem (unpacked from its OCI layout), the files its
+    pod's volumes mount, and the command run by chroot as the image's user,
+    with nothing from this machine but the kernel."""
+
+    def __init__(self, w, rootfs, name):
+        self.w = w
+        self.root = os.path.join(w.tmp, "container-" + name)
+        shutil.copytree(rootfs, self.root, symlinks=True)
+
+    def put(self, path, data):
+        full = os.path.join(self.root, path.lstrip("/"))
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        tmp = full + ".new"
+        with open(tmp, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+        os.chmod(tmp, 0o644)           # a Secret volume's default mode
+        os.replace(tmp, full)          # as the kubelet swaps a volume's files
+
+    def mount(self, pod_spec, container):
+        """What the kubelet would mount: ConfigMap and Secret volumes, read
+        from the cluster (projected service-account tokens are not needed)."""
+        vols = {v["name"]: v for v in pod_spec.get("volumes", [])}
+        ns = SYS_NS
+        for m in container.get("volumeMounts", []):
+            v = vols[m["name"]]
+            if "configMap" in v:
+                data = {k: t.encode() for k, t in
+                        self.w.api.get(ns_path("configmaps", ns, v["configMap"]["name"]))["data"].items()}
+                items = v["configMap"].get("items")
+            elif "secret" in v:
+                data = {k: base64.b64decode(t) for k, t in
+                        self.w.api.get(ns_path("secrets", ns, v["secret"]["secretName"]))["data"].items()}
+                items = v["secret"].get("items")
+            else:
+                continue
+            for it in items or [{"key": k, "path": k} for k in data]:
+                self.put(m["mountPath"] + "/" + it["path"], data[it["key"]])
+
+    def command(self, container, replace=None, extra=()):
+        args = list(container.get("args", []))
+        for flag, value in (replace or {}).items():
+            args = [a for a in args if not a.startswith(flag + "=")] + [flag + "=" + value]
+        return [CHROOT, "--userspec=65532:65532", self.root] + container["command"] + args + list(extra)
+
+
+def helm(w, *args, values=None):
+    cmd = [cluster.helm_bin()] + list(args) + ["--kubeconfig", w.cp.admin_kubeconfig]
+    if values is not None:
+        path = os.path.join(w.tmp, "helm-values-%d.yaml" % time.monotonic_ns())
+        with open(path, "w") as f:
+            yaml.safe_dump(values, f)
+        cmd += ["-f", path]
+    env = dict(os.environ, HELM_CACHE_HOME=os.path.join(w.tmp, "helm", "cache"),
+               HELM_CONFIG_HOME=os.path.join(w.tmp, "helm", "config"),
+               HELM_DATA_HOME=os.path.join(w.tmp, "helm", "data"))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def unpack_image(w):
+    """The image's root filesystem, unpacked once from its OCI layout."""
+    if getattr(w, "rootfs", None) is None:
+        bundle = os.path.join(w.tmp, "image-bundle")
+        p = subprocess.run(["umoci", "unpack", "--image", "%s/oci:%s" % (ARGS.image, image_version()), bundle],
+                           capture_output=True, text=True)
+        w.unpack_error = p.stderr[-400:]
+        w.rootfs = os.path.join(bundle, "rootfs") if p.returncode == 0 else ""
+    return w.rootfs
+
+
+def test_image(res, w):
+    """#15: the image, unpacked from its OCI layout, runs both programs as
+    its user 65532 with only its own files."""
+    if not ARGS.image:
+        res.skip("the image", "no --image given (make image)")
+        return
+    version = image_version()
+    if not res.check(unpack_image(w), "umoci unpacks the image's OCI layout", w.unpack_error):
+        return
+    size = sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(w.rootfs) for f in fs)
+    res.check(size < 40 * 2**20, "the image is under 40 MB uncompressed (%.1f MB)" % (size / 1e6))
+    w.image_size = size
+    cfg = json.loads(subprocess.run(["skopeo", "inspect", "--config", "oci:%s/oci:%s" % (ARGS.image, version)],
+                                    capture_output=True, text=True).stdout or "{}").get("config", {})
+    res.check(cfg.get("User") == "65532:65532" and cfg.get("Entrypoint") == ["/usr/local/bin/pipewarden-webhook"],
+              "the image runs as 65532:65532, the webhook by default", json.dumps(cfg))
+    archive = os.path.join(ARGS.image, "pipewarden-%s.docker.tar" % version)
+
+    def config_of(ref):
+        p = subprocess.run(["skopeo", "inspect", "--config", ref], capture_output=True, text=True)
+        return json.loads(p.stdout or "{}")
+    d, o = config_of("docker-archive:" + archive), config_of("oci:%s/oci:%s" % (ARGS.image, version))
+    with tarfile.open(archive) as t:
+        tags = json.load(t.extractfile("manifest.json"))[0].get("RepoTags")
+    # (the archive's layers are stored uncompressed, the layout's gzipped:
+    # the same image has the same config, layer diff_ids included)
+    res.check(tags == [IMAGE_REF + version] and d.get("rootfs") and d == o,
+              "the docker-archive (docker load, podman load, kind load image-archive) is the same image, "
+              "tagged " + IMAGE_REF + version, "%s %s %s" % (tags, d.get("rootfs"), o.get("rootfs")))
+    res.check(not os.path.lexists(os.path.join(w.rootfs, "usr/bin/sh")) and
+              os.stat(os.path.join(w.rootfs, "usr/local/bin/pipewarden-webhook")).st_uid == 0,
+              "no shell in the image; its binaries belong to root, not to the user that runs them")
+    c = Container(w, w.rootfs, "checks")
+    for b in ("pipewarden-webhook", "pipewarden-janitor"):
+        p = subprocess.run([CHROOT, "--userspec=65532:65532", c.root, "/usr/local/bin/" + b, "--version"],
+                           capture_output=True, text=True)
+        res.check(p.returncode == 0 and p.stdout.strip() == "%s %s" % (b, version),
+                  "from the image, as 65532: %s --version" % b, p.stdout + p.stderr)
+        with open(os.path.join(lib.ROOT, "manifests", "base", "config.json")) as f:
+            c.put("/etc/pipewarden/config/config.json", f.read())
+        p = subprocess.run([CHROOT, "--userspec=65532:65532", c.root, "/usr/local/bin/" + b, "--check-config",
+                            "--config", "/etc/pipewarden/config/config.json"], capture_output=True, text=True)
+        res.check(p.returncode == 0 and "configuration OK" in p.stdout + p.stderr,
+                  "from the image: %s --check-config accepts the shipped config" % b, p.stdout + p.stderr)
+        c.put("/etc/pipewarden/config/bad.json", '{"organizationUrl": "http://dev.azure.com/x"}')
+        p = subprocess.run([CHROOT, "--userspec=65532:65532", c.root, "/usr/local/bin/" + b, "--check-config",
+                            "--config", "/etc/pipewarden/config/bad.json"], capture_output=True, text=True)
+        res.check(p.returncode == 2 and "organizationUrl" in p.stdout + p.stderr,
+                  "from the image: %s --check-config names what is wrong" % b, p.stdout + p.stderr)
+
+
+CHART = os.path.join(lib.ROOT, "charts", "pipewarden")
+# Minimal CRDs, so that a server-side dry run can check the optional objects'
+# names and kinds (their own controllers would check their specs).
+CRDS = [("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+        ("monitoring.coreos.com", "PodMonitor", "podmonitors"),
+        ("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
+        ("cert-manager.io", "Issuer", "issuers"), ("cert-manager.io", "Certificate", "certificates")]
+
+
+def install_crds(w):
+    for group, kind, plural in CRDS:
+        w.api.raw("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "%s.%s" % (plural, group)},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": kind + "List"},
+                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                         "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    lib.wait_until(lambda: all(w.api.raw("GET", "/apis/%s/v1/%s" % (g, p))[0] == 200 for g, _, p in CRDS),
+                   30, "the CRDs served")
+
+
+def uninstall_kustomize(w):
+    """The kustomize install and its webhook go: the Helm release replaces them."""
+    if getattr(w, "kustomize_gone", False):
+        return
+    w.kustomize_gone = True
+    w.stop_webhook()
+    for p in list(w.janitors.values()):
+        cluster.kill(p)
+    w.janitors = {}
+    objs = [o for o in w.installed if o["kind"] != "Namespace"]
+    w.cp.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-",
+                 input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
+    lib.wait_until(lambda: not w.api.exists("/apis/apps/v1/namespaces/%s/daemonsets/pipewarden-janitor" % SYS_NS),
+                   30, "the kustomize install gone")
+
+
+def test_chart_dry_run(res, w):
+    """#15: every documented values combination, as kube-apiserver itself
+    validates it (kubectl apply --dry-run=server)."""
+    import test_chart
+    if not ARGS.image:
+        res.skip("the Helm chart on the real control plane", "no --image given (make image)")
+        return
+    uninstall_kustomize(w)
+    install_crds(w)
+    for name, sets, _, _ in test_chart.COMBINATIONS:
+        args = ["template", RELEASE, CHART, "--namespace", SYS_NS]
+        for s_ in sets:
+            args += ["--set", s_]
+        t = helm(w, *args)
+        if not res.check(t.returncode == 0, "helm template: " + name, t.stderr[-300:]):
+            continue
+        p = w.cp.kubectl("apply", "--dry-run=server", "-f", "-", input=t.stdout)
+        res.check(p.returncode == 0, "kube-apiserver accepts the chart (server dry run): " + name,
+                  (p.stdout + p.stderr)[-600:])
+
+
+def chart_values(w, **over):
+    with open(w.config) as f:
+        config = json.load(f)
+    return lib.deep_merge({"config": config, "janitor": {"pat": {"enabled": True}}}, over)
+
+
+def release_objects(w):
+    """(apiVersion, kind, namespace, name) of every object of the release's manifest."""
+    p = helm(w, "get", "manifest", RELEASE, "--namespace", SYS_NS)
+    return [(o["apiVersion"], o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+            for o in yaml.safe_load_all(p.stdout) if o]
+
+
+def object_path(api_version, kind, ns, name):
+    plural = {"PodDisruptionBudget": "poddisruptionbudgets", "NetworkPolicy": "networkpolicies",
+              "PriorityClass": "priorityclasses"}.get(kind, kind.lower() + "s")
+    base = "/api/v1" if api_version == "v1" else "/apis/" + api_version
+    return base + ("/namespaces/%s" % ns if ns else "") + "/%s/%s" % (plural, name)
+
+
+def start_image_webhook(w, c):
+    """The chart's webhook Deployment, run from the image with its own args
+    on the Service's ClusterIP and the container port; the Service port (443)
+    forwarded to it as kube-proxy would.  kube-apiserver then calls it
+    through the chart's clientConfig.service, unchanged."""
+    dep = w.api.get("/apis/apps/v1/namespaces/%s/deployments/pipewarden-webhook" % SYS_NS)
+    spec = dep["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    c.mount(spec, container)
+    svc = w.api.get(ns_path("services", SYS_NS, "pipewarden-webhook"))
+    ip = svc["spec"]["clusterIP"]
+    sport = [p for p in svc["spec"]["ports"] if p["name"] == "https"][0]
+    cport = [p for p in container["ports"] if p["name"] == sport["targetPort"]][0]["containerPort"]
+    w.webhook_metrics = lib.free_port()
+    w.webhook_log = os.path.join(w.tmp, "image-webhook.log")
+    w.webhook = cluster.spawn(c.command(container, {"--address": ip, "--metrics-port": str(w.webhook_metrics)}),
+                              w.webhook_log)
+    w.service_port = cluster.ServicePort(ip, sport["port"], cport)
+    def healthy():
+        try:
+            return urllib.request.urlopen("http://%s:%d/healthz" % (ip, w.webhook_metrics), timeout=1).status == 200
+        except OSError:
+            return False
+    lib.wait_until(healthy, 20, "the image's webhook")
+    return container, ip
+
+
+def test_helm_lifecycle(res, w):
+    """#15: helm install, the webhook answering kube-apiserver through the
+    chart's own Service, the janitor from the image; helm upgrade keeps the
+    CA; helm uninstall leaves only what the README says stays."""
+    if not ARGS.image:
+        res.skip("helm install, upgrade, uninstall", "no --image given (make image)")
+        return
+    if not res.check(unpack_image(w), "umoci unpacks the image's OCI layout", w.unpack_error):
+        return
+    uninstall_kustomize(w)
+    w.api.create(ns_path("secrets", SYS_NS), {"apiVersion": "v1", "kind": "Secret",
+                                              "metadata": {"name": "azp-pat"},
+                                              "stringData": {"token": PAT}})
+    p = helm(w, "install", RELEASE, CHART, "--namespace", SYS_NS, "--create-namespace", values=chart_values(w))
+    if not res.check(p.returncode == 0, "helm install", (p.stdout + p.stderr)[-800:]):
+        return
+    sec = w.api.get(ns_path("secrets", SYS_NS, "pipewarden-webhook-tls"))["data"]
+    mwc = w.api.get("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pipewarden")
+    res.check(mwc["webhooks"][0]["clientConfig"]["caBundle"] == sec["ca.crt"] and
+              mwc["webhooks"][0]["clientConfig"]["service"]["namespace"] == SYS_NS,
+              "install: the webhook configuration trusts the CA of the Secret the chart made")
+    c = Container(w, w.rootfs, "helm-webhook")
+    container, ip = start_image_webhook(w, c)
+    res.check(ip.startswith("127.96."), "the webhook's Service has a ClusterIP kube-apiserver can dial here (%s)" % ip)
+    stored = create_pod(w, agent_pod("helm-agent-1"))
+    ann = stored["metadata"].get("annotations", {})
+    res.check("pipewarden.io/injected" in ann and env_of(stored).get("AZP_POOL", {}).get("value") == "aks-pool",
+              "install: kube-apiserver calls the image's webhook through the chart's Service; the pod is completed",
+              json.dumps(stored["metadata"])[:400] + cluster.tail(w.webhook_log, 5))
+
+    # The janitor DaemonSet, from the image, with its in-cluster defaults.
+    node = CI_NODES[0]
+    pod = lib.wait_until(lambda: w.janitor_pod(node), 60, "the chart's janitor pod on " + node)
+    ds = w.api.get("/apis/apps/v1/namespaces/%s/daemonsets/pipewarden-janitor" % SYS_NS)
+    jspec = ds["spec"]["template"]["spec"]
+    jc = jspec["containers"][0]
+    j = Container(w, w.rootfs, "helm-janitor")
+    j.mount(jspec, jc)
+    token, pod_name = w.janitor_token(node)
+    with open(token) as f:
+        j.put("/var/run/secrets/kubernetes.io/serviceaccount/token", f.read())
+    with open(w.cp.pki + "/ca.crt") as f:
+        j.put("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", f.read())
+    with open(w.certdir + "/ca.crt") as f:
+        j.put("/etc/pipewarden/test/ado-ca.crt", f.read())
+    env = {"PATH": "/usr/local/bin:/usr/bin", "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+           "KUBERNETES_SERVICE_PORT": w.cp.url.rsplit(":", 1)[1]}
+    for e in jc["env"]:
+        ref = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        env[e["name"]] = {"spec.nodeName": node, "metadata.namespace": SYS_NS,
+                          "metadata.name": pod_name}.get(ref, e.get("value", ""))
+    managed_pod(w, "helm-finished", node, "Succeeded", finished_ago=3600)
+    # The one test-only addition: the simulator's CA, which no trust store has.
+    p = subprocess.run(j.command(jc, {"--metrics-port": "0"}, ["--once", "--ado-ca=/etc/pipewarden/test/ado-ca.crt"]),
+                       env=env, capture_output=True, text=True, timeout=120)
+    res.check(p.returncode == 0 and '"leader":"true"' in p.stderr and
+              wait_gone(w.api, ns_path("pods", AGENT_NS, "helm-finished"), 30),
+              "the chart's janitor from the image (in-cluster token and CA, PAT from the chart's Secret volume): "
+              "leads and deletes its node's finished pod", p.stderr[-800:])
+
+    # helm upgrade with changed values: the CA stays, the new config is served.
+    p = helm(w, "upgrade", RELEASE, CHART, "--namespace", SYS_NS,
+             values=chart_values(w, config={"defaultPool": "linux-large", "pools": ["aks-pool", "linux-large"]},
+                                 webhook={"timeoutSeconds": 7, "replicas": 3}))
+    if not res.check(p.returncode == 0, "helm upgrade", (p.stdout + p.stderr)[-800:]):
+        return
+    sec2 = w.api.get(ns_path("secrets", SYS_NS, "pipewarden-webhook-tls"))["data"]
+    mwc2 = w.api.get("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pipewarden")
+    res.check(sec2 == sec and mwc2["webhooks"][0]["clientConfig"]["caBundle"] == sec["ca.crt"],
+              "upgrade: the CA and serving certificate are kept, not made anew")
+    dep = w.api.get("/apis/apps/v1/namespaces/%s/deployments/pipewarden-webhook" % SYS_NS)
+    res.check(mwc2["webhooks"][0]["timeoutSeconds"] == 7 and dep["spec"]["replicas"] == 3,
+              "upgrade: the changed values are applied")
+    c.mount(dep["spec"]["template"]["spec"], container)     # the kubelet updates the ConfigMap volume
+
+    def new_pool():
+        name = "helm-agent-%d" % time.monotonic_ns()
+        st = create_pod(w, agent_pod(name))
+        return env_of(st).get("AZP_POOL", {}).get("value") == "linux-large"
+    res.check(lib.eventually(new_pool, 20),
+              "upgrade: the same webhook process answers kube-apiserver with the new config (reloaded, no restart)",
+              cluster.tail(w.webhook_log, 5))
+
+    # helm uninstall: what the chart made goes; what stays is the README's list.
+    made = release_objects(w)
+    w.stop_webhook()
+    w.service_port.stop()
+    p = helm(w, "uninstall", RELEASE, "--namespace", SYS_NS, "--wait", "--timeout", "60s")
+    if not res.check(p.returncode == 0, "helm uninstall", (p.stdout + p.stderr)[-800:]):
+        return
+    left = [o for o in made if w.api.exists(object_path(*o))]
+    res.check(made and not left, "uninstall: none of the release's %d objects is left" % len(made), str(left))
+    # (a pod bound to a node without a running kubelet, node-parked here,
+    # stays Terminating until its node comes back or is deleted, as anywhere)
+    def chart_pods():
+        return w.api.get(ns_path("pods", SYS_NS), labelSelector="app.kubernetes.io/name in "
+                         "(pipewarden-webhook,pipewarden-janitor)")["items"]
+
+    def pods_gone():
+        return all(p_["metadata"].get("deletionTimestamp") and p_["spec"].get("nodeName") == PARKED_NODE
+                   for p_ in chart_pods())
+    res.check(lib.eventually(pods_gone, 60), "uninstall: the webhook's and janitors' pods are gone",
+              str([(p_["metadata"]["name"], p_["spec"].get("nodeName")) for p_ in chart_pods()]))
+    stays = {("Secret", "azp-pat"), ("Lease", "pipewarden-janitor"), ("ConfigMap", "kube-root-ca.crt"),
+             ("ServiceAccount", "default")}
+    found = set()
+    for kind, path in [("Secret", ns_path("secrets", SYS_NS)), ("ConfigMap", ns_path("configmaps", SYS_NS)),
+                       ("ServiceAccount", ns_path("serviceaccounts", SYS_NS)),
+                       ("Service", ns_path("services", SYS_NS)),
+                       ("Lease", "/apis/coordination.k8s.io/v1/namespaces/%s/leases" % SYS_NS),
+                       ("Role", "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/roles" % SYS_NS)]:
+        found |= {(kind, o["metadata"]["name"]) for o in w.api.get(path)["items"]}
+    res.check(found <= stays and w.api.exists("/api/v1/namespaces/" + SYS_NS),
+              "uninstall: what stays is the namespace, the janitor's Lease, the PAT Secret you made, and "
+              "what Kubernetes puts in every namespace", str(sorted(found - stays)))
+
+
 TESTS = [test_install, test_bare_pod, test_job_and_deployment, test_reinvocation, test_dry_run_and_update,
          test_denials, test_janitor_node_work, test_janitor_jobs, test_janitor_unscheduled, test_lease,
-         test_paging, test_privileges, test_webhook_down]
+         test_paging, test_privileges, test_webhook_down, test_image, test_chart_dry_run,
+         test_helm_lifecycle]
 
 
 def main():
@@ -855,6 +1224,7 @@ def main():
     ap.add_argument("--results")
     ap.add_argument("--suite", default="real control plane")
     ap.add_argument("--only", default="")
+    ap.add_argument("--image", help="the image's build directory (make image): its OCI layout and docker-archive")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ARGS = ap.parse_args()
     res = lib.Results(ARGS.suite.strip(), ARGS.results)
