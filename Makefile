@@ -164,7 +164,7 @@ image: all
 # Keep objects make would see as intermediate.
 .SECONDARY:
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f 2>/dev/null)
 
 # ---- tests ---------------------------------------------------------------
 # Each suite prints "N passed, N failed"; tests/summary adds them up.

@@ -248,6 +248,41 @@ check_order(struct parser *p, const struct profile *pr, const struct resource_li
 	}
 }
 
+/* Resources Kubernetes does not overcommit (names_resource_exact): a
+ * request needs a limit of the same quantity, or every pod of the profile
+ * would be rejected.  HugePages also need cpu or memory. */
+static void
+check_exact(struct parser *p, const struct profile *pr)
+{
+	const struct resource *r, *lim;
+	int hugepages = 0, cpu_or_memory = 0;
+	size_t i;
+
+	for (i = 0; i < pr->requests.n && !p->failed; i++) {
+		r = &pr->requests.items[i];
+		if (!names_resource_exact(r->name))
+			continue;
+		lim = config_resource(&pr->limits, r->name);
+		if (lim == NULL)
+			fail(p, "config: 'profiles.%s.requests.%s': Kubernetes needs a limit "
+			    "for %s equal to the request; add limits.%s: \"%s\"", pr->name,
+			    r->name, r->name, r->name, r->text);
+		else if (quantity_cmp(&r->q, &lim->q) != 0)
+			fail(p, "config: 'profiles.%s.requests.%s': %s must equal limits.%s "
+			    "(%s): Kubernetes does not overcommit %s", pr->name, r->name,
+			    r->text, r->name, lim->text, r->name);
+	}
+	for (i = 0; i < pr->requests.n + pr->limits.n; i++) {
+		r = i < pr->requests.n ? &pr->requests.items[i] :
+		    &pr->limits.items[i - pr->requests.n];
+		hugepages |= strncmp(r->name, "hugepages-", 10) == 0;
+		cpu_or_memory |= strcmp(r->name, "cpu") == 0 || strcmp(r->name, "memory") == 0;
+	}
+	if (!p->failed && hugepages && !cpu_or_memory)
+		fail(p, "config: 'profiles.%s': hugepages need a cpu or memory request or "
+		    "limit in the same profile (Kubernetes rejects them alone)", pr->name);
+}
+
 /* How many resource names a profile mentions across its three lists. */
 static size_t
 distinct_resources(const struct profile *pr)
@@ -312,6 +347,7 @@ parse_profiles(struct parser *p, const cJSON *obj, struct config *cfg)
 		check_order(p, pr, &pr->requests, "requests", &pr->limits, "limits");
 		check_order(p, pr, &pr->requests, "requests", &pr->max, "max");
 		check_order(p, pr, &pr->limits, "limits", &pr->max, "max");
+		check_exact(p, pr);
 	}
 	if (cfg->nprofiles == 0)
 		fail(p, "config: 'profiles': required (at least one resource profile)");

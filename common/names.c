@@ -84,3 +84,12 @@ names_is_guid(const char *s)
 	}
 	return 1;
 }
+
+int
+names_resource_exact(const char *resource)
+{
+	const char *slash = strchr(resource, '/');
+	int native = slash == NULL || strstr(resource, "kubernetes.io/") != NULL;
+
+	return !native || strncmp(resource, "hugepages-", 10) == 0;
+}

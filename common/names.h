@@ -24,6 +24,12 @@ int	names_is_dns_subdomain(const char *s);
  * DevOps compares agent names. */
 int	names_glob_match(const char *pattern, const char *name);
 
+/* Whether Kubernetes requires a container's request of this resource to
+ * equal its limit (and a request to come with a limit): every resource that
+ * may not be overcommitted, i.e. extended resources (a domain other than
+ * kubernetes.io: nvidia.com/gpu) and hugepages-*. */
+int	names_resource_exact(const char *resource);
+
 /* Whether s looks like a GUID (8-4-4-4-12 hex digits). */
 int	names_is_guid(const char *s);
 

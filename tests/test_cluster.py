@@ -571,6 +571,56 @@ def test_denials(res, w):
         res.check(PAT not in p.stderr + p.stdout, "the denial never repeats the token: " + what)
 
 
+def test_team_values(res, w):
+    """#14: a team's envFrom values are not overridden; a GPU profile and
+    pod-level resources give pods that kube-apiserver accepts."""
+    AGENT = "contoso.azurecr.io/azp-agent:ubuntu-22.04"
+    stored = create_pod(w, agent_pod("envfrom-agent", containers=[
+        {"name": "agent", "image": AGENT, "envFrom": [{"secretRef": {"name": "team-azp"}}]}]))
+    env = env_of(stored)
+    res.check("AZP_POOL" not in env and "AZP_URL" not in env and
+              container(stored)["envFrom"] == [{"secretRef": {"name": "team-azp"}}] and
+              env.get("PIPEWARDEN_MANAGED", {}).get("value") == "true" and "PIPEWARDEN_POD_UID" in env,
+              "envFrom: the team's Secret supplies AZP_*, nothing in env overrides it; PIPEWARDEN_* still set",
+              json.dumps(container(stored))[:500])
+    res.check("AZP_POOL" in stored["metadata"]["annotations"].get("pipewarden.io/skipped-env", "").split(","),
+              "envFrom: kubectl get pod -o yaml shows the skipped names (pipewarden.io/skipped-env)",
+              json.dumps(stored["metadata"]["annotations"]))
+    # A GPU profile: extended resources and hugepages are never overcommitted.
+    w.write_config({"profiles": {"gpu": {
+        "requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "2", "hugepages-2Mi": "256Mi"},
+        "limits": {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": "2", "hugepages-2Mi": "256Mi"}}}})
+
+    def gpu_pod(name, resources):
+        st, body = w.api.raw("POST", ns_path("pods", AGENT_NS), agent_pod(
+            name, annotations={"pipewarden.io/profile": "gpu"},
+            containers=[{"name": "agent", "image": AGENT, "resources": resources}]))
+        return st, body
+    lib.wait_until(lambda: gpu_pod("gpu-probe-%d" % time.monotonic_ns(), {})[0] == 201, 20,
+                   "the webhook to reload a config with the gpu profile")
+    # (kube-apiserver defaults a request from its limit before it calls
+    # mutating webhooks: an own limit arrives with an equal request)
+    for name, resources, want in [
+            ("gpu-own-request", {"requests": {"nvidia.com/gpu": "1"}}, "1"),
+            ("gpu-own-limit", {"limits": {"nvidia.com/gpu": "1"}}, "1"),
+            ("gpu-profile", {}, "2")]:
+        st, body = gpu_pod(name, resources)
+        r = container(body).get("resources", {}) if st == 201 else {}
+        res.check(st == 201 and r.get("requests", {}).get("nvidia.com/gpu") == want and
+                  r.get("limits", {}).get("nvidia.com/gpu") == want and
+                  r["requests"].get("hugepages-2Mi") == r["limits"].get("hugepages-2Mi") == "256Mi",
+                  "a GPU profile, %s: kube-apiserver accepts the pod, GPU request = limit = %s" % (name, want),
+                  "%d %s" % (st, json.dumps(body)[:400]))
+    # Pod-level resources: the container is not given limits above the pod's.
+    st, body = w.api.raw("POST", ns_path("pods", AGENT_NS), agent_pod(
+        "pod-level", resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}))
+    r = container(body).get("resources", {}) if st == 201 else {}
+    res.check(st == 201 and "cpu" not in r.get("limits", {}) and "memory" not in r.get("limits", {}),
+              "pod-level resources: kube-apiserver accepts the pod; the pod's budget governs cpu and memory",
+              "%d %s" % (st, json.dumps(body)[:400]))
+    w.write_config({})
+
+
 def test_webhook_down(res, w):
     w.stop_webhook()
     try:
@@ -1211,7 +1261,7 @@ def test_helm_lifecycle(res, w):
 
 
 TESTS = [test_install, test_bare_pod, test_job_and_deployment, test_reinvocation, test_dry_run_and_update,
-         test_denials, test_janitor_node_work, test_janitor_jobs, test_janitor_unscheduled, test_lease,
+         test_denials, test_team_values, test_janitor_node_work, test_janitor_jobs, test_janitor_unscheduled, test_lease,
          test_paging, test_privileges, test_webhook_down, test_image, test_chart_dry_run,
          test_helm_lifecycle]
 

@@ -12,10 +12,13 @@
 #define RESOURCES_MAX	16	/* resource names one profile may name */
 #define MESSAGE_MAX	1024
 
+/* What a pod's author may set, then what pipewarden itself writes. */
 static const char *const known_annotations[] = {
 	"pipewarden.io/inject", "pipewarden.io/pool", "pipewarden.io/profile",
 	"pipewarden.io/container", "pipewarden.io/identity", "pipewarden.io/client-id",
-	NULL
+	"pipewarden.io/injected", "pipewarden.io/skipped-env",
+	"pipewarden.io/job-request-id", "pipewarden.io/pipeline", "pipewarden.io/run",
+	"pipewarden.io/run-url", NULL
 };
 
 /* ---- reading the pod ---------------------------------------------------- */
@@ -297,8 +300,7 @@ check_unknown_annotations(const cJSON *annotations, struct policy_decision *d)
 
 	cJSON_ArrayForEach(item, annotations) {
 		if (strncmp(item->string, POLICY_ANNOTATION_PREFIX,
-		    strlen(POLICY_ANNOTATION_PREFIX)) != 0 ||
-		    strcmp(item->string, "pipewarden.io/injected") == 0)
+		    strlen(POLICY_ANNOTATION_PREFIX)) != 0)
 			continue;
 		for (i = 0; known_annotations[i] != NULL; i++)
 			if (strcmp(item->string, known_annotations[i]) == 0)
@@ -364,7 +366,11 @@ list_profiles(const struct config *cfg, char *out, size_t outlen)
  * limit are the container's own where set, else the profile's; a request
  * taken from the profile is capped at the limit, and a limit taken from
  * the profile is raised to the container's own request, so filling in never
- * makes a request exceed its limit.
+ * makes a request exceed its limit.  For a resource Kubernetes does not
+ * overcommit (names_resource_exact) the two must be equal, so a filled
+ * limit is the container's own request and no request is filled under the
+ * container's own limit.  A resource the pod sets at pod level
+ * (spec.resources) is left alone: the pod's budget governs it.
  */
 struct rvalue {
 	const char	*name;
@@ -421,10 +427,11 @@ emit_filled(struct group *resources, const char *which, int exists,
 	group_close(&g);
 }
 
-/* Add the profile's resources to the agent container's resources group. */
+/* Add the profile's resources to the agent container's resources group.
+ * pod_res is the pod's spec.resources (pod-level), or NULL. */
 static int
 fill_resources(const struct profile *pr, const cJSON *container, const char *cname,
-    struct group *resources, struct policy_decision *d)
+    const cJSON *pod_res, struct group *resources, struct policy_decision *d)
 {
 	const cJSON *res = field_object(container, "resources");
 	const cJSON *own_req = field_object(res, "requests");
@@ -432,6 +439,7 @@ fill_resources(const struct profile *pr, const cJSON *container, const char *cna
 	const struct resource_list *lists[3] = { &pr->requests, &pr->limits, &pr->max };
 	struct rvalue req[RESOURCES_MAX], lim[RESOURCES_MAX];
 	const char *names[RESOURCES_MAX];
+	int exact[RESOURCES_MAX];
 	size_t n = 0, i, j, k;
 	int rc = -1, r;
 
@@ -443,8 +451,10 @@ fill_resources(const struct profile *pr, const cJSON *container, const char *cna
 			for (j = 0; j < n; j++)
 				if (strcmp(names[j], lists[k]->items[i].name) == 0)
 					break;
-			if (j == n)
+			if (j == n) {
+				exact[n] = names_resource_exact(lists[k]->items[i].name);
 				names[n++] = lists[k]->items[i].name;
+			}
 		}
 	for (i = 0; i < n; i++) {
 		const struct resource *pl = config_resource(&pr->limits, names[i]);
@@ -456,16 +466,22 @@ fill_resources(const struct profile *pr, const cJSON *container, const char *cna
 			rc = r == 1 ? 0 : -1;
 			goto out;
 		}
+		/* A resource the pod budgets at pod level is the pod's. */
+		if (field(field_object(pod_res, "requests"), names[i]) != NULL ||
+		    field(field_object(pod_res, "limits"), names[i]) != NULL)
+			continue;
 		if (!lim[i].set && pl != NULL) {
 			lim[i].set = lim[i].filled = 1;
 			lim[i].q = pl->q;
 			lim[i].json = NULL;
-			if (req[i].set && quantity_cmp(&req[i].q, &pl->q) > 0) {
+			if (req[i].set && (exact[i] || quantity_cmp(&req[i].q, &pl->q) > 0)) {
 				lim[i].q = req[i].q;
 				lim[i].json = req[i].json;
 			}
 		}
-		if (!req[i].set && pq != NULL) {
+		/* Under a container's own limit of an exact resource, the API
+		 * server makes the request equal to it. */
+		if (!req[i].set && pq != NULL && !(exact[i] && lim[i].set && !lim[i].filled)) {
 			req[i].set = req[i].filled = 1;
 			req[i].q = pq->q;
 			req[i].json = NULL;
@@ -506,36 +522,6 @@ out:
 		cJSON_free(lim[i].ownjson);
 	}
 	return rc;
-}
-
-/* Append env entries the container lacks. */
-static void
-env_add(struct group *env, const cJSON *have, const char *name, const char *value)
-{
-	struct buf v;
-
-	if (find_named(have, name) != NULL)
-		return;
-	buf_init(&v, PATCH_MAX);
-	buf_adds(&v, "{\"name\":");
-	buf_add_json_string(&v, name);
-	buf_adds(&v, ",\"value\":");
-	buf_add_json_string(&v, value);
-	buf_addc(&v, '}');
-	group_add_buf(env, NULL, &v);
-}
-
-static void
-env_add_fieldref(struct group *env, const cJSON *have, const char *name,
-    const char *field_path)
-{
-	char v[256];
-
-	if (find_named(have, name) != NULL)
-		return;
-	snprintf(v, sizeof(v), "{\"name\":\"%s\",\"valueFrom\":{\"fieldRef\":"
-	    "{\"fieldPath\":\"%s\"}}}", name, field_path);
-	group_add(env, NULL, v);
 }
 
 static int
@@ -680,11 +666,123 @@ read_annotations(const struct config *cfg, const cJSON *annotations,
 	return 0;
 }
 
+/*
+ * The agent's environment.  Each variable is injected unless the container
+ * already has it in env, or an envFrom source may supply it (a ConfigMap or
+ * Secret with no prefix, or a prefix the name starts with): env would win
+ * over envFrom, silently replacing a team's value, so such a name is
+ * skipped and listed in pipewarden.io/skipped-env.  PIPEWARDEN_MANAGED and
+ * PIPEWARDEN_POD_UID are always injected (the janitor depends on them).
+ */
+#define ENV_MAX		12
+
+struct env_var {
+	const char	*name;
+	const char	*value;		/* a literal value, or */
+	const char	*field_path;	/* a fieldRef */
+};
+
+struct env_plan {
+	struct env_var	 add[ENV_MAX];
+	size_t		 nadd;
+	char		 skipped[512];	/* "A,B": names an envFrom may supply */
+};
+
+static int
+envfrom_may_supply(const cJSON *env_from, const char *name)
+{
+	const cJSON *src;
+	const char *prefix;
+
+	cJSON_ArrayForEach(src, env_from) {
+		prefix = field_string(src, "prefix");
+		if (prefix == NULL || strncmp(name, prefix, strlen(prefix)) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+plan_var(struct env_plan *ep, const cJSON *container, const char *name,
+    const char *value, const char *field_path, int always)
+{
+	size_t used = strlen(ep->skipped);
+
+	if (find_named(field_array(container, "env"), name) != NULL)
+		return;
+	if (!always && envfrom_may_supply(field_array(container, "envFrom"), name)) {
+		snprintf(ep->skipped + used, sizeof(ep->skipped) - used, "%s%s",
+		    used > 0 ? "," : "", name);
+		return;
+	}
+	ep->add[ep->nadd].name = name;
+	ep->add[ep->nadd].value = value;
+	ep->add[ep->nadd].field_path = field_path;
+	ep->nadd++;
+}
+
+/* Whether pipewarden wires workload identity itself: not when the Azure
+ * webhook already did (the container has AZURE_FEDERATED_TOKEN_FILE). */
+static int
+wire_workload_identity(const struct config *cfg, const struct target *t)
+{
+	return t->identity == IDENTITY_WORKLOAD && cfg->inject_token &&
+	    find_named(field_array(t->container, "env"), "AZURE_FEDERATED_TOKEN_FILE") == NULL;
+}
+
+/* What the agent container's env gets, and what is skipped. */
+static void
+plan_env(const struct config *cfg, const struct target *t, struct env_plan *ep)
+{
+	const cJSON *c = t->container;
+	int wire_wi = wire_workload_identity(cfg, t);
+	int wire_pat = t->identity == IDENTITY_PAT;
+
+	memset(ep, 0, sizeof(*ep));
+	plan_var(ep, c, "AZP_URL", cfg->organization_url, NULL, 0);
+	plan_var(ep, c, "AZP_POOL", t->pool, NULL, 0);
+	plan_var(ep, c, "AZP_AGENT_NAME", NULL, "metadata.name", 0);
+	plan_var(ep, c, "AZP_WORK", cfg->work_dir, NULL, 0);
+	plan_var(ep, c, "PIPEWARDEN_MANAGED", "true", NULL, 1);
+	plan_var(ep, c, "PIPEWARDEN_POD_UID", NULL, "metadata.uid", 1);
+	if (wire_wi) {
+		if (t->client_id[0] != '\0')
+			plan_var(ep, c, "AZURE_CLIENT_ID", t->client_id, NULL, 0);
+		if (cfg->tenant_id[0] != '\0')
+			plan_var(ep, c, "AZURE_TENANT_ID", cfg->tenant_id, NULL, 0);
+		plan_var(ep, c, "AZURE_FEDERATED_TOKEN_FILE",
+		    AZURE_TOKEN_DIR "/" AZURE_TOKEN_VOLUME, NULL, 0);
+		plan_var(ep, c, "AZURE_AUTHORITY_HOST", cfg->authority_host, NULL, 0);
+	}
+	if (wire_pat)
+		plan_var(ep, c, "AZP_TOKEN_FILE", AZP_SECRET_DIR "/token", NULL, 0);
+}
+
+static void
+env_emit(struct group *env, const struct env_var *v)
+{
+	struct buf b;
+
+	buf_init(&b, PATCH_MAX);
+	buf_adds(&b, "{\"name\":");
+	buf_add_json_string(&b, v->name);
+	if (v->field_path != NULL) {
+		buf_adds(&b, ",\"valueFrom\":{\"fieldRef\":{\"fieldPath\":");
+		buf_add_json_string(&b, v->field_path);
+		buf_adds(&b, "}}}");
+	} else {
+		buf_adds(&b, ",\"value\":");
+		buf_add_json_string(&b, v->value);
+		buf_addc(&b, '}');
+	}
+	group_add_buf(env, NULL, &b);
+}
+
 /* Pod labels and annotations. */
 static void
 patch_metadata(const struct config *cfg, const struct policy_input *in,
-    const struct target *t, const cJSON *labels, const cJSON *annotations,
-    struct patch *p)
+    const struct target *t, const struct env_plan *ep, const cJSON *labels,
+    const cJSON *annotations, struct patch *p)
 {
 	char value[LABEL_VALUE_MAX + 1];
 	struct group g;
@@ -707,50 +805,38 @@ patch_metadata(const struct config *cfg, const struct policy_input *in,
 	if (!cfg->safe_to_evict &&
 	    field(annotations, "cluster-autoscaler.kubernetes.io/safe-to-evict") == NULL)
 		group_add_string(&g, "cluster-autoscaler.kubernetes.io/safe-to-evict", "false");
+	if (ep->skipped[0] != '\0' && field(annotations, "pipewarden.io/skipped-env") == NULL)
+		group_add_string(&g, "pipewarden.io/skipped-env", ep->skipped);
 	group_close(&g);
 }
 
 /* The agent container: env, resources, mounts; the pod: volumes. */
 static int
-patch_agent(const struct config *cfg, const struct target *t, const cJSON *spec,
-    struct patch *p, struct policy_decision *d)
+patch_agent(const struct config *cfg, const struct target *t, const struct env_plan *ep,
+    const cJSON *spec, struct patch *p, struct policy_decision *d)
 {
 	const cJSON *env = field_array(t->container, "env");
 	const cJSON *mounts = field_array(t->container, "volumeMounts");
 	const cJSON *volumes = field_array(spec, "volumes");
-	int wire_wi = t->identity == IDENTITY_WORKLOAD && cfg->inject_token &&
-	    find_named(env, "AZURE_FEDERATED_TOKEN_FILE") == NULL;
+	int wire_wi = wire_workload_identity(cfg, t);
 	int wire_pat = t->identity == IDENTITY_PAT;
 	struct group container, g;
 	char path[64];
+	size_t i;
 	int rc;
 
 	snprintf(path, sizeof(path), "/spec/containers/%zu", t->index);
 	group_open(&container, p, NULL, path, 1, 0);
 
 	group_open(&g, p, &container, "env", env != NULL, 1);
-	env_add(&g, env, "AZP_URL", cfg->organization_url);
-	env_add(&g, env, "AZP_POOL", t->pool);
-	env_add_fieldref(&g, env, "AZP_AGENT_NAME", "metadata.name");
-	env_add(&g, env, "AZP_WORK", cfg->work_dir);
-	env_add(&g, env, "PIPEWARDEN_MANAGED", "true");
-	env_add_fieldref(&g, env, "PIPEWARDEN_POD_UID", "metadata.uid");
-	if (wire_wi) {
-		if (t->client_id[0] != '\0')
-			env_add(&g, env, "AZURE_CLIENT_ID", t->client_id);
-		if (cfg->tenant_id[0] != '\0')
-			env_add(&g, env, "AZURE_TENANT_ID", cfg->tenant_id);
-		env_add(&g, env, "AZURE_FEDERATED_TOKEN_FILE",
-		    AZURE_TOKEN_DIR "/" AZURE_TOKEN_VOLUME);
-		env_add(&g, env, "AZURE_AUTHORITY_HOST", cfg->authority_host);
-	}
-	if (wire_pat)
-		env_add(&g, env, "AZP_TOKEN_FILE", AZP_SECRET_DIR "/token");
+	for (i = 0; i < ep->nadd; i++)
+		env_emit(&g, &ep->add[i]);
 	group_close(&g);
 
 	group_open(&g, p, &container, "resources",
 	    field_object(t->container, "resources") != NULL, 0);
-	rc = fill_resources(t->profile, t->container, t->name, &g, d);
+	rc = fill_resources(t->profile, t->container, t->name, field_object(spec, "resources"),
+	    &g, d);
 	group_close(&g);
 	if (rc == -1 || d->result == POLICY_DENIED) {
 		group_close(&container);
@@ -827,6 +913,7 @@ policy_decide(const struct config *cfg, const struct policy_input *in,
 	const cJSON *metadata, *labels, *annotations, *spec, *containers;
 	const char *who, *kind;
 	struct target t;
+	struct env_plan ep;
 	struct patch p;
 
 	memset(d, 0, sizeof(*d));
@@ -871,8 +958,9 @@ policy_decide(const struct config *cfg, const struct policy_input *in,
 	    "will not clean up its offline agents", t.pool) == -1)
 		return -1;
 
-	patch_metadata(cfg, in, &t, labels, annotations, &p);
-	if (patch_agent(cfg, &t, spec, &p, d) == -1)
+	plan_env(cfg, &t, &ep);
+	patch_metadata(cfg, in, &t, &ep, labels, annotations, &p);
+	if (patch_agent(cfg, &t, &ep, spec, &p, d) == -1)
 		goto nomem;
 	if (d->result == POLICY_DENIED) {
 		buf_release(&p.text);

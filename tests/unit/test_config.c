@@ -53,6 +53,10 @@ static const struct {
 	{ "{" BASE ",\"janitor\":{\"maxPatchesPerCycle\":-1}}", "'janitor.maxPatchesPerCycle'" },
 	{ "{" BASE ",\"janitor\":{\"identity\":{\"clientId\":\"x\"}}}", "'janitor.identity.clientId': 'x' is not a GUID" },
 	{ "{" BASE ",\"janitor\":{\"identity\":{\"tenant\":\"x\"}}}", "unknown key 'janitor.identity.tenant'" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"gpu\":{\"requests\":{\"nvidia.com/gpu\":\"1\"}}}}", "'profiles.gpu.requests.nvidia.com/gpu': Kubernetes needs a limit for nvidia.com/gpu equal to the request" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"gpu\":{\"requests\":{\"nvidia.com/gpu\":\"1\"},\"limits\":{\"nvidia.com/gpu\":\"2\"}}}}", "'profiles.gpu.requests.nvidia.com/gpu': 1 must equal limits.nvidia.com/gpu (2)" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"h\":{\"requests\":{\"hugepages-2Mi\":\"64Mi\",\"memory\":\"1Gi\"},\"limits\":{\"hugepages-2Mi\":\"128Mi\"}}}}", "'profiles.h.requests.hugepages-2Mi': 64Mi must equal" },
+	{ "{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"h\":{\"limits\":{\"hugepages-1Gi\":\"2Gi\"}}}}", "'profiles.h': hugepages need a cpu or memory" },
 	{ "{" BASE ",\"identity\":{\"clientId\":\"11111111-0000-4000-8000-000000000001\"},\"janitor\":{\"identity\":{\"clientId\":\"11111111-0000-4000-8000-000000000001\"}}}", "give the janitor its own identity" },
 };
 
@@ -73,6 +77,24 @@ main(void)
 			fprintf(stderr, "case %zu: '%s' lacks '%s'\n", i, err, bad[i].words);
 		CHECK(strstr(err, bad[i].words) != NULL);
 		config_free(cfg);
+	}
+
+	/* Extended resources and hugepages with request equal to limit, a
+	 * limit alone, or kubernetes.io-domain names (overcommittable) pass. */
+	{
+		static const char *const good[] = {
+			"{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"g\":{\"requests\":{\"nvidia.com/gpu\":\"1\",\"cpu\":\"1\"},\"limits\":{\"nvidia.com/gpu\":\"1\",\"cpu\":\"2\"}}}}",
+			"{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"g\":{\"limits\":{\"nvidia.com/gpu\":\"2\"}}}}",
+			"{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"h\":{\"requests\":{\"hugepages-2Mi\":\"64Mi\",\"memory\":\"1Gi\"},\"limits\":{\"hugepages-2Mi\":\"64Mi\"}}}}",
+			"{\"organizationUrl\":\"https://x\",\"defaultPool\":\"p\",\"profiles\":{\"e\":{\"requests\":{\"ephemeral-storage\":\"1Gi\"},\"limits\":{\"ephemeral-storage\":\"4Gi\"}}}}",
+		};
+		for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+			cfg = config_parse(good[i], strlen(good[i]), err, sizeof(err));
+			if (cfg == NULL)
+				fprintf(stderr, "good case %zu: %s\n", i, err);
+			CHECK(cfg != NULL);
+			config_free(cfg);
+		}
 	}
 
 	/* Defaults fill every key a minimal config leaves out. */

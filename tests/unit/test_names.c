@@ -40,6 +40,13 @@ main(void)
 	CHECK(!names_is_dns_subdomain("Azp"));
 	CHECK(!names_is_dns_subdomain("-a"));
 	CHECK(!names_is_dns_subdomain(""));
+	CHECK(names_resource_exact("nvidia.com/gpu"));
+	CHECK(names_resource_exact("hugepages-2Mi"));
+	CHECK(names_resource_exact("example.com/dongle"));
+	CHECK(!names_resource_exact("cpu"));
+	CHECK(!names_resource_exact("memory"));
+	CHECK(!names_resource_exact("ephemeral-storage"));
+	CHECK(!names_resource_exact("kubernetes.io/something"));
 	CHECK(names_is_guid("00000000-0000-0000-0000-000000000000"));
 	CHECK(!names_is_guid("00000000-0000-0000-0000-00000000000"));
 	CHECK(!names_is_guid("0000000000000-0000-0000-00000000000-"));
