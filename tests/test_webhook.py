@@ -63,6 +63,8 @@ class Webhook:
                     "--tls-key", os.path.join(self.certdir, "tls.key"),
                     "--port", str(self.port), "--metrics-port", str(self.metrics_port),
                     "--address", "127.0.0.1"] + (extra or [])
+            if not any(a.startswith("--shutdown-delay") for a in extra or []):
+                cmd += ["--shutdown-delay", "0"]    # test_shutdown_delay tests it
             e = dict(os.environ, **(env or {}))
             self.logf = open(self.log, "w")
             self.proc = subprocess.Popen(cmd, stderr=self.logf, stdout=subprocess.DEVNULL, env=e)
@@ -264,6 +266,118 @@ def test_slow_clients(res, tmp):
     for x in slow:
         x.close()
     hook.stop(res, "slow clients")
+
+
+def tls_from(hook, source):
+    """A TLS connection from a given loopback address (127.0.0.0/8 is local)."""
+    s = socket.create_connection(("127.0.0.1", hook.port), timeout=30 * SCALE, source_address=(source, 0))
+    return lib.tls_context(hook.ca).wrap_socket(s, server_hostname="localhost")
+
+
+def test_header_dribblers(res, tmp):
+    """#14.2: --request-timeout is a deadline from accept to a whole request,
+    whatever the client sends meanwhile: ten clients that send a header byte
+    every half second hold all ten connection slots only until it passes,
+    and a new client is served within kube-apiserver's default 5 s."""
+    hook = Webhook(tmp, extra=["--request-timeout", "3", "--max-connections", "10",
+                               "--max-connections-per-address", "10", "--idle-timeout", "60"])
+    header = b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200
+    slow, cut_after = [], []
+    for _ in range(10):
+        s = raw_tls(hook)
+        s.settimeout(0.2)
+        slow.append([s, time.monotonic(), None])
+    stop = threading.Event()
+
+    def dribble():
+        i = 0
+        while not stop.is_set() and any(x[2] is None for x in slow):
+            for x in slow:
+                if x[2] is not None:
+                    continue
+                try:
+                    x[0].send(header[i % len(header):i % len(header) + 1])
+                    if x[0].recv(1) == b"":
+                        x[2] = time.monotonic()
+                except socket.timeout:
+                    pass
+                except (OSError, ssl.SSLError):
+                    x[2] = time.monotonic()
+            i += 1
+            stop.wait(0.5)
+    t = threading.Thread(target=dribble, daemon=True)
+    t.start()
+    t0 = time.monotonic()
+    served = lib.eventually(lambda: _serves(hook), 30 * SCALE)
+    took = time.monotonic() - t0
+    stop.set()
+    t.join(10)
+    res.check(served and took < 5 * SCALE, "ten header dribblers on a limit of 10: a new client is served "
+              "within 5 s (%.1f s)" % took)
+    held = [x[2] - x[1] for x in slow if x[2] is not None]
+    res.check(len(held) == 10 and max(held) < 3 + 2 * SCALE,
+              "every dribbler is cut at --request-timeout from accept, though it never went silent "
+              "(held %s s)" % ", ".join("%.1f" % h for h in held))
+    for x in slow:
+        x[0].close()
+    hook.stop(res, "header dribblers")
+
+
+def test_per_address_limit(res, tmp):
+    """#14.2: one address cannot take every connection slot."""
+    hook = Webhook(tmp, extra=["--max-connections", "20", "--max-connections-per-address", "4",
+                               "--request-timeout", "30"])
+    held, refused = [], 0
+    for _ in range(8):
+        try:
+            s = tls_from(hook, "127.0.0.1")
+            s.settimeout(1.0)
+            held.append(s)
+        except (OSError, ssl.SSLError):
+            refused += 1
+    # A connection over the limit is closed at once (during or right after
+    # the handshake): count the ones still open.
+    open_ = 0
+    for s in held:
+        try:
+            s.send(b"G")
+            s.recv(1)           # b"": the server closed it
+        except socket.timeout:
+            open_ += 1          # still open, waiting for the rest
+        except (OSError, ssl.SSLError):
+            pass
+    res.check(open_ == 4, "--max-connections-per-address 4: 8 connections from one address, 4 kept "
+              "(%d kept, %d refused)" % (open_, refused))
+    ok = False
+    try:
+        s = tls_from(hook, "127.0.0.2")
+        s.sendall(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        ok = read_status(s).startswith(b"HTTP/1.1 200")
+        s.close()
+    except (OSError, ssl.SSLError):
+        pass
+    res.check(ok, "another address is still served")
+    for s in held:
+        s.close()
+    hook.stop(res, "per-address limit")
+
+
+def test_shutdown_delay(res, tmp):
+    """#14.5: on SIGTERM /readyz fails at once, and connections are still
+    accepted and served for --shutdown-delay (endpoints take that long to
+    drop the pod), then no more; exit 0."""
+    hook = Webhook(tmp, extra=["--shutdown-delay", "3"])
+    t0 = time.monotonic()
+    hook.proc.send_signal(signal.SIGTERM)
+    hook.wait_log("stopping")
+    res.check(hook.get("/readyz")[0] == 503, "SIGTERM: /readyz answers 503 at once")
+    st, body = hook.post(json.dumps(valid_review()).encode())
+    res.check(st == 200 and time.monotonic() - t0 < 3,
+              "SIGTERM: a new connection within the delay is still served (%.1f s)" % (time.monotonic() - t0))
+    hook.wait_log("no new connections")
+    res.check(time.monotonic() - t0 >= 2.5, "it stops accepting only after the delay (%.1f s)" % (
+        time.monotonic() - t0))
+    hook.stop(res, "shutdown delay")
 
 
 def test_endpoints_and_metrics(res, hook):
@@ -500,7 +614,8 @@ def test_mixed_10k(res, hook):
 
 def test_attack(res, tmp):
     """Slow clients and connection floods do not stop valid requests."""
-    hook = Webhook(tmp, extra=["--request-timeout", "3", "--max-connections", "700"])
+    hook = Webhook(tmp, extra=["--request-timeout", "3", "--max-connections", "700",
+                               "--max-connections-per-address", "700"])
     review = json.dumps(valid_review()).encode()
     slow = []
     n = 100 if ARGS.quick else 500
@@ -682,6 +797,9 @@ def main():
             test_attack(res, tmp)
             test_under_load(res, tmp)
             test_slow_clients(res, tmp)
+            test_header_dribblers(res, tmp)
+            test_per_address_limit(res, tmp)
+            test_shutdown_delay(res, tmp)
             test_start_without_cert(res, tmp)
             test_flags(res, tmp)
         for root, _, files in os.walk(tmp):

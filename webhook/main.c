@@ -45,6 +45,7 @@ main(int argc, char **argv)
 	const char *key = "/etc/pipewarden/tls/tls.key";
 	const char *address = NULL, *port = "8443", *metrics_port = "9090";
 	const char *max_conns = "1000", *req_timeout = "10", *idle_timeout = "120";
+	const char *per_address = "250", *shutdown_delay = "5";
 	const struct cli_option opts[] = {
 		{ "tls-cert", &cert, NULL, "FILE", "serving certificate, PEM (/etc/pipewarden/tls/tls.crt)" },
 		{ "tls-key", &key, NULL, "FILE", "serving key, PEM (/etc/pipewarden/tls/tls.key)" },
@@ -52,14 +53,16 @@ main(int argc, char **argv)
 		{ "metrics-port", &metrics_port, NULL, "PORT", "HTTP port for /metrics, /healthz (9090)" },
 		{ "address", &address, NULL, "ADDR", "listen address (all)" },
 		{ "max-connections", &max_conns, NULL, "N", "connection limit (1000)" },
-		{ "request-timeout", &req_timeout, NULL, "SECONDS", "to receive a whole request (10)" },
+		{ "max-connections-per-address", &per_address, NULL, "N", "connections from one client address (250)" },
+		{ "request-timeout", &req_timeout, NULL, "SECONDS", "deadline from accept to a whole request: handshake, headers, body (10)" },
 		{ "idle-timeout", &idle_timeout, NULL, "SECONDS", "a keep-alive connection may idle (120)" },
+		{ "shutdown-delay", &shutdown_delay, NULL, "SECONDS", "after SIGTERM, /readyz fails but connections are accepted this long (5)" },
 		CLI_COMMON_OPTIONS(&common),
 		{ NULL, NULL, NULL, NULL, NULL },
 	};
 	struct server_options so;
 	struct config *cfg;
-	long long conns, rt, it;
+	long long conns, rt, it, pa, sd;
 	int status;
 
 	log_init("pipewarden-webhook");
@@ -77,13 +80,17 @@ main(int argc, char **argv)
 	    parse_port("metrics-port", metrics_port, &so.metrics_port) == -1 ||
 	    parse_number("max-connections", max_conns, 1, 1000000, &conns) == -1 ||
 	    parse_number("request-timeout", req_timeout, 1, 3600, &rt) == -1 ||
-	    parse_number("idle-timeout", idle_timeout, 1, 86400, &it) == -1) {
+	    parse_number("idle-timeout", idle_timeout, 1, 86400, &it) == -1 ||
+	    parse_number("max-connections-per-address", per_address, 1, 1000000, &pa) == -1 ||
+	    parse_number("shutdown-delay", shutdown_delay, 0, 600, &sd) == -1) {
 		config_free(cfg);
 		return 2;
 	}
 	so.connection_limit = (unsigned int)conns;
 	so.request_timeout = (unsigned int)rt;
 	so.idle_timeout = (unsigned int)it;
+	so.per_address_limit = (unsigned int)pa;
+	so.shutdown_delay = (unsigned int)sd;
 	/* the server now owns cfg */
 	return server_run(&so, cfg);
 }

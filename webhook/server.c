@@ -28,8 +28,17 @@
 
 #define BODY_MAX	(4 * 1024 * 1024)	/* two objects of etcd's 1.5 MiB */
 #define DRAIN_MAX	(64 * 1024 * 1024)	/* past this, answer and close */
-#define STOP_GRACE	25			/* seconds for in-flight requests */
+#define STOP_GRACE	20			/* seconds for in-flight requests */
 #define CERT_KEEP	600			/* seconds a replaced pair lives */
+
+/* Per-connection state, MHD's socket context: when the connection must
+ * have delivered its next whole request.  Listed for the deadline sweep. */
+struct conn {
+	struct conn	*prev, *next;
+	int		 fd;
+	double		 deadline;	/* monotonic seconds */
+	int		 cut;		/* shut down by the sweep */
+};
 
 struct server {
 	const struct server_options *opts;
@@ -43,8 +52,11 @@ struct server {
 	int			 timerfd;
 	unsigned int		 in_flight;
 	double			 last_request;	/* monotonic start of the newest */
-	int			 stopping;
+	int			 stopping;	/* SIGTERM: /readyz fails */
+	double			 quiesce_at;	/* then stop accepting, at this time */
+	int			 quiesced;
 	time_t			 stop_deadline;
+	struct conn		*conns;		/* every open TLS connection */
 
 	struct metric_family	*m_requests;
 	struct metric_family	*m_duration;
@@ -61,6 +73,15 @@ struct request {
 	int		 mutate;	/* POST /mutate */
 	struct timespec	 start;
 };
+
+static double
+mono_now(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
 
 static double
 seconds_since(const struct timespec *t)
@@ -179,6 +200,72 @@ mutate(struct server *srv, struct MHD_Connection *conn, struct request *req)
 	return ret;
 }
 
+/* Set a connection's deadline (only earlier, when tighten). */
+static void
+conn_deadline(struct MHD_Connection *conn, double deadline, int tighten)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct conn *c;
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci == NULL || (c = ci->socket_context) == NULL)
+		return;
+	if (!tighten || deadline < c->deadline)
+		c->deadline = deadline;
+}
+
+/* A TLS connection opens or closes.  From accept, a client has
+ * --request-timeout to complete its TLS handshake and its first request;
+ * a slow client cannot hold a connection slot longer by sending a byte
+ * now and then (libmicrohttpd's own timeout counts only silence). */
+static void
+notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct conn *c = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+			return;		/* unbounded but served: MHD's own timeout */
+		c->fd = ci->connect_fd;
+		c->deadline = mono_now() + srv->opts->request_timeout;
+		c->next = srv->conns;
+		if (srv->conns != NULL)
+			srv->conns->prev = c;
+		srv->conns = c;
+		*socket_context = c;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c != NULL) {
+		if (c->prev != NULL)
+			c->prev->next = c->next;
+		else
+			srv->conns = c->next;
+		if (c->next != NULL)
+			c->next->prev = c->prev;
+		free(c);
+		*socket_context = NULL;
+	}
+}
+
+/* Cut every connection past its deadline: libmicrohttpd sees the shut
+ * down socket on its next run and closes the connection. */
+static void
+sweep_deadlines(struct server *srv)
+{
+	double now = mono_now();
+	struct conn *c;
+
+	for (c = srv->conns; c != NULL; c = c->next) {
+		if (c->cut || now < c->deadline)
+			continue;
+		c->cut = 1;
+		shutdown(c->fd, SHUT_RDWR);
+		log_debug("connection cut: no whole request by its deadline", NULL);
+	}
+}
+
 static enum MHD_Result
 handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -209,9 +296,11 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 		srv->in_flight++;
 		srv->last_request = (double)req->start.tv_sec + (double)req->start.tv_nsec / 1e9;
 		/* While a request is being received, a silent client is dropped
-		 * soon; between requests it may idle longer (completion). */
+		 * soon; between requests it may idle longer (completion).  The
+		 * body, too, must be in by the deadline. */
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
 		    srv->opts->request_timeout);
+		conn_deadline(conn, mono_now() + srv->opts->request_timeout, 1);
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -308,6 +397,9 @@ request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	srv->in_flight--;
 	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
 	    srv->opts->idle_timeout);
+	/* Between requests a keep-alive client may idle, then send the next
+	 * whole request, all within --idle-timeout. */
+	conn_deadline(conn, mono_now() + srv->opts->idle_timeout, 0);
 }
 
 static void
@@ -358,7 +450,7 @@ start_daemon(struct server *srv, int tls, unsigned int port, int dual_stack)
 	    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"
 	    "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"
 	    "%SERVER_PRECEDENCE";
-	struct MHD_OptionItem o[12];
+	struct MHD_OptionItem o[16];
 	struct sockaddr_storage ss;
 	unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	int have, n = 0;
@@ -385,6 +477,10 @@ start_daemon(struct server *srv, int tls, unsigned int port, int dual_stack)
 		flags |= MHD_USE_TLS;
 		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED,
 		    (intptr_t)request_completed, srv };
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
+		    (intptr_t)notify_connection, srv };
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    (intptr_t)srv->opts->per_address_limit, NULL };
 		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
 		    (void *)certstore_callback() };
 		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
@@ -482,27 +578,33 @@ next_timeout(struct server *srv, int max)
 	return ms;
 }
 
+/* SIGTERM: /readyz fails at once, so endpoints drop the pod; connections
+ * are still accepted for --shutdown-delay, the time that takes. */
 static void
 begin_stop(struct server *srv, const char *why)
 {
-	MHD_socket fd;
-
 	if (srv->stopping)
 		return;
 	srv->stopping = 1;
+	srv->quiesce_at = mono_now() + srv->opts->shutdown_delay;
+	if (srv->last_request == 0)
+		srv->last_request = mono_now() - 1.0;
+	log_info("stopping: /readyz fails; still accepting for the shutdown delay",
+	    "signal", why, NULL);
+}
+
+/* After the delay: stop accepting; in-flight requests finish. */
+static void
+quiesce(struct server *srv)
+{
+	MHD_socket fd;
+
+	srv->quiesced = 1;
 	srv->stop_deadline = time(NULL) + STOP_GRACE;
-	/* Stop accepting; in-flight requests finish. */
 	fd = MHD_quiesce_daemon(srv->tls);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
-	log_info("stopping: no new connections, finishing in-flight requests",
-	    "signal", why, NULL);
-	{
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (srv->last_request == 0)
-			srv->last_request = (double)now.tv_sec + (double)now.tv_nsec / 1e9 - 1.0;
-	}
+	log_info("stopping: no new connections, finishing in-flight requests", NULL);
 }
 
 static int
@@ -520,11 +622,14 @@ loop(struct server *srv)
 		 * second: a keep-alive client may have sent its next request before
 		 * it read our "Connection: close". */
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (srv->stopping && ((srv->in_flight == 0 && (double)now.tv_sec +
+		if (srv->stopping && !srv->quiesced && mono_now() >= srv->quiesce_at)
+			quiesce(srv);
+		if (srv->quiesced && ((srv->in_flight == 0 && (double)now.tv_sec +
 		    (double)now.tv_nsec / 1e9 - srv->last_request >= 1.0) ||
 		    time(NULL) >= srv->stop_deadline))
 			return 0;
-		n = epoll_wait(srv->epfd, ev, 8, next_timeout(srv, 1000));
+		n = epoll_wait(srv->epfd, ev, 8, next_timeout(srv,
+		    srv->stopping && !srv->quiesced ? 100 : 1000));
 		if (n == -1 && errno != EINTR) {
 			log_error("epoll_wait failed", "error", strerror(errno), NULL);
 			return 1;
@@ -537,6 +642,7 @@ loop(struct server *srv)
 			    read(srv->timerfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks)) {
 				reload_config(srv);
 				load_certs(srv, 0);
+				sweep_deadlines(srv);
 			}
 		}
 		MHD_run(srv->tls);

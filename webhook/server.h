@@ -20,8 +20,10 @@ struct server_options {
 	unsigned int	 port;
 	unsigned int	 metrics_port;
 	unsigned int	 connection_limit;
+	unsigned int	 per_address_limit;	/* connections from one address */
 	unsigned int	 idle_timeout;		/* seconds a keep-alive may idle */
-	unsigned int	 request_timeout;	/* seconds to receive a request */
+	unsigned int	 request_timeout;	/* seconds from accept to a whole request */
+	unsigned int	 shutdown_delay;	/* seconds still accepting after SIGTERM */
 	const char	*version;
 };
 
