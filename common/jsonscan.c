@@ -2,7 +2,7 @@
 
 #include "jsonscan.h"
 
-#define MAX_DEPTH	256
+#define MAX_DEPTH	1000	/* as cJSON's CJSON_NESTING_LIMIT: what one can parse, the other can frame */
 
 static const char *
 skip_ws(const char *p, const char *end)

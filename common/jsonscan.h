@@ -20,7 +20,7 @@ typedef int	(*jsonscan_member_fn)(const char *key, size_t keylen,
 typedef int	(*jsonscan_element_fn)(const char *value, size_t len, void *cls);
 
 /* Walk a JSON object.  Return 0, or -1 when the text is not one object
- * (bad framing, nesting over 256, trailing data) or a callback stopped. */
+ * (bad framing, nesting over 1000, trailing data) or a callback stopped. */
 int	jsonscan_object(const char *text, size_t len, jsonscan_member_fn fn, void *cls);
 
 /* Walk a JSON array.  Return 0, or -1 as above. */

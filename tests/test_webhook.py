@@ -380,6 +380,124 @@ def test_shutdown_delay(res, tmp):
     hook.stop(res, "shutdown delay")
 
 
+# ---- memory: the worst bodies under the 4 MiB limit -----------------------------
+
+BODY_LIMIT = 4 * 1024 * 1024
+MEMORY_LIMIT = 64 * 1024 * 1024        # the Deployment's container limit
+
+
+def worst_bodies():
+    """AdmissionReviews of legal shape, each as large as the 4 MiB limit
+    allows, built to cost cJSON the most memory per byte: (name, body)."""
+    review = valid_review()
+    base = json.dumps(review).encode()
+    room = BODY_LIMIT - len(base) - 64
+
+    def with_pod(mutate):
+        r = json.loads(base)
+        mutate(r["request"]["object"])
+        return json.dumps(r, separators=(",", ":")).encode()
+
+    def args(pod):
+        pod["spec"]["containers"][0]["args"] = [""] * (room // 3)
+
+    def numbers(pod):
+        pod["spec"]["containers"][0]["args"] = "@NUMBERS@"
+
+    def objects(pod):
+        pod["spec"]["containers"][0]["env"] = [{}] * (room // 3)
+
+    def nested(pod):
+        pod["spec"]["containers"][0]["args"] = "@NESTED@"
+
+    def pool(pod):
+        pod["metadata"].setdefault("annotations", {})["pipewarden.io/pool"] = "p" * (2 * 1024 * 1024)
+    out = [("a million empty args", with_pod(args)), ("two million numbers", None),
+           ("a million empty objects", with_pod(objects)), ("arrays 500 deep, repeated", None),
+           ("a 2 MiB pool annotation", with_pod(pool))]
+    nums = with_pod(numbers)
+    out[1] = (out[1][0], nums.replace(b'"@NUMBERS@"', b"[" + b",".join([b"0"] * (room // 2)) + b"]"))
+    deep = b"[" * 500 + b"]" * 500
+    nest = with_pod(nested)
+    out[3] = (out[3][0], nest.replace(b'"@NESTED@"', b"[" + b",".join([deep] * (room // (len(deep) + 1))) + b"]"))
+    return out
+
+
+def peak_rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def reset_peak(pid):
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+
+
+def test_memory_bounds(res, tmp):
+    """#14.1: whatever arrives, the process stays under its container's 64 MiB:
+    each worst body alone, then twenty 4 MiB bodies held unfinished at once
+    while a valid pod is answered.  Peak RSS as the kernel counts it
+    (VmHWM, reset between inputs).  Plain build only: sanitizers and
+    valgrind change what memory is."""
+    if ARGS.wrapper:
+        res.skip("memory bounds", "under valgrind the process's memory is valgrind's")
+        return
+    # Under AddressSanitizer the answers are checked (the budgets hold
+    # there too), not the figures: its quarantine keeps freed memory.
+    measure = "libasan" not in subprocess.run(["ldd", ARGS.bin], capture_output=True, text=True).stdout
+    if not measure:
+        res.skip("peak RSS figures", "an ASan build's memory is not the process's own")
+    hook = Webhook(tmp)
+    pid = hook.proc.pid
+    figures = []
+    for name, body in worst_bodies():
+        res.check(len(body) <= BODY_LIMIT, "%s: %d bytes, within the 4 MiB limit" % (name, len(body)))
+        reset_peak(pid)
+        st, answer = hook.post(body)
+        peak = peak_rss(pid)
+        figures.append("%s %.1f MiB" % (name, peak / 2**20))
+        a = json.loads(answer) if st == 200 else {}
+        r = a.get("response", {})
+        res.check(st == 200 and r.get("allowed") is False and r.get("status", {}).get("code") in (400, 403)
+                  and len(r.get("status", {}).get("message", "")) < 1024,
+                  "%s: denied with a message, not a 500 (%d)" % (name, st), repr(answer[:300]))
+        if measure:
+            res.check(peak < MEMORY_LIMIT, "%s: peak RSS %.1f MiB < 64 MiB" % (name, peak / 2**20))
+        assert_serving(res, hook, "after " + name)
+    # Twenty 4 MiB bodies, each sent but for its last bytes, held open.
+    reset_peak(pid)
+    body = worst_bodies()[0][1]
+    held = []
+    for _ in range(20):
+        s = raw_tls(hook)
+        s.sendall(b"POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        s.sendall(body[:-10])
+        held.append(s)
+    assert_serving(res, hook, "with twenty 4 MiB bodies held")
+    statuses = []
+    for s in held:
+        try:
+            s.sendall(body[-10:])
+            statuses.append(read_status(s)[:12])
+        except (OSError, ssl.SSLError):
+            statuses.append(b"closed")
+    peak = peak_rss(pid)
+    figures.append("twenty held %.1f MiB" % (peak / 2**20))
+    if measure:
+        res.check(peak < MEMORY_LIMIT, "twenty 4 MiB bodies at once: peak RSS %.1f MiB < 64 MiB" % (peak / 2**20))
+    res.check(all(x.startswith(b"HTTP/1.1 200") or x.startswith(b"HTTP/1.1 503") for x in statuses),
+              "each held body is answered (a denial, or 503 past the global budget), never a 500",
+              str(statuses))
+    for s in held:
+        s.close()
+    print("peak RSS: " + "; ".join(figures), flush=True)
+    hook.stop(res, "memory bounds")
+
+
 def test_endpoints_and_metrics(res, hook):
     res.check(hook.get("/healthz") == (200, b"ok\n"), "GET /healthz over TLS")
     res.check(hook.get("/readyz")[0] == 200, "GET /readyz over TLS")
@@ -800,6 +918,7 @@ def main():
             test_header_dribblers(res, tmp)
             test_per_address_limit(res, tmp)
             test_shutdown_delay(res, tmp)
+            test_memory_bounds(res, tmp)
             test_start_without_cert(res, tmp)
             test_flags(res, tmp)
         for root, _, files in os.walk(tmp):

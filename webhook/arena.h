@@ -1,17 +1,25 @@
 #ifndef PW_ARENA_H
 #define PW_ARENA_H
 
+#include <stddef.h>
+
 /*
  * A per-request arena for cJSON: while one is open, cJSON allocates by
  * bumping a pointer and frees nothing; arena_close() forgets it all at
- * once.  cJSON's hooks are process-wide, so this is for the webhook's one
- * event-loop thread only, and every cJSON tree made inside must also be
- * deleted (or abandoned) inside.  Under AddressSanitizer the arena is off,
- * so the sanitizer still sees every cJSON allocation.
+ * once.  An arena has a budget: past it an allocation fails (cJSON then
+ * fails the parse), so one request's parse never takes more than that,
+ * whatever its body holds.  cJSON's hooks are process-wide, so this is for
+ * the webhook's one event-loop thread only, and every cJSON tree made
+ * inside must also be deleted (or abandoned) inside.  Under
+ * AddressSanitizer the allocations go to malloc, one by one, so the
+ * sanitizer still sees each, and the budget is still kept.
  */
 
-/* Start routing cJSON's allocations to the arena. */
-void	arena_open(void);
+/* Start routing cJSON's allocations to the arena, at most budget bytes. */
+void	arena_open(size_t budget);
+
+/* Whether an allocation failed since arena_open() because of the budget. */
+int	arena_exhausted(void);
 
 /* Route them back to malloc/free and reset the arena (its first block is
  * kept for the next request; larger ones are freed). */

@@ -11,6 +11,7 @@
 #define PATCH_MAX	(1024 * 1024)
 #define RESOURCES_MAX	16	/* resource names one profile may name */
 #define MESSAGE_MAX	1024
+#define POOL_NAME_MAX	256	/* DESIGN: longer than Kubernetes and Azure DevOps allow */
 
 /* What a pod's author may set, then what pipewarden itself writes. */
 static const char *const known_annotations[] = {
@@ -612,6 +613,9 @@ read_annotations(const struct config *cfg, const cJSON *annotations,
 		return deny(d, 400, "annotation 'pipewarden.io/pool': empty pool name; "
 		    "name an Azure DevOps agent pool or remove the annotation to use "
 		    "'%s'", cfg->default_pool);
+	if (pool != NULL && strlen(pool) > POOL_NAME_MAX)
+		return deny(d, 400, "annotation 'pipewarden.io/pool': %zu characters; an "
+		    "Azure DevOps agent pool name has at most %d", strlen(pool), POOL_NAME_MAX);
 	t->pool = pool != NULL ? pool : cfg->default_pool;
 	snprintf(d->pool, sizeof(d->pool), "%s", t->pool);
 	if ((t->profile = config_profile(cfg, profile != NULL ? profile :

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../common/buf.h"
+#include "../common/jsonscan.h"
 #include "review.h"
 
 #define ANSWER_MAX	(8 * 1024 * 1024)
@@ -281,4 +282,71 @@ review_error_body(int code, const char *message, size_t *lenp)
 	buf_add_json_string(&b, message);
 	buf_addf(&b, ",\"reason\":\"%s\",\"code\":%d}\n", reason, code);
 	return buf_detach(&b, lenp);
+}
+
+struct uid_scan {
+	const char	*request;	/* request's text, once found */
+	size_t		 request_len;
+	char		*out;
+	size_t		 outlen;
+	int		 found;
+};
+
+static int
+find_member(const char *key, size_t keylen, const char *value, size_t len, void *cls,
+    const char *want, const char **at, size_t *atlen)
+{
+	(void)cls;
+	if (keylen == strlen(want) && memcmp(key, want, keylen) == 0) {
+		*at = value;
+		*atlen = len;
+		return -1;	/* found: stop */
+	}
+	return 0;
+}
+
+static int
+find_request(const char *key, size_t keylen, const char *value, size_t len, void *cls)
+{
+	struct uid_scan *u = cls;
+
+	return find_member(key, keylen, value, len, cls, "request", &u->request,
+	    &u->request_len);
+}
+
+static int
+find_uid(const char *key, size_t keylen, const char *value, size_t len, void *cls)
+{
+	struct uid_scan *u = cls;
+	const char *v = NULL;
+	size_t vlen = 0;
+	size_t i;
+
+	if (find_member(key, keylen, value, len, cls, "uid", &v, &vlen) == 0)
+		return 0;
+	/* A plain string: quotes around printable characters, no escapes. */
+	if (vlen < 3 || v[0] != '"' || v[vlen - 1] != '"' || vlen - 2 >= u->outlen)
+		return -1;
+	for (i = 1; i < vlen - 1; i++)
+		if (v[i] == '\\' || (unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+			return -1;
+	memcpy(u->out, v + 1, vlen - 2);
+	u->out[vlen - 2] = '\0';
+	u->found = 1;
+	return -1;
+}
+
+int
+review_uid(const char *body, size_t len, char *out, size_t outlen)
+{
+	struct uid_scan u;
+
+	memset(&u, 0, sizeof(u));
+	u.out = out;
+	u.outlen = outlen;
+	jsonscan_object(body, len, find_request, &u);
+	if (u.request == NULL)
+		return -1;
+	jsonscan_object(u.request, u.request_len, find_uid, &u);
+	return u.found ? 0 : -1;
 }

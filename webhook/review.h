@@ -33,6 +33,11 @@ int	review_parse(const char *body, size_t len, struct review *rv,
 
 void	review_release(struct review *rv);
 
+/* request.uid of a body too large to parse whole, read from its framing
+ * alone (common/jsonscan.c): copied into out.  Return 0, or -1 when the
+ * body has no plain string uid that fits. */
+int	review_uid(const char *body, size_t len, char *out, size_t outlen);
+
 /* The AdmissionReview response for a decision, as JSON text the caller
  * frees.  NULL when out of memory. */
 char	*review_answer(const char *uid, const struct policy_decision *d,

@@ -27,6 +27,16 @@
 #include "server.h"
 
 #define BODY_MAX	(4 * 1024 * 1024)	/* two objects of etcd's 1.5 MiB */
+/* Memory, so the process stays under its container's 64 MiB whatever
+ * arrives: all request bodies held at once, and one request's parse (one
+ * at a time: every callback runs on the loop's one thread). */
+#define BODIES_BUDGET	(24 * 1024 * 1024)
+#define PARSE_BUDGET	(16 * 1024 * 1024)
+/* Of the bodies' budget, this much is only for bodies of at most
+ * LARGE_BODY (real pods are a few KiB): a flood of large bodies cannot
+ * keep ordinary pods out. */
+#define SMALL_RESERVE	(4 * 1024 * 1024)
+#define LARGE_BODY	(256 * 1024)
 #define DRAIN_MAX	(64 * 1024 * 1024)	/* past this, answer and close */
 #define STOP_GRACE	20			/* seconds for in-flight requests */
 #define CERT_KEEP	600			/* seconds a replaced pair lives */
@@ -51,6 +61,7 @@ struct server {
 	int			 sigfd;
 	int			 timerfd;
 	unsigned int		 in_flight;
+	size_t			 buffered;	/* bytes charged by all bodies */
 	double			 last_request;	/* monotonic start of the newest */
 	int			 stopping;	/* SIGTERM: /readyz fails */
 	double			 quiesce_at;	/* then stop accepting, at this time */
@@ -69,6 +80,8 @@ struct server {
 struct request {
 	struct server	*srv;
 	struct buf	 body;
+	size_t		 charged;	/* of srv->buffered, for this body */
+	int		 over_budget;	/* the global budget refused it: 503 */
 	size_t		 drained;
 	int		 mutate;	/* POST /mutate */
 	struct timespec	 start;
@@ -151,6 +164,56 @@ pod_name(const cJSON *pod)
 	return cJSON_IsString(n) ? n->valuestring : "";
 }
 
+/* A review whose pod cannot be read within PARSE_BUDGET: denied by its uid
+ * (read from the framing alone), so kube-apiserver shows the user why. */
+static enum MHD_Result
+deny_uninspectable(struct server *srv, struct MHD_Connection *conn, struct request *req)
+{
+	struct policy_decision d;
+	char uid[256];
+	size_t len;
+	char *answer;
+
+	if (review_uid(req->body.data, req->body.len, uid, sizeof(uid)) == -1)
+		return respond_error(srv, conn, 400, "request too large or too deeply "
+		    "nested to read within the webhook's memory budget", 1);
+	memset(&d, 0, sizeof(d));
+	d.result = POLICY_DENIED;
+	d.code = 400;
+	d.message = strdup("pod too large or too deeply nested for pipewarden to "
+	    "inspect within its memory budget (16 MiB for one request); make the "
+	    "pod spec smaller (fewer env, args or volumes)");
+	answer = d.message != NULL ? review_answer(uid, &d, &len) : NULL;
+	policy_decision_release(&d);
+	if (answer == NULL)
+		return respond_error(srv, conn, 500, "out of memory", 1);
+	metrics_add(srv->m_requests, 1, "denied");
+	log_warn("admission", "uid", uid, "result", "denied", "reason",
+	    "pod too large to inspect within the memory budget", NULL);
+	return respond(srv, conn, MHD_HTTP_OK, answer, len, "application/json");
+}
+
+/* Charge more bytes of body to the global budget; -1 when they do not fit
+ * (the body is then dropped and drained, and answered 503). */
+static int
+charge_body(struct server *srv, struct request *req, size_t total)
+{
+	size_t budget = total > LARGE_BODY ? BODIES_BUDGET - SMALL_RESERVE : BODIES_BUDGET;
+
+	if (total <= req->charged)
+		return 0;
+	if (srv->buffered > budget || total - req->charged > budget - srv->buffered) {
+		req->over_budget = 1;
+		srv->buffered -= req->charged;
+		req->charged = 0;
+		buf_release(&req->body);
+		return -1;
+	}
+	srv->buffered += total - req->charged;
+	req->charged = total;
+	return 0;
+}
+
 /* The whole body is in: decide and answer. */
 static enum MHD_Result
 mutate(struct server *srv, struct MHD_Connection *conn, struct request *req)
@@ -165,9 +228,12 @@ mutate(struct server *srv, struct MHD_Connection *conn, struct request *req)
 	char *answer;
 
 	/* Every cJSON tree of this request lives and dies in the arena. */
-	arena_open();
+	arena_open(PARSE_BUDGET);
 	if (review_parse(req->body.data, req->body.len, &rv, err, sizeof(err)) == -1) {
+		int over = arena_exhausted();
 		arena_close();
+		if (over)
+			return deny_uninspectable(srv, conn, req);
 		return respond_error(srv, conn, 400, err, 1);
 	}
 	in.operation = rv.operation;
@@ -177,9 +243,12 @@ mutate(struct server *srv, struct MHD_Connection *conn, struct request *req)
 	in.version = srv->opts->version;
 	if (policy_decide(srv->cfg, &in, &d) == -1 ||
 	    (answer = review_answer(rv.uid, &d, &len)) == NULL) {
+		int over = arena_exhausted();
 		policy_decision_release(&d);
 		review_release(&rv);
 		arena_close();
+		if (over)
+			return deny_uninspectable(srv, conn, req);
 		return respond_error(srv, conn, 500, "out of memory", 1);
 	}
 	metrics_add(srv->m_requests, 1, results[d.result]);
@@ -289,6 +358,7 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 			    MHD_HTTP_HEADER_CONTENT_LENGTH);
 			long long n;
 			if (req->mutate && cl != NULL && parse_ll(cl, 1, BODY_MAX, &n) == 0 &&
+			    charge_body(srv, req, (size_t)n) == 0 &&
 			    buf_reserve(&req->body, (size_t)n) == -1)
 				buf_reset(&req->body);	/* no memory now: grow as it comes */
 		}
@@ -309,7 +379,8 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 			return respond_error(srv, conn, 408, "request body not "
 			    "received in time", 1);
 		}
-		if (req->mutate && !req->body.failed)
+		if (req->mutate && !req->body.failed && !req->over_budget &&
+		    charge_body(srv, req, req->body.len + *upload_data_size) == 0)
 			buf_add(&req->body, upload_data, *upload_data_size);
 		else
 			req->drained += *upload_data_size;
@@ -322,6 +393,9 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;
 	}
 	if (req->mutate) {
+		if (req->over_budget)
+			return respond_error(srv, conn, 503, "the webhook holds as many "
+			    "request bodies as its memory allows; try again", 1);
 		if (req->body.toobig)
 			return respond_error(srv, conn, 413, "request body larger "
 			    "than 4 MiB (an AdmissionReview holds at most two objects "
@@ -391,6 +465,7 @@ request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	(void)toe;
 	if (req == NULL)
 		return;
+	srv->buffered -= req->charged;
 	buf_release(&req->body);
 	free(req);
 	*req_cls = NULL;
