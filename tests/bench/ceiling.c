@@ -1,9 +1,13 @@
 /*
  * The ceiling for make bench: the least an HTTPS admission webhook can do
- * with the same libmicrohttpd, GnuTLS, certificate and threading (one polling
- * thread, epoll): read the body, answer a fixed AdmissionReview response.
+ * with the same libmicrohttpd, GnuTLS and certificate: read the body, answer
+ * a fixed AdmissionReview response, in one of libmicrohttpd's server modes
+ * (make bench measures each and compares the webhook with the fastest):
+ *   epoll    one internal polling thread, epoll
+ *   pool     a pool of two such threads (one per core here)
+ *   threads  a thread per connection
  *
- * usage: ceiling PORT CERT KEY ANSWER_FILE [PRIORITIES]
+ * usage: ceiling MODE PORT CERT KEY ANSWER_FILE [PRIORITIES]
  */
 #include <signal.h>
 #include <stdio.h>
@@ -51,19 +55,32 @@ main(int argc, char **argv)
 	sigset_t mask;
 	int sig;
 
-	if (argc != 5 && argc != 6)
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS;
+	unsigned int pool = 0;
+
+	if (argc != 6 && argc != 7)
 		return 2;
-	cert = file_read(argv[2], 1 << 20, &n);
-	key = file_read(argv[3], 1 << 20, &n);
-	answer = file_read(argv[4], 1 << 24, &answer_len);
+	if (strcmp(argv[1], "epoll") == 0)
+		flags |= MHD_USE_EPOLL;
+	else if (strcmp(argv[1], "pool") == 0) {
+		flags |= MHD_USE_EPOLL;
+		pool = 2;
+	} else if (strcmp(argv[1], "threads") == 0)
+		flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+	else
+		return 2;
+	cert = file_read(argv[3], 1 << 20, &n);
+	key = file_read(argv[4], 1 << 20, &n);
+	answer = file_read(argv[5], 1 << 24, &answer_len);
 	if (cert == NULL || key == NULL || answer == NULL)
 		return 2;
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS,
-	    (uint16_t)(int)strtol(argv[1], NULL, 10), NULL, NULL, handle, NULL,
+	d = MHD_start_daemon(flags,
+	    (uint16_t)(int)strtol(argv[2], NULL, 10), NULL, NULL, handle, NULL,
 	    MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_MEM_KEY, key,
-	    MHD_OPTION_HTTPS_PRIORITIES, argc == 6 ? argv[5] :
+	    MHD_OPTION_HTTPS_PRIORITIES, argc == 7 ? argv[6] :
 	    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
 	    MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+	    pool > 0 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool,
 	    MHD_OPTION_END);
 	if (d == NULL)
 		return 1;
