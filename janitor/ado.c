@@ -23,8 +23,28 @@ collection(const cJSON *root)
 	return cJSON_IsObject(root) && cJSON_IsArray(v) ? v : NULL;
 }
 
+/* What a busy agent runs (fixture facts 8: TaskAgentJobRequest's requestId,
+ * definition and owner, each {_links, id, name}).  request_id is written
+ * into idbuf. */
+static void
+parse_job(const cJSON *req, struct job_ref *job, char idbuf[32])
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "requestId");
+	const cJSON *owner = cJSON_GetObjectItemCaseSensitive(req, "owner");
+	const cJSON *links = cJSON_GetObjectItemCaseSensitive(owner, "_links");
+
+	memset(job, 0, sizeof(*job));
+	if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < 9007199254740992.0) {
+		snprintf(idbuf, 32, "%lld", (long long)id->valuedouble);
+		job->request_id = idbuf;
+	}
+	job->pipeline = str(cJSON_GetObjectItemCaseSensitive(req, "definition"), "name");
+	job->run = str(owner, "name");
+	job->run_url = str(cJSON_GetObjectItemCaseSensitive(links, "web"), "href");
+}
+
 static int
-parse_agent(const cJSON *a, struct agent_info *ag, char *err, size_t errlen)
+parse_agent(const cJSON *a, struct agent_info *ag, char idbuf[32], char *err, size_t errlen)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
 	const cJSON *enabled = cJSON_GetObjectItemCaseSensitive(a, "enabled");
@@ -50,6 +70,8 @@ parse_agent(const cJSON *a, struct agent_info *ag, char *err, size_t errlen)
 	/* enabled is omitted when false (EmitDefaultValue=false). */
 	ag->enabled = cJSON_IsTrue(enabled);
 	ag->busy = req != NULL && !cJSON_IsNull(req);
+	if (ag->busy)
+		parse_job(req, &ag->job, idbuf);
 	if (changed != NULL && time_parse(changed, &ag->status_changed, NULL) == -1) {
 		snprintf(err, errlen, "agent %lld: statusChangedOn '%.40s' is not a time",
 		    ag->id, changed);
@@ -77,6 +99,7 @@ scan_agent(const char *text, size_t len, void *cls)
 	struct agents_scan *sc = cls;
 	struct agent_list *l = sc->l;
 	struct agent_info ag, *v;
+	char idbuf[32];
 	cJSON *a;
 	int rc = -1;
 
@@ -84,7 +107,7 @@ scan_agent(const char *text, size_t len, void *cls)
 		snprintf(sc->err, sc->errlen, "agents list: an agent is not valid JSON");
 		return -1;
 	}
-	if (parse_agent(a, &ag, sc->err, sc->errlen) == -1)
+	if (parse_agent(a, &ag, idbuf, sc->err, sc->errlen) == -1)
 		goto out;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 256;
@@ -93,7 +116,8 @@ scan_agent(const char *text, size_t len, void *cls)
 		l->agents = v;
 	}
 	if ((ag.name = strpool_add(&l->strings, ag.name)) == NULL ||
-	    (ag.pod_uid != NULL && (ag.pod_uid = strpool_add(&l->strings, ag.pod_uid)) == NULL))
+	    (ag.pod_uid != NULL && (ag.pod_uid = strpool_add(&l->strings, ag.pod_uid)) == NULL) ||
+	    plan_job_ref_keep(&l->strings, &ag.job) == -1)
 		goto nomem;
 	l->agents[l->n++] = ag;
 	rc = 0;

@@ -109,6 +109,10 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	p->phase = phase_of(str(status, "phase"));
 	p->created = when(meta, "creationTimestamp");
 	p->deleting = get(meta, "deletionTimestamp") != NULL;
+	p->job.request_id = str(get(meta, "annotations"), KUBE_ANN_REQUEST);
+	p->job.pipeline = str(get(meta, "annotations"), KUBE_ANN_PIPELINE);
+	p->job.run = str(get(meta, "annotations"), KUBE_ANN_RUN);
+	p->job.run_url = str(get(meta, "annotations"), KUBE_ANN_RUN_URL);
 	cJSON_ArrayForEach(o, get(meta, "ownerReferences")) {
 		if (!cJSON_IsTrue(get(o, "controller")))
 			continue;
@@ -177,7 +181,8 @@ scan_pod(const char *text, size_t len, void *cls)
 	    (p.uid = strpool_add(&l->strings, p.uid)) == NULL ||
 	    (p.node = strpool_add(&l->strings, p.node)) == NULL ||
 	    (p.owner_name != NULL && (p.owner_name = strpool_add(&l->strings, p.owner_name)) == NULL) ||
-	    (p.owner_uid != NULL && (p.owner_uid = strpool_add(&l->strings, p.owner_uid)) == NULL))
+	    (p.owner_uid != NULL && (p.owner_uid = strpool_add(&l->strings, p.owner_uid)) == NULL) ||
+	    plan_job_ref_keep(&l->strings, &p.job) == -1)
 		goto nomem;
 	l->pods[l->n++] = p;
 	rc = 0;
@@ -296,6 +301,9 @@ kube_call(struct kube *k, const char *method, const char *path, const char *body
 {
 	static const char *const json_headers[] = { "Accept: application/json",
 	    "Content-Type: application/json", "User-Agent: pipewarden-janitor", NULL };
+	static const char *const merge_headers[] = { "Accept: application/json",
+	    "Content-Type: application/merge-patch+json", "User-Agent: pipewarden-janitor",
+	    NULL };
 	struct secret token = { NULL, 0 };
 	struct buf url, auth;
 	int rc, attempt;
@@ -312,7 +320,8 @@ kube_call(struct kube *k, const char *method, const char *path, const char *body
 	 * when to come back: wait as client-go does, a few times. */
 	for (attempt = 0;; attempt++) {
 		k->requests++;
-		rc = http_request(k->http, method, url.data, json_headers,
+		rc = http_request(k->http, method, url.data,
+		    strcmp(method, "PATCH") == 0 ? merge_headers : json_headers,
 		    auth.len > 0 ? auth.data : NULL, body, body != NULL ? strlen(body) : 0,
 		    r, err, errlen);
 		if (rc == -1 || r->status != 429 || attempt == 3 || k->wait == NULL ||
@@ -610,6 +619,56 @@ kube_event(struct kube *k, const struct pod_info *pod, const char *reason,
 	buf_release(&path);
 	buf_release(&body);
 	return rc;
+}
+
+/* ---- pod annotations -------------------------------------------------------- */
+
+enum kube_delete_result
+kube_annotate_pod(struct kube *k, const struct pod_info *pod, const struct job_ref *job,
+    char *err, size_t errlen)
+{
+	const char *keys[4] = { KUBE_ANN_REQUEST, KUBE_ANN_PIPELINE, KUBE_ANN_RUN,
+	    KUBE_ANN_RUN_URL };
+	const char *values[4] = { job->request_id, job->pipeline, job->run, job->run_url };
+	struct http_response r = { 0 };
+	enum kube_delete_result res = KUBE_FAILED;
+	struct buf path, body;
+	size_t i;
+
+	buf_init(&path, 4096);
+	buf_init(&body, 65536);
+	object_path(&path, "/api/v1", pod->namespace, "pods", pod->name);
+	/* A JSON merge patch of the annotations alone; the uid in it is a
+	 * precondition (a pod replaced under the same name answers 409). */
+	buf_adds(&body, "{\"metadata\":{\"uid\":");
+	buf_add_json_string(&body, pod->uid);
+	buf_adds(&body, ",\"annotations\":{");
+	for (i = 0; i < 4; i++) {
+		buf_adds(&body, i > 0 ? "," : "");
+		buf_add_json_string(&body, keys[i]);
+		buf_addc(&body, ':');
+		if (values[i] != NULL)
+			buf_add_json_string(&body, values[i]);
+		else
+			buf_adds(&body, "null");	/* merge patch: remove */
+	}
+	buf_adds(&body, "}}}");
+	if (path.failed || body.failed) {
+		snprintf(err, errlen, "out of memory");
+	} else if (kube_call(k, "PATCH", path.data, body.data, &r, err, errlen) == 0) {
+		if (r.status == 200)
+			res = KUBE_DELETED;
+		else if (r.status == 404)
+			res = KUBE_GONE;
+		else if (r.status == 409)
+			res = KUBE_REPLACED;
+		else
+			status_error(&r, "annotate pod", err, errlen);
+	}
+	http_response_release(&r);
+	buf_release(&body);
+	buf_release(&path);
+	return res;
 }
 
 /* ---- the Lease ---------------------------------------------------------- */

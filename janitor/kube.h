@@ -82,6 +82,19 @@ enum kube_delete_result	kube_delete_pod(struct kube *k, const char *ns,
 enum kube_delete_result	kube_delete_job(struct kube *k, const char *ns,
 			    const char *name, const char *uid, char *err, size_t errlen);
 
+/* The annotations the leader writes on managed pods: the pipeline job its
+ * agent runs. */
+#define KUBE_ANN_REQUEST	"pipewarden.io/job-request-id"
+#define KUBE_ANN_PIPELINE	"pipewarden.io/pipeline"
+#define KUBE_ANN_RUN		"pipewarden.io/run"
+#define KUBE_ANN_RUN_URL	"pipewarden.io/run-url"
+
+/* Write job's four annotations on pod (a JSON merge patch, the pod's uid as
+ * precondition; an absent value removes its annotation).  KUBE_DELETED
+ * means written; 404 is KUBE_GONE, 409 KUBE_REPLACED. */
+enum kube_delete_result	kube_annotate_pod(struct kube *k, const struct pod_info *pod,
+			    const struct job_ref *job, char *err, size_t errlen);
+
 /* Record a core/v1 Event on a pod (best effort).  Return 0 or -1. */
 int	kube_event(struct kube *k, const struct pod_info *pod, const char *reason,
 	    const char *message, time_t now, char *err, size_t errlen);

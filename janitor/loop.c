@@ -60,6 +60,7 @@ struct cycle {
 	int		 failed;
 	int		 over_deadline;
 	double		 plan_cpu;		/* CPU seconds in the pure plan */
+	size_t		 patches;		/* pod annotation patches made */
 };
 
 static void	pool_error(struct janitor *j, const char *pool);
@@ -618,6 +619,60 @@ pool_gauges(struct janitor *j, const struct pool_agents *pool)
 }
 
 /*
+ * Write on each managed pod the pipeline job its agent of this pool runs
+ * (pipewarden.io/job-request-id, pipeline, run, run-url), where a value
+ * changed, at most maxPatchesPerCycle a cycle.  Leader-only writes: each
+ * starts only while the Lease is fresh, none past the cycle's deadline.  A
+ * failure is logged and leaves the rest to the next cycle.
+ */
+static void
+annotate_pods(struct janitor *j, struct cycle *c, const struct pool_agents *pool)
+{
+	struct patch_plan pp = { NULL, 0, 0 };
+	size_t i, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
+	enum kube_delete_result kr;
+	char err[512];
+
+	if (c->patches >= max)
+		return;
+	if (plan_pod_annotations(pool, c->all_pods.pods, c->all_pods.n, max - c->patches,
+	    &pp) == -1) {
+		log_error("out of memory while planning", NULL);
+		c->failed = 1;
+		return;
+	}
+	for (i = 0; i < pp.n; i++) {
+		const struct pod_info *pod = pp.items[i].pod;
+		const struct job_ref *job = &pp.items[i].agent->job;
+
+		if (j->opts->dry_run) {
+			log_info("would annotate the pod with its pipeline job", "namespace",
+			    pod->namespace, "pod", pod->name, "pool", pool->pool, "pipeline",
+			    job->pipeline ? job->pipeline : "", "run", job->run ? job->run : "",
+			    "requestId", job->request_id, NULL);
+			continue;
+		}
+		check_stop(j);
+		if (j->stopping || mono() >= c->deadline || !leader_may_act(j, c))
+			break;
+		c->patches++;
+		kr = kube_annotate_pod(&j->kube, pod, job, err, sizeof(err));
+		if (kr == KUBE_DELETED)
+			log_info("annotated the pod with its pipeline job", "namespace",
+			    pod->namespace, "pod", pod->name, "pool", pool->pool, "pipeline",
+			    job->pipeline ? job->pipeline : "", "run", job->run ? job->run : "",
+			    "requestId", job->request_id, NULL);
+		else if (kr == KUBE_FAILED) {
+			log_error("annotating a pod failed; the rest waits for the next cycle",
+			    "namespace", pod->namespace, "pod", pod->name, "error", err, NULL);
+			c->failed = 1;
+			break;
+		}
+	}
+	patch_plan_release(&pp);
+}
+
+/*
  * One pool's agents, the leader only, within its share of what is left of
  * the cycle's time.  A failure here (lookup, list, authentication, a
  * timeout) deletes none of this pool's agents and nothing else.  A cached
@@ -676,6 +731,7 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 		goto out;
 	}
 	act(j, c, first, 1);
+	annotate_pods(j, c, &pool);
 	/* The plan points into the list: its items go with it. */
 	c->plan.n = first;
 out:

@@ -345,3 +345,109 @@ plan_release(struct plan *p)
 	free(p->items);
 	memset(p, 0, sizeof(*p));
 }
+
+/* ---- the pipeline job behind each pod ------------------------------------ */
+
+static int
+same_str(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+int
+plan_job_ref_equal(const struct job_ref *a, const struct job_ref *b)
+{
+	return same_str(a->request_id, b->request_id) && same_str(a->pipeline, b->pipeline) &&
+	    same_str(a->run, b->run) && same_str(a->run_url, b->run_url);
+}
+
+int
+plan_job_ref_keep(struct strpool *sp, struct job_ref *j)
+{
+	const char **f[4] = { &j->request_id, &j->pipeline, &j->run, &j->run_url };
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		if (*f[i] != NULL && (*f[i] = strpool_add(sp, *f[i])) == NULL)
+			return -1;
+	return 0;
+}
+
+static int
+cmp_pod_uid(const void *a, const void *b)
+{
+	return strcmp((*(const struct pod_info *const *)a)->uid,
+	    (*(const struct pod_info *const *)b)->uid);
+}
+
+static int
+cmp_pod_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct pod_info *const *)a)->name,
+	    (*(const struct pod_info *const *)b)->name);
+}
+
+/* The pod among sorted that has key as its uid (by_uid) or name. */
+static const struct pod_info *
+find_pod(const struct pod_info *const *sorted, size_t n, const char *key, int by_uid)
+{
+	struct pod_info probe;
+	const struct pod_info *pp = &probe;
+	const struct pod_info *const *hit;
+
+	memset(&probe, 0, sizeof(probe));
+	probe.uid = probe.name = key;
+	hit = bsearch(&pp, sorted, n, sizeof(*sorted), by_uid ? cmp_pod_uid : cmp_pod_name);
+	return hit != NULL ? *hit : NULL;
+}
+
+int
+plan_pod_annotations(const struct pool_agents *pool, const struct pod_info *pods,
+    size_t npods, size_t max, struct patch_plan *out)
+{
+	const struct pod_info **by_uid, **by_name, *pod;
+	const struct agent_info *ag;
+	struct pod_patch *v;
+	size_t i;
+	int rc = -1;
+
+	by_uid = calloc(npods + 1, sizeof(*by_uid));
+	by_name = calloc(npods + 1, sizeof(*by_name));
+	if (by_uid == NULL || by_name == NULL)
+		goto out;
+	for (i = 0; i < npods; i++)
+		by_uid[i] = by_name[i] = &pods[i];
+	qsort(by_uid, npods, sizeof(*by_uid), cmp_pod_uid);
+	qsort(by_name, npods, sizeof(*by_name), cmp_pod_name);
+	for (i = 0; i < pool->n && out->n < max; i++) {
+		ag = &pool->agents[i];
+		if (!ag->busy || ag->job.request_id == NULL)
+			continue;
+		pod = ag->pod_uid != NULL ? find_pod(by_uid, npods, ag->pod_uid, 1) :
+		    find_pod(by_name, npods, ag->name, 0);
+		if (pod == NULL || pod->deleting || plan_job_ref_equal(&pod->job, &ag->job))
+			continue;
+		if (out->n == out->cap) {
+			out->cap = out->cap ? out->cap * 2 : 16;
+			if ((v = realloc(out->items, out->cap * sizeof(*v))) == NULL)
+				goto out;
+			out->items = v;
+		}
+		out->items[out->n].pod = pod;
+		out->items[out->n].agent = ag;
+		out->n++;
+	}
+	rc = 0;
+out:
+	free(by_uid);
+	free(by_name);
+	return rc;
+}
+
+void
+patch_plan_release(struct patch_plan *p)
+{
+	free(p->items);
+	p->items = NULL;
+	p->n = p->cap = 0;
+}

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "../common/config.h"
+#include "../common/strpool.h"
 
 /*
  * The janitor's decisions (DESIGN.md "pipewarden-janitor").  Pure: plain
@@ -15,6 +16,16 @@
 enum pod_phase { PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED, PHASE_FAILED,
 	PHASE_UNKNOWN };
 enum owner_kind { OWNER_NONE, OWNER_JOB, OWNER_OTHER };
+
+/* The pipeline job an agent runs, from its assignedRequest: requestId,
+ * definition.name, owner.name (the run's name or number) and
+ * owner._links.web.href.  Any may be NULL. */
+struct job_ref {
+	const char	*request_id;
+	const char	*pipeline;
+	const char	*run;
+	const char	*run_url;
+};
 
 /* A managed pod, as the Kubernetes client read it. */
 struct pod_info {
@@ -34,6 +45,8 @@ struct pod_info {
 	enum owner_kind	 owner;
 	const char	*owner_name;	/* the controller's name and uid */
 	const char	*owner_uid;
+	struct job_ref	 job;		/* pipewarden.io/job-request-id, pipeline, run,
+					 * run-url as annotated; NULL when absent */
 };
 
 /* An agent of a pool, as the Azure DevOps client read it. */
@@ -47,6 +60,7 @@ struct agent_info {
 	time_t		 created;	/* createdOn */
 	int		 managed;	/* capability PIPEWARDEN_MANAGED=true */
 	const char	*pod_uid;	/* capability PIPEWARDEN_POD_UID; NULL when absent */
+	struct job_ref	 job;		/* what it runs, when busy */
 };
 
 struct pool_agents {
@@ -120,6 +134,37 @@ void	plan_release(struct plan *p);
 
 /* Whether an action deletes something. */
 int	plan_is_delete(const struct action *a);
+
+/*
+ * The pipeline job behind each managed pod (DESIGN "What the leader writes on
+ * pods"): for each busy agent of `pool` whose pod is among `pods` (by its
+ * PIPEWARDEN_POD_UID, else by its name), an annotation patch when the pod's
+ * pipewarden.io/job-request-id, pipeline, run or run-url differ from the
+ * agent's assignedRequest.  Terminating pods are left alone.  Appends to
+ * *out until it holds max patches (the cycle's maxPatchesPerCycle).
+ * Return 0, or -1 when out of memory.
+ */
+struct pod_patch {
+	const struct pod_info	*pod;
+	const struct agent_info	*agent;
+};
+
+struct patch_plan {
+	struct pod_patch	*items;		/* owned */
+	size_t			 n, cap;
+};
+
+int	plan_pod_annotations(const struct pool_agents *pool, const struct pod_info *pods,
+	    size_t npods, size_t max, struct patch_plan *out);
+
+void	patch_plan_release(struct patch_plan *p);
+
+/* Copy a job reference's strings into sp (the list that owns them).
+ * Return 0, or -1 when out of memory. */
+int	plan_job_ref_keep(struct strpool *sp, struct job_ref *j);
+
+/* Whether two job references say the same (NULL = absent). */
+int	plan_job_ref_equal(const struct job_ref *a, const struct job_ref *b);
 
 /* A pod's Job, as a GET of the Job read it. */
 struct job_info {

@@ -137,6 +137,7 @@ class KubeSim:
         self.listed = []          # per cluster-wide list: the (uid, name) it served
         self.leases = {}          # (ns, name) -> Lease object
         self.events = []
+        self.patches = []           # (ns, name, annotations) of each PATCH applied
         self.rv = 7340000
         self.faults = {}          # see handle()
         self.lock = threading.RLock()
@@ -190,6 +191,9 @@ class KubeSim:
             if path.startswith("/apis/batch/v1/namespaces/") and len(parts) == 7 and \
                     parts[5] == "jobs" and method == "DELETE":
                 return self.delete_job(parts[4], parts[6], body)
+            if path.startswith("/api/v1/namespaces/") and len(parts) == 6 and parts[4] == "pods" \
+                    and method == "PATCH":
+                return self.patch_pod(parts[3], parts[5], headers.get("Content-Type", ""), body)
             if path.startswith("/api/v1/namespaces/") and path.endswith("/events") and method == "POST":
                 ev = json.loads(body)
                 ev["metadata"]["name"] = ev["metadata"].get("generateName", "e") + "x%d" % len(self.events)
@@ -292,6 +296,31 @@ class KubeSim:
                 if bad:
                     return bad
                 self.remove_pod(p)
+                return 200, {}, p
+        return 404, {}, status_body(404, "NotFound", 'pods "%s" not found' % name,
+                                    {"name": name, "kind": "pods"})
+
+    def patch_pod(self, ns, name, ctype, body):
+        """A JSON merge patch of a pod's metadata, as kube-apiserver applies
+        it: a uid in the patch that is not the pod's is a failed
+        precondition (409); null removes a key."""
+        if ctype != "application/merge-patch+json":
+            return 415, {}, status_body(415, "UnsupportedMediaType",
+                                        "the body of the request was in an unknown format")
+        patch = json.loads(body)
+        for p in self.pods:
+            if p["metadata"]["namespace"] == ns and p["metadata"]["name"] == name:
+                uid = patch.get("metadata", {}).get("uid")
+                if uid is not None and uid != p["metadata"]["uid"]:
+                    return 409, {}, status_body(409, "Conflict", "Precondition failed: UID in precondition: "
+                                                "%s, UID in object meta: %s" % (uid, p["metadata"]["uid"]))
+                ann = p["metadata"].setdefault("annotations", {})
+                for k, v in patch.get("metadata", {}).get("annotations", {}).items():
+                    if v is None:
+                        ann.pop(k, None)
+                    else:
+                        ann[k] = v
+                self.patches.append((ns, name, dict(patch["metadata"].get("annotations", {}))))
                 return 200, {}, p
         return 404, {}, status_body(404, "NotFound", 'pods "%s" not found' % name,
                                     {"name": name, "kind": "pods"})
@@ -538,6 +567,26 @@ def janitor_environ(ado, identity, namespace, wi, pat_file, assertion_file):
 
 # ---- building state in the fixtures' shapes -------------------------------------------
 
+def assigned_request(aid, now=None, pipeline="payments-api - CI", run=None):
+    """An agent's assignedRequest, shaped as agents-page-1.json's (fixture
+    fact 8: TaskAgentJobRequest; definition and owner are {_links, id,
+    name}, owner being the run: its number as name, its page as web link)."""
+    now = time.time() if now is None else now
+    build = 88000 + aid
+    project = "https://dev.azure.com/contoso/8a428564-bc22-474e-9694-fcbc5b5c8672"
+    return {"requestId": 1400000 + aid, "queueTime": now_rfc3339(now - 600),
+            "assignTime": now_rfc3339(now - 590), "receiveTime": now_rfc3339(now - 589),
+            "lockedUntil": now_rfc3339(now + 300), "planType": "Build",
+            "planId": "ddab3939-70de-4c34-8596-%012d" % aid, "jobName": "Build", "poolId": 12,
+            "definition": {"_links": {"web": {"href": project + "/_build/definition?definitionId=41"},
+                                      "self": {"href": project + "/_apis/build/Definitions/41"}},
+                           "id": 41, "name": pipeline},
+            "owner": {"_links": {"web": {"href": project + "/_build/results?buildId=%d" % build},
+                                 "self": {"href": project + "/_apis/build/Builds/%d" % build}},
+                      "id": build, "name": run or "20260901.%d" % aid},
+            "data": {"ParallelismTag": "Private", "IsScheduledKey": "False"}, "priority": 0}
+
+
 def agent(aid, name, status="offline", enabled=True, busy=False, changed_ago=None,
           created_ago=86400, managed=True, pod_uid=None, now=None):
     """An agent as the agents list returns it (agents-page-1.json's shape);
@@ -559,10 +608,7 @@ def agent(aid, name, status="offline", enabled=True, busy=False, changed_ago=Non
         caps["PIPEWARDEN_POD_UID"] = pod_uid
     a["systemCapabilities"] = caps
     if busy:
-        a["assignedRequest"] = {"requestId": 9000 + aid, "queueTime": now_rfc3339(now - 600),
-                                "assignTime": now_rfc3339(now - 590), "receiveTime": now_rfc3339(now - 589),
-                                "lockedUntil": now_rfc3339(now + 300), "planType": "Build",
-                                "jobName": "Build", "poolId": 12}
+        a["assignedRequest"] = assigned_request(aid, now)
     return a
 
 

@@ -706,6 +706,50 @@ def test_janitor_node_work(res, w):
               "the replica on %s removes its own node's pod" % n2, p.stderr[-600:])
 
 
+def test_janitor_annotations(res, w):
+    """#16: the leader writes on a managed pod the pipeline job its agent
+    runs; kube-apiserver lets the janitor's token change those four
+    annotations of managed pods, and nothing else."""
+    n1 = CI_NODES[0]
+    managed_pod(w, "running-a-job", n1, "Running")
+    create_pod(w, agent_pod("unmanaged-x", opt_in=False, nodeName=n1))
+    pod = w.api.get(ns_path("pods", AGENT_NS, "running-a-job"))
+    w.ado.agents[12].append(sim.agent(700, "running-a-job", status="online", busy=True,
+                                      pod_uid=pod["metadata"]["uid"]))
+    p = w.janitor_once(n1)
+    ann = w.api.get(ns_path("pods", AGENT_NS, "running-a-job"))["metadata"].get("annotations", {})
+    res.check(p.returncode == 0 and ann.get("pipewarden.io/pipeline") == "payments-api - CI" and
+              ann.get("pipewarden.io/run") == "20260901.700" and ann.get("pipewarden.io/job-request-id") == "1400700"
+              and ann.get("pipewarden.io/run-url", "").endswith("buildId=88700"),
+              "the leader annotates the pod with its agent's pipeline, run, run URL and request id",
+              json.dumps(ann) + p.stderr[-600:])
+    q = w.cp.kubectl("-n", AGENT_NS, "get", "pod", "running-a-job", "-o",
+                     "custom-columns=POD:.metadata.name,PIPELINE:.metadata.annotations.pipewarden\\.io/pipeline,"
+                     "RUN:.metadata.annotations.pipewarden\\.io/run")
+    res.check(q.returncode == 0 and "payments-api - CI" in q.stdout and "20260901.700" in q.stdout,
+              "kubectl -o custom-columns shows the pipeline per pod", q.stdout + q.stderr)
+    w.ado.agents[12] = [a for a in w.ado.agents[12] if a["id"] != 700]
+    api = w.janitor_api(n1)
+
+    def patch(name, body):
+        return api.raw("PATCH", ns_path("pods", AGENT_NS, name), body, ctype="application/merge-patch+json")
+    # (a policy is enforced once kube-apiserver has loaded and type-checked
+    # it, a moment after its creation: wait for that, bounded)
+    lib.eventually(lambda: patch("unmanaged-x", {"metadata": {"annotations": {"pipewarden.io/run": "0"}}})[0] == 403,
+                   20)
+    st, body = patch("running-a-job", {"metadata": {"annotations": {"pipewarden.io/run": "20260901.701"}}})
+    res.check(st == 200, "the policy: the janitor's token may change pipewarden.io/run of a managed pod (%d)" % st,
+              json.dumps(body)[:300])
+    for what, name, change in [
+            ("another annotation", "running-a-job", {"metadata": {"annotations": {"team.example/owner": "x"}}}),
+            ("a label", "running-a-job", {"metadata": {"labels": {"pipewarden.io/pool": "other"}}}),
+            ("the spec", "running-a-job", {"spec": {"activeDeadlineSeconds": 5}}),
+            ("an unmanaged pod's annotation", "unmanaged-x", {"metadata": {"annotations": {"pipewarden.io/run": "1"}}})]:
+        st, body = patch(name, change)
+        res.check(st == 403 and "pipewarden-janitor" in json.dumps(body),
+                  "the policy: the janitor's token cannot change %s (%d)" % (what, st), json.dumps(body)[:300])
+
+
 def parse_time(s):
     return time.mktime(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
 
@@ -1261,7 +1305,7 @@ def test_helm_lifecycle(res, w):
 
 
 TESTS = [test_install, test_bare_pod, test_job_and_deployment, test_reinvocation, test_dry_run_and_update,
-         test_denials, test_team_values, test_janitor_node_work, test_janitor_jobs, test_janitor_unscheduled, test_lease,
+         test_denials, test_team_values, test_janitor_node_work, test_janitor_annotations, test_janitor_jobs, test_janitor_unscheduled, test_lease,
          test_paging, test_privileges, test_webhook_down, test_image, test_chart_dry_run,
          test_helm_lifecycle]
 

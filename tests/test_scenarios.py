@@ -362,6 +362,7 @@ class Worker:
         k, a = self.kube, self.ado
         with k.lock:
             k.pods, k.jobs, k.leases, k.events, k.faults, k.job_backoff = [], {}, {}, [], {}, set()
+            k.patches = []
             k.listed = []
             k.server.clear()
         with a.lock:

@@ -17,6 +17,9 @@
 #include "../../janitor/plan.h"
 #include "check.h"
 
+/* An agent that runs no job, a pod without the job annotations. */
+#define NO_JOB	{ NULL, NULL, NULL, NULL }
+
 #define NOW	1788264000	/* the ADO fixtures' "now": 2026-09-01T12:00:00Z */
 #define NODE	"node-a"
 
@@ -226,17 +229,17 @@ test_own_pool(void)
 	struct janitor_config cfg = default_cfg();
 	const struct agent_info agents[] = {
 		/* id, name, online, enabled, busy, changed, created, managed, uid */
-		{ 1, "vm-agent", 0, 1, 0, NOW - 86400, NOW - 900000, 0, NULL },
-		{ 2, "keda-placeholder-aks", 0, 1, 0, 0, NOW - 8000000, 1, "u-2" },
-		{ 3, "dead-1", 0, 1, 0, NOW - 700, NOW - 9000, 1, "u-3" },
-		{ 4, "disabled", 0, 0, 0, NOW - 90000, NOW - 99000, 1, "u-4" },
-		{ 5, "busy-offline", 0, 1, 1, NOW - 1900, NOW - 9000, 1, "u-5" },
-		{ 6, "young", 0, 1, 0, NOW - 600, NOW - 9000, 1, "u-6" },
-		{ 7, "online", 1, 1, 0, NOW - 99999, NOW - 99999, 1, "u-7" },
-		{ 8, "never-connected", 0, 1, 0, 0, NOW - 601, 1, "u-8" },
-		{ 9, "backed", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-9" },
-		{ 10, "by-name", 0, 1, 0, NOW - 9000, NOW - 9999, 1, NULL },
-		{ 11, "KEDA-Placeholder-2", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-11" },
+		{ 1, "vm-agent", 0, 1, 0, NOW - 86400, NOW - 900000, 0, NULL, NO_JOB },
+		{ 2, "keda-placeholder-aks", 0, 1, 0, 0, NOW - 8000000, 1, "u-2", NO_JOB },
+		{ 3, "dead-1", 0, 1, 0, NOW - 700, NOW - 9000, 1, "u-3", NO_JOB },
+		{ 4, "disabled", 0, 0, 0, NOW - 90000, NOW - 99000, 1, "u-4", NO_JOB },
+		{ 5, "busy-offline", 0, 1, 1, NOW - 1900, NOW - 9000, 1, "u-5", NO_JOB },
+		{ 6, "young", 0, 1, 0, NOW - 600, NOW - 9000, 1, "u-6", NO_JOB },
+		{ 7, "online", 1, 1, 0, NOW - 99999, NOW - 99999, 1, "u-7", NO_JOB },
+		{ 8, "never-connected", 0, 1, 0, 0, NOW - 601, 1, "u-8", NO_JOB },
+		{ 9, "backed", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-9", NO_JOB },
+		{ 10, "by-name", 0, 1, 0, NOW - 9000, NOW - 9999, 1, NULL, NO_JOB },
+		{ 11, "KEDA-Placeholder-2", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-11", NO_JOB },
 	};
 	struct pod_info pods[2];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
@@ -245,9 +248,9 @@ test_own_pool(void)
 
 	memset(pods, 0, sizeof(pods));
 	pods[0] = (struct pod_info){ "ci", "pod-9", "u-9", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j", "ju" };
+	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB };
 	pods[1] = (struct pod_info){ "ci", "by-name", "u-x", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j2", "ju2" };
+	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB };
 	memset(&in, 0, sizeof(in));
 	in.cfg = &cfg;
 	in.now = NOW;
@@ -710,6 +713,63 @@ test_times(void)
 	CHECK_STR(out, "2025-03-14T12:00:00.000005Z");
 }
 
+/* The leader's annotations: which pods get the pipeline job of their agent. */
+static void
+test_pod_annotations(void)
+{
+	const struct job_ref job = { "1401977", "payments-api - CI", "20260901.3",
+	    "https://dev.azure.com/contoso/p/_build/results?buildId=88199" };
+	const struct job_ref older = { "1400001", "payments-api - CI", "20260901.1", NULL };
+	const struct agent_info agents[] = {
+		/* busy, backed by uid u-1: patched */
+		{ 1, "a-1", 1, 1, 1, 0, NOW - 60, 1, "u-1", job },
+		/* busy, no uid capability, backed by its name: patched */
+		{ 2, "pod-2", 1, 1, 1, 0, NOW - 60, 1, NULL, job },
+		/* busy, its pod already says so: nothing */
+		{ 3, "a-3", 1, 1, 1, 0, NOW - 60, 1, "u-3", job },
+		/* busy with a new request on the same pod: patched */
+		{ 4, "a-4", 1, 1, 1, 0, NOW - 60, 1, "u-4", job },
+		/* busy, its pod terminating: nothing */
+		{ 5, "a-5", 1, 1, 1, 0, NOW - 60, 1, "u-5", job },
+		/* idle: nothing (what it ran stays on its pod) */
+		{ 6, "a-6", 1, 1, 0, 0, NOW - 60, 1, "u-6", NO_JOB },
+		/* busy, no pod of ours: nothing */
+		{ 7, "vm", 1, 1, 1, 0, NOW - 60, 0, NULL, job },
+	};
+	struct pod_info pods[6];
+	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
+	struct patch_plan pp = { NULL, 0, 0 };
+	const char *names[] = { "pod-1", "pod-2", "pod-3", "pod-4", "pod-5", "pod-6" };
+	const char *pod_uids[] = { "u-1", "u-2", "u-3", "u-4", "u-5", "u-6" };
+	size_t i;
+
+	memset(pods, 0, sizeof(pods));
+	for (i = 0; i < 6; i++) {
+		pods[i].namespace = "ci";
+		pods[i].name = names[i];
+		pods[i].uid = pod_uids[i];
+		pods[i].node = "n";
+		pods[i].phase = PHASE_RUNNING;
+	}
+	pods[2].job = job;
+	pods[3].job = older;
+	pods[4].deleting = 1;
+	CHECK(plan_pod_annotations(&pool, pods, 6, 100, &pp) == 0);
+	CHECK(pp.n == 3);
+	CHECK(pp.n == 3 && pp.items[0].pod == &pods[0] && pp.items[0].agent == &agents[0]);
+	CHECK(pp.n == 3 && pp.items[1].pod == &pods[1] && pp.items[1].agent == &agents[1]);
+	CHECK(pp.n == 3 && pp.items[2].pod == &pods[3] && pp.items[2].agent == &agents[3]);
+	patch_plan_release(&pp);
+	/* maxPatchesPerCycle counts over the cycle: a plan that already holds
+	 * one gets at most max - 1 more. */
+	CHECK(plan_pod_annotations(&pool, pods, 6, 1, &pp) == 0 && pp.n == 1);
+	CHECK(plan_pod_annotations(&pool, pods, 6, 2, &pp) == 0 && pp.n == 2);
+	patch_plan_release(&pp);
+	CHECK(plan_pod_annotations(&pool, pods, 6, 0, &pp) == 0 && pp.n == 0);
+	CHECK(plan_job_ref_equal(&job, &job) && !plan_job_ref_equal(&job, &older));
+	patch_plan_release(&pp);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -720,6 +780,7 @@ main(int argc, char **argv)
 	test_times();
 	test_lease();
 	test_own_pool();
+	test_pod_annotations();
 	test_pods();
 	test_job_busy();
 	test_job_state();
