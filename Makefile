@@ -22,7 +22,7 @@ IMAGE_DEPS := umoci skopeo binutils ca-certificates
 COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \
                common/log.c common/metrics.c common/names.c common/quantity.c \
                common/timefmt.c common/jsonscan.c common/strpool.c
-PLAN_SRC    := janitor/plan.c janitor/ado.c janitor/lease.c
+PLAN_SRC    := janitor/plan.c janitor/ado.c janitor/lease.c janitor/report.c
 POLICY_SRC  := webhook/policy.c webhook/review.c
 WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/arena.c webhook/certs.c \
                webhook/server.c webhook/main.c

@@ -19,6 +19,7 @@
 #include "lease.h"
 #include "loop.h"
 #include "plan.h"
+#include "report.h"
 
 struct janitor {
 	const struct janitor_options *opts;
@@ -896,27 +897,28 @@ register_metrics(struct janitor *j)
 	metrics_add(j->m_reload_errors, 0);
 }
 
-int
-janitor_run(const struct janitor_options *opts, struct config *cfg)
+/* Everything both the loop and the report need: signals, the config, the
+ * Kubernetes and Azure DevOps clients.  Takes ownership of cfg.  Return 0,
+ * or -1 (logged); janitor_close() releases either way. */
+static int
+janitor_open(struct janitor *j, const struct janitor_options *opts, struct config *cfg)
 {
-	struct janitor j;
 	sigset_t mask;
 	char err[512];
-	int rc = 2, failed;
 
-	memset(&j, 0, sizeof(j));
-	j.opts = opts;
+	memset(j, 0, sizeof(*j));
+	j->opts = opts;
 	/* the janitor now owns cfg */
-	j.cfg = cfg;
+	j->cfg = cfg;
 	cfg = NULL;
-	j.sigfd = -1;
-	file_watch_init(&j.cfg_watch, opts->config_path);
-	register_metrics(&j);
-	j.elector.identity = opts->identity;
-	j.elector.observe = !opts->once;
-	j.elector.duration = 2 * j.cfg->janitor.interval_seconds + 15;
-	j.health_interval = j.cfg->janitor.interval_seconds;
-	j.last_cycle_done = (long long)mono();
+	j->sigfd = -1;
+	file_watch_init(&j->cfg_watch, opts->config_path);
+	register_metrics(j);
+	j->elector.identity = opts->identity;
+	j->elector.observe = !opts->once;
+	j->elector.duration = 2 * j->cfg->janitor.interval_seconds + 15;
+	j->health_interval = j->cfg->janitor.interval_seconds;
+	j->last_cycle_done = (long long)mono();
 	srand((unsigned int)(time(NULL) ^ getpid()));
 
 	sigemptyset(&mask);
@@ -924,30 +926,55 @@ janitor_run(const struct janitor_options *opts, struct config *cfg)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if ((j.sigfd = signalfd(-1, &mask, SFD_CLOEXEC)) == -1 ||
-	    (j.pool_ids = calloc(j.cfg->npools + 1, sizeof(*j.pool_ids))) == NULL) {
+	if ((j->sigfd = signalfd(-1, &mask, SFD_CLOEXEC)) == -1 ||
+	    (j->pool_ids = calloc(j->cfg->npools + 1, sizeof(*j->pool_ids))) == NULL) {
 		log_error("cannot start", "error", strerror(errno), NULL);
-		goto out;
+		return -1;
 	}
-	if (kube_init(&j.kube, opts->kube_api, opts->kube_token_file, opts->kube_ca,
+	if (kube_init(&j->kube, opts->kube_api, opts->kube_token_file, opts->kube_ca,
 	    opts->namespace, err, sizeof(err)) == -1) {
 		log_error("cannot start", "error", err, NULL);
-		goto out;
+		return -1;
 	}
-	j.kube.wait = wait_or_stop;
-	j.kube.wait_cls = &j;
-	if (ado_init(&j.ado, opts->ado_ca) == -1 || configure_ado(&j, j.cfg) == -1) {
+	j->kube.wait = wait_or_stop;
+	j->kube.wait_cls = j;
+	if (ado_init(&j->ado, opts->ado_ca) == -1 || configure_ado(j, j->cfg) == -1) {
 		log_error("cannot start: out of memory", NULL);
-		goto out;
+		return -1;
 	}
-	j.ado.pat_path = opts->pat_file;
-	j.ado.token_file = opts->federated_token_file;
-	j.ado.wait = wait_or_stop;
-	j.ado.wait_cls = &j;
+	j->ado.pat_path = opts->pat_file;
+	j->ado.token_file = opts->federated_token_file;
+	j->ado.wait = wait_or_stop;
+	j->ado.wait_cls = j;
 	/* SIGTERM gives up an Azure DevOps call in flight: the Lease is
 	 * released well within the pod's grace period. */
-	http_client_set_abort(j.ado.http, stopping_now, &j);
-	j.ado.m_requests = j.m_ado_requests;
+	http_client_set_abort(j->ado.http, stopping_now, j);
+	j->ado.m_requests = j->m_ado_requests;
+	return 0;
+}
+
+static void
+janitor_close(struct janitor *j)
+{
+	if (j->metrics != NULL)
+		MHD_stop_daemon(j->metrics);
+	ado_release(&j->ado);
+	kube_release(&j->kube);
+	if (j->sigfd != -1)
+		close(j->sigfd);
+	free(j->pool_ids);
+	config_free(j->cfg);
+	metrics_free_all();
+}
+
+int
+janitor_run(const struct janitor_options *opts, struct config *cfg)
+{
+	struct janitor j;
+	int rc = 2, failed;
+
+	if (janitor_open(&j, opts, cfg) == -1)
+		goto out;
 	if (opts->metrics_port != 0 && !opts->once &&
 	    (j.metrics = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_USE_DUAL_STACK, (uint16_t)opts->metrics_port, NULL, NULL, serve_metrics,
@@ -980,14 +1007,93 @@ janitor_run(const struct janitor_options *opts, struct config *cfg)
 	release_lease(&j);
 	log_info("stopped", NULL);
 out:
-	if (j.metrics != NULL)
-		MHD_stop_daemon(j.metrics);
-	ado_release(&j.ado);
-	kube_release(&j.kube);
-	if (j.sigfd != -1)
-		close(j.sigfd);
-	free(j.pool_ids);
-	config_free(j.cfg);
-	metrics_free_all();
+	janitor_close(&j);
+	return rc;
+}
+
+int
+janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
+{
+	struct janitor j;
+	struct cycle c;
+	struct report_pool *pools = NULL;
+	struct agent_list *lists = NULL;
+	struct pool_agents pa;
+	struct plan_input in;
+	struct pod_lookup lk = { NULL, NULL, 0 };
+	struct buf out;
+	char err[512];
+	size_t i, first;
+	int rc = 2;
+
+	memset(&c, 0, sizeof(c));
+	buf_init(&out, 256 * 1024 * 1024);
+	if (janitor_open(&j, opts, cfg) == -1)
+		goto out;
+	rc = 1;
+	c.now = time(NULL);
+	c.start = mono();
+	c.deadline = c.start + 3600;
+	if (kube_list_pods(&j.kube, NULL, KUBE_MANAGED_SELECTOR, NULL, 0, &c.all_pods, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "pipewarden-janitor report: listing managed pods failed: %s\n", err);
+		goto out;
+	}
+	c.all_pods_complete = 1;
+	pools = calloc(j.cfg->npools + 1, sizeof(*pools));
+	lists = calloc(j.cfg->npools + 1, sizeof(*lists));
+	if (pools == NULL || lists == NULL || plan_lookup_init(&lk, c.all_pods.pods,
+	    c.all_pods.n) == -1)
+		goto nomem;
+	rc = 0;
+	for (i = 0; i < j.cfg->npools; i++) {
+		pools[i].pool = j.cfg->pools[i];
+		if ((pools[i].id = pool_id(&j, i, err, sizeof(err))) == -1 ||
+		    ado_list_agents(&j.ado, pools[i].id, j.cfg->janitor.only_managed_agents,
+		    &lists[i], err, sizeof(err)) == -1) {
+			if ((pools[i].error = strdup(err)) == NULL)
+				goto nomem;
+			pools[i].id = 0;
+			rc = 1;
+			continue;
+		}
+		/* What a leader would plan now, the cycle's caps included. */
+		pa.pool = pools[i].pool;
+		pa.agents = lists[i].agents;
+		pa.n = lists[i].n;
+		pa.complete = 1;
+		plan_input_of(&j, &c, &in);
+		in.leader = 1;
+		first = c.plan.n;
+		if (plan_pool_agents(&in, &pa, &c.plan) == -1)
+			goto nomem;
+		pools[i].agents = lists[i].agents;
+		pools[i].n = lists[i].n;
+		pools[i].nactions = c.plan.n - first;
+	}
+	/* Each pool's actions, once the plan has stopped growing (and moving). */
+	for (i = 0, first = 0; i < j.cfg->npools; i++) {
+		pools[i].actions = pools[i].error == NULL ? c.plan.items + first : NULL;
+		first += pools[i].nactions;
+	}
+	if (report_render(&out, json, pools, j.cfg->npools, &lk, c.now) == -1)
+		goto nomem;
+	fwrite(out.data, 1, out.len, stdout);
+	goto out;
+nomem:
+	fprintf(stderr, "pipewarden-janitor report: out of memory\n");
+	rc = 1;
+out:
+	plan_lookup_release(&lk);
+	for (i = 0; pools != NULL && i < j.cfg->npools; i++) {
+		free((char *)pools[i].error);
+		agent_list_release(&lists[i]);
+	}
+	free(pools);
+	free(lists);
+	plan_release(&c.plan);
+	pod_list_release(&c.all_pods);
+	buf_release(&out);
+	janitor_close(&j);
 	return rc;
 }

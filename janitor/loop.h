@@ -31,4 +31,11 @@ struct janitor_options {
  * of the cycle undone; 2 when it cannot start. */
 int	janitor_run(const struct janitor_options *opts, struct config *cfg);
 
+/* `pipewarden-janitor report`: print each pool's agents, the pod behind
+ * each and what the next cycle would do and why, as a table or (json) JSON
+ * on stdout.  Deletes nothing, writes nothing, takes no Lease.  Takes
+ * ownership of cfg.  Return 0; 1 when a pool or the pods could not be
+ * read (the rest is printed); 2 when it cannot start. */
+int	janitor_report(const struct janitor_options *opts, struct config *cfg, int json);
+
 #endif

@@ -42,8 +42,8 @@ main(int argc, char **argv)
 	struct cli_common common = { CONFIG_DEFAULT_PATH, 0, 0, 0 };
 	const char *node = getenv("NODE_NAME");
 	const char *kube_api = NULL, *kube_token = SA_DIR "/token", *kube_ca = SA_DIR "/ca.crt";
-	const char *ado_ca = NULL, *metrics_port = "9091";
-	int once = 0, dry_run = 0;
+	const char *ado_ca = NULL, *metrics_port = "9091", *output = NULL;
+	int once = 0, dry_run = 0, report = argc > 1 && strcmp(argv[1], "report") == 0;
 	const struct cli_option opts[] = {
 		{ "once", NULL, &once, NULL, "run one cycle and exit (0 done, 1 API error, 2 usage)" },
 		{ "dry-run", NULL, &dry_run, NULL, "log every decision, delete and write nothing" },
@@ -53,6 +53,7 @@ main(int argc, char **argv)
 		{ "kube-ca", &kube_ca, NULL, "FILE", "CA of the Kubernetes API (" SA_DIR "/ca.crt)" },
 		{ "ado-ca", &ado_ca, NULL, "FILE", "CA bundle for Azure DevOps and Entra (system store)" },
 		{ "metrics-port", &metrics_port, NULL, "PORT", "HTTP port for /metrics, /healthz (9091)" },
+		{ "output", &output, NULL, "FORMAT", "report only: table (the default) or json" },
 		CLI_COMMON_OPTIONS(&common),
 		{ NULL, NULL, NULL, NULL, NULL },
 	};
@@ -68,17 +69,32 @@ main(int argc, char **argv)
 	 * the first one is freed, where growing copies and freeing keeps. */
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	log_init("pipewarden-janitor");
+	/* `pipewarden-janitor report [flags]`: the same flags after the word. */
+	if (report) {
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	if ((cfg = cli_start("pipewarden-janitor", "Cleans finished and stuck agent pods "
-	    "on its node and, as the Lease holder, dead offline agents of the pools.",
+	    "on its node and, as the Lease holder, dead offline agents of the pools.  "
+	    "'pipewarden-janitor report [--output table|json]' prints each pool's agents, "
+	    "the pod behind each and what the next cycle would do, and changes nothing.",
 	    PIPEWARDEN_VERSION, opts, &common, argc, argv, &rc)) == NULL)
 		return rc;
+	if (output != NULL && (!report || (strcmp(output, "table") != 0 &&
+	    strcmp(output, "json") != 0))) {
+		fprintf(stderr, "pipewarden-janitor: --output '%s': %s\n", output, report ?
+		    "use table or json" : "only 'pipewarden-janitor report' takes --output");
+		config_free(cfg);
+		return 2;
+	}
 	if (parse_ll(metrics_port, 0, 65535, &port) == -1) {
 		fprintf(stderr, "pipewarden-janitor: --metrics-port: '%s' is not a port "
 		    "(0 for none)\n", metrics_port);
 		config_free(cfg);
 		return 2;
 	}
-	if (node == NULL || node[0] == '\0') {
+	if (!report && (node == NULL || node[0] == '\0')) {
 		fprintf(stderr, "pipewarden-janitor: no node: set --node or NODE_NAME "
 		    "(the downward API's spec.nodeName)\n");
 		config_free(cfg);
@@ -86,7 +102,7 @@ main(int argc, char **argv)
 	}
 	memset(&jo, 0, sizeof(jo));
 	jo.config_path = common.config_path;
-	jo.node = node;
+	jo.node = node != NULL ? node : "";
 	jo.namespace = own_namespace(nsbuf, sizeof(nsbuf));
 	jo.identity = getenv("POD_NAME");
 	if (jo.identity == NULL || jo.identity[0] == '\0') {
@@ -111,7 +127,8 @@ main(int argc, char **argv)
 	jo.dry_run = dry_run;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/* the janitor now owns cfg */
-	rc = janitor_run(&jo, cfg);
+	rc = report ? janitor_report(&jo, cfg, output != NULL && strcmp(output, "json") == 0) :
+	    janitor_run(&jo, cfg);
 	curl_global_cleanup();
 	return rc;
 }

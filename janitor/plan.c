@@ -402,29 +402,58 @@ find_pod(const struct pod_info *const *sorted, size_t n, const char *key, int by
 }
 
 int
+plan_lookup_init(struct pod_lookup *lk, const struct pod_info *pods, size_t n)
+{
+	size_t i;
+
+	lk->n = n;
+	lk->by_uid = calloc(n + 1, sizeof(*lk->by_uid));
+	lk->by_name = calloc(n + 1, sizeof(*lk->by_name));
+	if (lk->by_uid == NULL || lk->by_name == NULL) {
+		plan_lookup_release(lk);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		lk->by_uid[i] = lk->by_name[i] = &pods[i];
+	qsort(lk->by_uid, n, sizeof(*lk->by_uid), cmp_pod_uid);
+	qsort(lk->by_name, n, sizeof(*lk->by_name), cmp_pod_name);
+	return 0;
+}
+
+const struct pod_info *
+plan_lookup_agent(const struct pod_lookup *lk, const struct agent_info *ag)
+{
+	return ag->pod_uid != NULL ? find_pod(lk->by_uid, lk->n, ag->pod_uid, 1) :
+	    find_pod(lk->by_name, lk->n, ag->name, 0);
+}
+
+void
+plan_lookup_release(struct pod_lookup *lk)
+{
+	free(lk->by_uid);
+	free(lk->by_name);
+	lk->by_uid = lk->by_name = NULL;
+	lk->n = 0;
+}
+
+int
 plan_pod_annotations(const struct pool_agents *pool, const struct pod_info *pods,
     size_t npods, size_t max, struct patch_plan *out)
 {
-	const struct pod_info **by_uid, **by_name, *pod;
 	const struct agent_info *ag;
+	const struct pod_info *pod;
+	struct pod_lookup lk;
 	struct pod_patch *v;
 	size_t i;
 	int rc = -1;
 
-	by_uid = calloc(npods + 1, sizeof(*by_uid));
-	by_name = calloc(npods + 1, sizeof(*by_name));
-	if (by_uid == NULL || by_name == NULL)
-		goto out;
-	for (i = 0; i < npods; i++)
-		by_uid[i] = by_name[i] = &pods[i];
-	qsort(by_uid, npods, sizeof(*by_uid), cmp_pod_uid);
-	qsort(by_name, npods, sizeof(*by_name), cmp_pod_name);
+	if (plan_lookup_init(&lk, pods, npods) == -1)
+		return -1;
 	for (i = 0; i < pool->n && out->n < max; i++) {
 		ag = &pool->agents[i];
 		if (!ag->busy || ag->job.request_id == NULL)
 			continue;
-		pod = ag->pod_uid != NULL ? find_pod(by_uid, npods, ag->pod_uid, 1) :
-		    find_pod(by_name, npods, ag->name, 0);
+		pod = plan_lookup_agent(&lk, ag);
 		if (pod == NULL || pod->deleting || plan_job_ref_equal(&pod->job, &ag->job))
 			continue;
 		if (out->n == out->cap) {
@@ -439,8 +468,7 @@ plan_pod_annotations(const struct pool_agents *pool, const struct pod_info *pods
 	}
 	rc = 0;
 out:
-	free(by_uid);
-	free(by_name);
+	plan_lookup_release(&lk);
 	return rc;
 }
 

@@ -135,6 +135,24 @@ void	plan_release(struct plan *p);
 /* Whether an action deletes something. */
 int	plan_is_delete(const struct action *a);
 
+/* Managed pods found by uid or name, as an agent names its pod
+ * (PIPEWARDEN_POD_UID where it has one, else its name). */
+struct pod_lookup {
+	const struct pod_info	**by_uid;	/* owned arrays, sorted */
+	const struct pod_info	**by_name;
+	size_t			  n;
+};
+
+/* Index pods (which must outlive the lookup).  Return 0, or -1 when out of
+ * memory (lk is then empty). */
+int	plan_lookup_init(struct pod_lookup *lk, const struct pod_info *pods, size_t n);
+
+/* The managed pod behind an agent, or NULL. */
+const struct pod_info *plan_lookup_agent(const struct pod_lookup *lk,
+	    const struct agent_info *ag);
+
+void	plan_lookup_release(struct pod_lookup *lk);
+
 /*
  * The pipeline job behind each managed pod (DESIGN "What the leader writes on
  * pods"): for each busy agent of `pool` whose pod is among `pods` (by its

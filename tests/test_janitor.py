@@ -803,6 +803,56 @@ def test_pod_annotations(res, tmp):
         env.stop()
 
 
+def test_report(res, tmp):
+    """#16: `pipewarden-janitor report` shows each pool's agents, the pod
+    behind each and what the next cycle would do and why; it changes
+    nothing and takes no Lease."""
+    env = Env(tmp)
+    standard_state(env)
+    cmd = env.command()
+    wrapper = len(shlex.split(ARGS.wrapper)) if ARGS.wrapper else 0
+    report = cmd[:wrapper + 1] + ["report"] + cmd[wrapper + 1:]
+    p = subprocess.run(report + ["--output", "json"], env=env.environ(), capture_output=True, text=True,
+                       timeout=120 * SCALE)
+    try:
+        doc = json.loads(p.stdout)
+    except ValueError:
+        doc = {}
+    pools = doc.get("pools", [])
+    agents = {a["name"]: a for a in (pools[0].get("agents", []) if pools else [])}
+    res.check(p.returncode == 0 and len(pools) == 1 and pools[0]["pool"] == "aks-pool" and len(agents) == 10,
+              "report --output json: the pool and its ten agents", p.stdout[:300] + p.stderr[-300:])
+    if len(agents) == 10:
+        res.check(agents["dead-1"]["nextCycle"] == {"action": "delete", "reason": "offline"} and
+                  agents["busy"]["nextCycle"] == {"action": "keep", "reason": "busy"} and
+                  agents["vm-agent"]["nextCycle"]["reason"] == "unmanaged" and
+                  agents["keda-placeholder-aks-pool"]["nextCycle"]["reason"] == "keep-agents",
+                  "report: what the next cycle would do with each agent, and why",
+                  json.dumps({k: v.get("nextCycle") for k, v in agents.items()}))
+        res.check(agents["backed-by-live-pod"]["pod"] == {"namespace": "ci-agents", "name": "live-agent-pod",
+                                                          "node": "node-b", "phase": "Running"} and
+                  agents["dead-1"]["pod"] is None and agents["dead-2"]["offlineSeconds"] >= 90000,
+                  "report: the pod behind each agent (or none), and how long it has been offline",
+                  json.dumps(agents["backed-by-live-pod"]))
+        res.check(agents["job-running-x3"]["job"]["pipeline"] == "payments-api - CI" and
+                  agents["job-running-x3"]["job"]["run"] == "20260901.10",
+                  "report: a busy agent's pipeline and run", json.dumps(agents["job-running-x3"]))
+    p = subprocess.run(report, env=env.environ(), capture_output=True, text=True, timeout=120 * SCALE)
+    lines = p.stdout.splitlines()
+    res.check(p.returncode == 0 and lines and lines[0].startswith("pool aks-pool (id 12): 10 agents") and
+              "NEXT CYCLE" in lines[1] and any(l.startswith("dead-1 ") and "delete: offline" in l for l in lines)
+              and any("live-agent-pod" in l and "keep: pod-exists" in l for l in lines),
+              "report (table): one row per agent with its pod and the next cycle's action", p.stdout[:1500])
+    writes = [r for r in env.kube.server.requests() + env.ado.server.requests()
+              if r[0] != "GET" and "/oauth2/" not in r[1]]
+    leases = [r for r in env.kube.server.requests() if "/leases" in r[1]]
+    res.check(not writes and not leases, "report: nothing written, no Lease read or taken", str(writes + leases))
+    p = subprocess.run(cmd + ["--output", "json"], env=env.environ(), capture_output=True, text=True)
+    res.check(p.returncode == 2 and "only 'pipewarden-janitor report' takes --output" in p.stderr,
+              "--output without report: a usage error", p.stderr)
+    env.stop()
+
+
 def test_pool_scope(res, tmp):
     """#13.4: a missing pool fails alone; an outage holds no pod; a pool
     recreated under a new id is looked up again."""
@@ -970,7 +1020,7 @@ def main():
         SCALE = 10.0
     res = lib.Results(ARGS.suite, ARGS.results)
     with tempfile.TemporaryDirectory() as tmp:
-        tests = (test_standard_cycle, test_pod_annotations, test_job_retry, test_job_backoff, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
+        tests = (test_standard_cycle, test_pod_annotations, test_report, test_job_retry, test_job_backoff, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
                  test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)

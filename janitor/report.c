@@ -1,0 +1,240 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "report.h"
+
+#define COLUMNS	9
+
+static const char *const phase_names[] = { "Pending", "Running", "Succeeded", "Failed",
+	"Unknown" };
+
+/* "3d4h", "2h5m", "31m", "45s". */
+static void
+duration(long long s, char out[32])
+{
+	if (s >= 86400)
+		snprintf(out, 32, "%lldd%lldh", s / 86400, s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(out, 32, "%lldh%lldm", s / 3600, s % 3600 / 60);
+	else if (s >= 60)
+		snprintf(out, 32, "%lldm", s / 60);
+	else
+		snprintf(out, 32, "%llds", s < 0 ? 0 : s);
+}
+
+/* The plan's action for each agent of the pool, by index (NULL: none). */
+static const struct action **
+actions_by_agent(const struct report_pool *rp)
+{
+	const struct action **by = calloc(rp->n + 1, sizeof(*by));
+	size_t i, k;
+
+	if (by == NULL)
+		return NULL;
+	for (i = 0; i < rp->nactions; i++) {
+		if (rp->actions[i].agent == NULL)
+			continue;
+		k = (size_t)(rp->actions[i].agent - rp->agents);
+		if (k < rp->n)
+			by[k] = &rp->actions[i];
+	}
+	return by;
+}
+
+static long long
+offline_for(const struct agent_info *ag, time_t now)
+{
+	time_t since = ag->status_changed != 0 ? ag->status_changed : ag->created;
+
+	return ag->online ? -1 : (long long)(now - since);
+}
+
+static int
+render_json(struct buf *b, const struct report_pool *pools, size_t n,
+    const struct pod_lookup *pods, time_t now)
+{
+	cJSON *root = cJSON_CreateObject(), *arr, *p, *agents, *a, *o;
+	const struct action **by;
+	size_t i, k;
+	char *text;
+	int rc = -1;
+
+	if (root == NULL || (arr = cJSON_AddArrayToObject(root, "pools")) == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		const struct report_pool *rp = &pools[i];
+
+		if ((p = cJSON_CreateObject()) == NULL)
+			goto out;
+		cJSON_AddItemToArray(arr, p);
+		cJSON_AddStringToObject(p, "pool", rp->pool);
+		if (rp->error != NULL) {
+			cJSON_AddStringToObject(p, "error", rp->error);
+			continue;
+		}
+		cJSON_AddNumberToObject(p, "id", (double)rp->id);
+		if ((agents = cJSON_AddArrayToObject(p, "agents")) == NULL ||
+		    (by = actions_by_agent(rp)) == NULL)
+			goto out;
+		for (k = 0; k < rp->n; k++) {
+			const struct agent_info *ag = &rp->agents[k];
+			const struct pod_info *pod = plan_lookup_agent(pods, ag);
+			long long off = offline_for(ag, now);
+
+			if ((a = cJSON_CreateObject()) == NULL) {
+				free(by);
+				goto out;
+			}
+			cJSON_AddItemToArray(agents, a);
+			cJSON_AddNumberToObject(a, "id", (double)ag->id);
+			cJSON_AddStringToObject(a, "name", ag->name);
+			cJSON_AddStringToObject(a, "status", ag->online ? "online" : "offline");
+			cJSON_AddBoolToObject(a, "enabled", ag->enabled);
+			cJSON_AddBoolToObject(a, "managed", ag->managed);
+			cJSON_AddBoolToObject(a, "busy", ag->busy);
+			if (ag->busy && (o = cJSON_AddObjectToObject(a, "job")) != NULL) {
+				const char *keys[4] = { "requestId", "pipeline", "run", "runUrl" };
+				const char *vals[4] = { ag->job.request_id, ag->job.pipeline,
+				    ag->job.run, ag->job.run_url };
+				size_t f;
+				for (f = 0; f < 4; f++)
+					if (vals[f] != NULL)
+						cJSON_AddStringToObject(o, keys[f], vals[f]);
+			}
+			if (pod != NULL && (o = cJSON_AddObjectToObject(a, "pod")) != NULL) {
+				cJSON_AddStringToObject(o, "namespace", pod->namespace);
+				cJSON_AddStringToObject(o, "name", pod->name);
+				cJSON_AddStringToObject(o, "node", pod->node);
+				cJSON_AddStringToObject(o, "phase", phase_names[pod->phase]);
+			} else {
+				cJSON_AddNullToObject(a, "pod");
+			}
+			if (off >= 0)
+				cJSON_AddNumberToObject(a, "offlineSeconds", (double)off);
+			if (by[k] != NULL && (o = cJSON_AddObjectToObject(a, "nextCycle")) != NULL) {
+				cJSON_AddStringToObject(o, "action", plan_is_delete(by[k]) ?
+				    "delete" : "keep");
+				cJSON_AddStringToObject(o, "reason", by[k]->reason);
+			}
+		}
+		free(by);
+	}
+	if ((text = cJSON_Print(root)) == NULL)
+		goto out;
+	buf_adds(b, text);
+	buf_addc(b, '\n');
+	cJSON_free(text);
+	rc = b->failed ? -1 : 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* One row of cells, each owned. */
+struct row {
+	char	*cell[COLUMNS];
+};
+
+static char *
+cellf(const char *fmt, const char *a, const char *b)
+{
+	size_t len = strlen(fmt) + (a ? strlen(a) : 0) + (b ? strlen(b) : 0) + 1;
+	char *s = malloc(len);
+
+	if (s != NULL)
+		snprintf(s, len, fmt, a ? a : "", b ? b : "");
+	return s;
+}
+
+static int
+render_table(struct buf *b, const struct report_pool *rp, const struct pod_lookup *pods,
+    time_t now)
+{
+	static const char *const head[COLUMNS] = { "AGENT", "STATUS", "ENABLED", "MANAGED",
+	    "JOB", "POD", "NODE", "OFFLINE", "NEXT CYCLE" };
+	struct row *rows = calloc(rp->n + 1, sizeof(*rows));
+	const struct action **by = actions_by_agent(rp);
+	size_t width[COLUMNS], i, c, k;
+	int rc = -1;
+
+	if (rows == NULL || by == NULL)
+		goto out;
+	for (c = 0; c < COLUMNS; c++) {
+		rows[0].cell[c] = strdup(head[c]);
+		if (rows[0].cell[c] == NULL)
+			goto out;
+	}
+	for (k = 0; k < rp->n; k++) {
+		const struct agent_info *ag = &rp->agents[k];
+		const struct pod_info *pod = plan_lookup_agent(pods, ag);
+		struct row *r = &rows[k + 1];
+		char off[32], ns_name[600];
+		long long o = offline_for(ag, now);
+
+		if (o >= 0)
+			duration(o, off);
+		snprintf(ns_name, sizeof(ns_name), "%s/%s (%s)", pod ? pod->namespace : "",
+		    pod ? pod->name : "", pod ? phase_names[pod->phase] : "");
+		r->cell[0] = strdup(ag->name);
+		r->cell[1] = strdup(ag->online ? "online" : "offline");
+		r->cell[2] = strdup(ag->enabled ? "yes" : "no");
+		r->cell[3] = strdup(ag->managed ? "yes" : "no");
+		r->cell[4] = !ag->busy ? strdup("-") :
+		    cellf("%s %s", ag->job.pipeline ? ag->job.pipeline : "(a job)", ag->job.run);
+		r->cell[5] = strdup(pod ? ns_name : "-");
+		r->cell[6] = strdup(pod && pod->node[0] ? pod->node : "-");
+		r->cell[7] = strdup(o >= 0 ? off : "-");
+		r->cell[8] = by[k] == NULL ? strdup("-") :
+		    cellf("%s: %s", plan_is_delete(by[k]) ? "delete" : "keep", by[k]->reason);
+		for (c = 0; c < COLUMNS; c++)
+			if (r->cell[c] == NULL)
+				goto out;
+	}
+	for (c = 0; c < COLUMNS; c++) {
+		width[c] = 0;
+		for (i = 0; i <= rp->n; i++)
+			if (strlen(rows[i].cell[c]) > width[c])
+				width[c] = strlen(rows[i].cell[c]);
+	}
+	for (i = 0; i <= rp->n; i++) {
+		for (c = 0; c + 1 < COLUMNS; c++)
+			buf_addf(b, "%-*s  ", (int)width[c], rows[i].cell[c]);
+		buf_addf(b, "%s\n", rows[i].cell[COLUMNS - 1]);
+	}
+	rc = b->failed ? -1 : 0;
+out:
+	if (rows != NULL)
+		for (i = 0; i <= rp->n; i++)
+			for (c = 0; c < COLUMNS; c++)
+				free(rows[i].cell[c]);
+	free(rows);
+	free(by);
+	return rc;
+}
+
+int
+report_render(struct buf *b, int json, const struct report_pool *pools, size_t n,
+    const struct pod_lookup *pods, time_t now)
+{
+	size_t i;
+
+	if (json)
+		return render_json(b, pools, n, pods, now);
+	for (i = 0; i < n; i++) {
+		const struct report_pool *rp = &pools[i];
+
+		if (rp->error != NULL) {
+			buf_addf(b, "%spool %s: cannot be read: %s\n", i > 0 ? "\n" : "", rp->pool,
+			    rp->error);
+			continue;
+		}
+		buf_addf(b, "%spool %s (id %lld): %zu agents\n", i > 0 ? "\n" : "", rp->pool,
+		    rp->id, rp->n);
+		if (rp->n > 0 && render_table(b, rp, pods, now) == -1)
+			return -1;
+	}
+	return b->failed ? -1 : 0;
+}
