@@ -91,6 +91,53 @@ waiting_error(const cJSON *cs, int init)
 	return 0;
 }
 
+/*
+ * Why a pod's work ended abnormally, or NULL: its agent container was
+ * OOMKilled, the kubelet evicted it or its activeDeadlineSeconds passed
+ * (status.reason), or the DisruptionTarget condition says why it is going
+ * (the scheduler preempted it, the Eviction API or the taint manager
+ * evicted it, the pod garbage collector removes it because its node is
+ * gone).  The values are the metric's reason label.
+ */
+static const char *
+end_reason(const cJSON *pod, const char *agent)
+{
+	static const char *const disruptions[][2] = {
+		{ "PreemptionByScheduler", "Preempted" },
+		{ "EvictionByEvictionAPI", "Evicted" },
+		{ "TerminationByKubelet", "Evicted" },
+		{ "DeletionByTaintManager", "NodeLost" },
+		{ "DeletionByPodGC", "NodeDeleted" },
+	};
+	const cJSON *status = get(pod, "status"), *cs, *cond;
+	const char *reason = str(status, "reason"), *r;
+	size_t i;
+
+	cJSON_ArrayForEach(cs, get(status, "containerStatuses")) {
+		if (agent == NULL || str(cs, "name") == NULL || strcmp(str(cs, "name"), agent) != 0)
+			continue;
+		r = str(get(get(cs, "state"), "terminated"), "reason");
+		if (r == NULL)
+			r = str(get(get(cs, "lastState"), "terminated"), "reason");
+		if (r != NULL && strcmp(r, "OOMKilled") == 0)
+			return "OOMKilled";
+	}
+	if (reason != NULL && strcmp(reason, "Evicted") == 0)
+		return "Evicted";
+	if (reason != NULL && strcmp(reason, "DeadlineExceeded") == 0)
+		return "DeadlineExceeded";
+	cJSON_ArrayForEach(cond, get(status, "conditions")) {
+		if (str(cond, "type") == NULL || strcmp(str(cond, "type"), "DisruptionTarget") != 0 ||
+		    str(cond, "status") == NULL || strcmp(str(cond, "status"), "True") != 0 ||
+		    (r = str(cond, "reason")) == NULL)
+			continue;
+		for (i = 0; i < sizeof(disruptions) / sizeof(disruptions[0]); i++)
+			if (strcmp(r, disruptions[i][0]) == 0)
+				return disruptions[i][1];
+	}
+	return NULL;
+}
+
 static void
 parse_pod(const cJSON *item, struct pod_info *p)
 {
@@ -113,6 +160,8 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	p->job.pipeline = str(get(meta, "annotations"), KUBE_ANN_PIPELINE);
 	p->job.run = str(get(meta, "annotations"), KUBE_ANN_RUN);
 	p->job.run_url = str(get(meta, "annotations"), KUBE_ANN_RUN_URL);
+	p->interruption = str(get(meta, "annotations"), KUBE_ANN_INTERRUPTION);
+	p->end_reason = end_reason(item, agent);
 	cJSON_ArrayForEach(o, get(meta, "ownerReferences")) {
 		if (!cJSON_IsTrue(get(o, "controller")))
 			continue;
@@ -182,7 +231,9 @@ scan_pod(const char *text, size_t len, void *cls)
 	    (p.node = strpool_add(&l->strings, p.node)) == NULL ||
 	    (p.owner_name != NULL && (p.owner_name = strpool_add(&l->strings, p.owner_name)) == NULL) ||
 	    (p.owner_uid != NULL && (p.owner_uid = strpool_add(&l->strings, p.owner_uid)) == NULL) ||
-	    plan_job_ref_keep(&l->strings, &p.job) == -1)
+	    plan_job_ref_keep(&l->strings, &p.job) == -1 ||
+	    (p.interruption != NULL &&
+	    (p.interruption = strpool_add(&l->strings, p.interruption)) == NULL))
 		goto nomem;
 	l->pods[l->n++] = p;
 	rc = 0;
@@ -569,8 +620,8 @@ kube_get_job(struct kube *k, const char *ns, const char *name, struct job_info *
 }
 
 int
-kube_event(struct kube *k, const struct pod_info *pod, const char *reason,
-    const char *message, time_t now, char *err, size_t errlen)
+kube_event(struct kube *k, const struct pod_info *pod, const char *type, const char *reason,
+    const char *action, const char *message, time_t now, char *err, size_t errlen)
 {
 	struct http_response r = { 0 };
 	struct buf body, path;
@@ -601,9 +652,9 @@ kube_event(struct kube *k, const struct pod_info *pod, const char *reason,
 	buf_add_json_string(&body, message);
 	buf_addf(&body, ",\"source\":{\"component\":\"pipewarden-janitor\"},"
 	    "\"firstTimestamp\":\"%s\",\"lastTimestamp\":\"%s\",\"count\":1,"
-	    "\"type\":\"Normal\",\"reportingComponent\":\"pipewarden-janitor\","
-	    "\"reportingInstance\":\"pipewarden-janitor\",\"action\":\"Delete\","
-	    "\"eventTime\":\"%s\"}", ts, ts, micro);
+	    "\"type\":\"%s\",\"reportingComponent\":\"pipewarden-janitor\","
+	    "\"reportingInstance\":\"pipewarden-janitor\",\"action\":\"%s\","
+	    "\"eventTime\":\"%s\"}", ts, ts, type, action, micro);
 	buf_adds(&path, "/api/v1/namespaces/");
 	http_escape(&path, pod->namespace);
 	buf_adds(&path, "/events");
@@ -624,12 +675,9 @@ kube_event(struct kube *k, const struct pod_info *pod, const char *reason,
 /* ---- pod annotations -------------------------------------------------------- */
 
 enum kube_delete_result
-kube_annotate_pod(struct kube *k, const struct pod_info *pod, const struct job_ref *job,
-    char *err, size_t errlen)
+kube_annotate(struct kube *k, const struct pod_info *pod, const char *const *keys,
+    const char *const *values, size_t n, char *err, size_t errlen)
 {
-	const char *keys[4] = { KUBE_ANN_REQUEST, KUBE_ANN_PIPELINE, KUBE_ANN_RUN,
-	    KUBE_ANN_RUN_URL };
-	const char *values[4] = { job->request_id, job->pipeline, job->run, job->run_url };
 	struct http_response r = { 0 };
 	enum kube_delete_result res = KUBE_FAILED;
 	struct buf path, body;
@@ -643,7 +691,7 @@ kube_annotate_pod(struct kube *k, const struct pod_info *pod, const struct job_r
 	buf_adds(&body, "{\"metadata\":{\"uid\":");
 	buf_add_json_string(&body, pod->uid);
 	buf_adds(&body, ",\"annotations\":{");
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < n; i++) {
 		buf_adds(&body, i > 0 ? "," : "");
 		buf_add_json_string(&body, keys[i]);
 		buf_addc(&body, ':');
@@ -669,6 +717,18 @@ kube_annotate_pod(struct kube *k, const struct pod_info *pod, const struct job_r
 	buf_release(&body);
 	buf_release(&path);
 	return res;
+}
+
+enum kube_delete_result
+kube_annotate_pod(struct kube *k, const struct pod_info *pod, const struct job_ref *job,
+    char *err, size_t errlen)
+{
+	const char *const keys[4] = { KUBE_ANN_REQUEST, KUBE_ANN_PIPELINE, KUBE_ANN_RUN,
+	    KUBE_ANN_RUN_URL };
+	const char *const values[4] = { job->request_id, job->pipeline, job->run,
+	    job->run_url };
+
+	return kube_annotate(k, pod, keys, values, 4, err, errlen);
 }
 
 /* ---- the Lease ---------------------------------------------------------- */

@@ -88,6 +88,15 @@ enum kube_delete_result	kube_delete_job(struct kube *k, const char *ns,
 #define KUBE_ANN_PIPELINE	"pipewarden.io/pipeline"
 #define KUBE_ANN_RUN		"pipewarden.io/run"
 #define KUBE_ANN_RUN_URL	"pipewarden.io/run-url"
+/* ... and, once, why the job was interrupted (its Event's reason). */
+#define KUBE_ANN_INTERRUPTION	"pipewarden.io/interruption"
+
+/* Set (or, with a NULL value, remove) annotations of pod: a JSON merge
+ * patch with the pod's uid as precondition.  KUBE_DELETED means written;
+ * 404 is KUBE_GONE, 409 KUBE_REPLACED. */
+enum kube_delete_result	kube_annotate(struct kube *k, const struct pod_info *pod,
+			    const char *const *keys, const char *const *values, size_t n,
+			    char *err, size_t errlen);
 
 /* Write job's four annotations on pod (a JSON merge patch, the pod's uid as
  * precondition; an absent value removes its annotation).  KUBE_DELETED
@@ -95,9 +104,11 @@ enum kube_delete_result	kube_delete_job(struct kube *k, const char *ns,
 enum kube_delete_result	kube_annotate_pod(struct kube *k, const struct pod_info *pod,
 			    const struct job_ref *job, char *err, size_t errlen);
 
-/* Record a core/v1 Event on a pod (best effort).  Return 0 or -1. */
-int	kube_event(struct kube *k, const struct pod_info *pod, const char *reason,
-	    const char *message, time_t now, char *err, size_t errlen);
+/* Record a core/v1 Event on a pod (best effort): type Normal or Warning,
+ * its reason, the action taken, a message.  Return 0 or -1. */
+int	kube_event(struct kube *k, const struct pod_info *pod, const char *type,
+	    const char *reason, const char *action, const char *message, time_t now,
+	    char *err, size_t errlen);
 
 /* ---- the Lease ----------------------------------------------------------- */
 

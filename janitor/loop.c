@@ -46,6 +46,7 @@ struct janitor {
 	struct metric_family	*m_is_leader;
 	struct metric_family	*m_reload_errors;
 	struct metric_family	*m_pool_errors;
+	struct metric_family	*m_interruptions;
 	struct metric_family	*m_last_cycle;
 };
 
@@ -423,7 +424,7 @@ act(struct janitor *j, struct cycle *c, size_t first, int leader_only)
 			    a->kind == ACT_DELETE_JOB ? "Job" : "pod",
 			    a->kind == ACT_DELETE_JOB ? a->pod->owner_name : a->pod->name,
 			    a->reason);
-			if (kube_event(&j->kube, a->pod, "PipewardenCleanup", msg, c->now, err,
+			if (kube_event(&j->kube, a->pod, "Normal", "PipewardenCleanup", "Delete", msg, c->now, err,
 			    sizeof(err)) == -1)
 				log_warn("could not record an Event", "pod", a->pod->name,
 				    "error", err, NULL);
@@ -620,6 +621,63 @@ pool_gauges(struct janitor *j, const struct pool_agents *pool)
 }
 
 /*
+ * Record, once, each pipeline job of this pool whose pod ended abnormally
+ * while its agent ran it (OOMKilled, evicted, preempted, past its deadline,
+ * its node gone): a Warning Event on the pod, a log line, the counter, and
+ * the annotation pipewarden.io/interruption that makes it once.  The patch
+ * counts against maxPatchesPerCycle; leader-only, as the annotations.
+ */
+static void
+record_interruptions(struct janitor *j, struct cycle *c, const struct pool_agents *pool,
+    const struct pod_lookup *lk)
+{
+	static const char *const key[1] = { KUBE_ANN_INTERRUPTION };
+	struct patch_plan pp = { NULL, 0, 0 };
+	size_t i, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
+	char msg[1024], err[512];
+
+	if (c->patches >= max || plan_interruptions(pool, lk, max - c->patches, &pp) == -1) {
+		patch_plan_release(&pp);
+		return;
+	}
+	for (i = 0; i < pp.n; i++) {
+		const struct pod_info *pod = pp.items[i].pod;
+		const struct agent_info *ag = pp.items[i].agent;
+		const char *value[1] = { pod->end_reason };
+
+		snprintf(msg, sizeof(msg), "pipeline %s run %s (job request %s) was interrupted: "
+		    "the pod's work ended (%s) while agent %s ran it; Azure DevOps will report "
+		    "that it stopped hearing from the agent", ag->job.pipeline ? ag->job.pipeline : "?",
+		    ag->job.run ? ag->job.run : "?", ag->job.request_id ? ag->job.request_id : "?",
+		    pod->end_reason, ag->name);
+		if (j->opts->dry_run) {
+			log_info("would record a job interruption", "namespace", pod->namespace,
+			    "pod", pod->name, "pool", pool->pool, "reason", pod->end_reason, NULL);
+			continue;
+		}
+		check_stop(j);
+		if (j->stopping || mono() >= c->deadline || !leader_may_act(j, c))
+			break;
+		c->patches++;
+		if (kube_annotate(&j->kube, pod, key, value, 1, err, sizeof(err)) != KUBE_DELETED) {
+			log_error("recording a job interruption failed; the next cycle tries again",
+			    "namespace", pod->namespace, "pod", pod->name, "error", err, NULL);
+			continue;
+		}
+		metrics_add(j->m_interruptions, 1, pool->pool, pod->end_reason);
+		log_warn("pipeline job interrupted", "namespace", pod->namespace, "pod", pod->name,
+		    "pool", pool->pool, "agent", ag->name, "reason", pod->end_reason,
+		    "pipeline", ag->job.pipeline ? ag->job.pipeline : "", "run",
+		    ag->job.run ? ag->job.run : "", "requestId",
+		    ag->job.request_id ? ag->job.request_id : "", NULL);
+		if (kube_event(&j->kube, pod, "Warning", "PipelineJobInterrupted", "Record", msg,
+		    c->now, err, sizeof(err)) == -1)
+			log_warn("recording an Event failed", "error", err, NULL);
+	}
+	patch_plan_release(&pp);
+}
+
+/*
  * Write on each managed pod the pipeline job its agent of this pool runs
  * (pipewarden.io/job-request-id, pipeline, run, run-url), where a value
  * changed, at most maxPatchesPerCycle a cycle.  Leader-only writes: each
@@ -627,7 +685,8 @@ pool_gauges(struct janitor *j, const struct pool_agents *pool)
  * failure is logged and leaves the rest to the next cycle.
  */
 static void
-annotate_pods(struct janitor *j, struct cycle *c, const struct pool_agents *pool)
+annotate_pods(struct janitor *j, struct cycle *c, const struct pool_agents *pool,
+    const struct pod_lookup *lk)
 {
 	struct patch_plan pp = { NULL, 0, 0 };
 	size_t i, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
@@ -636,8 +695,7 @@ annotate_pods(struct janitor *j, struct cycle *c, const struct pool_agents *pool
 
 	if (c->patches >= max)
 		return;
-	if (plan_pod_annotations(pool, c->all_pods.pods, c->all_pods.n, max - c->patches,
-	    &pp) == -1) {
+	if (plan_pod_annotations(pool, lk, max - c->patches, &pp) == -1) {
 		log_error("out of memory while planning", NULL);
 		c->failed = 1;
 		return;
@@ -687,6 +745,7 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 	struct agent_list list;
 	struct pool_agents pool;
 	struct plan_input in;
+	struct pod_lookup lk = { NULL, NULL, 0 };
 	char err[512];
 	int cached, rc = -1;
 	size_t first = c->plan.n;
@@ -732,7 +791,16 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 		goto out;
 	}
 	act(j, c, first, 1);
-	annotate_pods(j, c, &pool);
+	/* Then what the leader writes on pods: their agents' jobs, and the
+	 * jobs their end interrupted. */
+	if (plan_lookup_init(&lk, c->all_pods.pods, c->all_pods.n) == -1) {
+		log_error("out of memory while planning", NULL);
+		c->failed = 1;
+	} else {
+		annotate_pods(j, c, &pool, &lk);
+		record_interruptions(j, c, &pool, &lk);
+	}
+	plan_lookup_release(&lk);
 	/* The plan points into the list: its items go with it. */
 	c->plan.n = first;
 out:
@@ -890,6 +958,9 @@ register_metrics(struct janitor *j)
 	    METRIC_COUNTER, NULL, NULL, 0);
 	j->m_pool_errors = metrics_register("pipewarden_janitor_pool_errors_total",
 	    "Cycles in which a pool's work failed (none of its agents deleted), by why.",
+	    METRIC_COUNTER, pool_reason, NULL, 0);
+	j->m_interruptions = metrics_register("pipewarden_janitor_job_interruptions_total",
+	    "Pipeline jobs whose pod ended abnormally while its agent ran them, by reason.",
 	    METRIC_COUNTER, pool_reason, NULL, 0);
 	j->m_last_cycle = metrics_register("pipewarden_janitor_last_cycle_timestamp_seconds",
 	    "When the last cycle finished (Unix time).", METRIC_GAUGE, NULL, NULL, 0);

@@ -401,6 +401,23 @@ find_pod(const struct pod_info *const *sorted, size_t n, const char *key, int by
 	return hit != NULL ? *hit : NULL;
 }
 
+static int
+patch_plan_add(struct patch_plan *out, const struct pod_info *pod, const struct agent_info *ag)
+{
+	struct pod_patch *v;
+
+	if (out->n == out->cap) {
+		out->cap = out->cap ? out->cap * 2 : 16;
+		if ((v = realloc(out->items, out->cap * sizeof(*v))) == NULL)
+			return -1;
+		out->items = v;
+	}
+	out->items[out->n].pod = pod;
+	out->items[out->n].agent = ag;
+	out->n++;
+	return 0;
+}
+
 int
 plan_lookup_init(struct pod_lookup *lk, const struct pod_info *pods, size_t n)
 {
@@ -437,39 +454,42 @@ plan_lookup_release(struct pod_lookup *lk)
 }
 
 int
-plan_pod_annotations(const struct pool_agents *pool, const struct pod_info *pods,
-    size_t npods, size_t max, struct patch_plan *out)
+plan_pod_annotations(const struct pool_agents *pool, const struct pod_lookup *pods,
+    size_t max, struct patch_plan *out)
 {
 	const struct agent_info *ag;
 	const struct pod_info *pod;
-	struct pod_lookup lk;
-	struct pod_patch *v;
 	size_t i;
-	int rc = -1;
 
-	if (plan_lookup_init(&lk, pods, npods) == -1)
-		return -1;
 	for (i = 0; i < pool->n && out->n < max; i++) {
 		ag = &pool->agents[i];
 		if (!ag->busy || ag->job.request_id == NULL)
 			continue;
-		pod = plan_lookup_agent(&lk, ag);
+		pod = plan_lookup_agent(pods, ag);
 		if (pod == NULL || pod->deleting || plan_job_ref_equal(&pod->job, &ag->job))
 			continue;
-		if (out->n == out->cap) {
-			out->cap = out->cap ? out->cap * 2 : 16;
-			if ((v = realloc(out->items, out->cap * sizeof(*v))) == NULL)
-				goto out;
-			out->items = v;
-		}
-		out->items[out->n].pod = pod;
-		out->items[out->n].agent = ag;
-		out->n++;
+		if (patch_plan_add(out, pod, ag) == -1)
+			return -1;
 	}
-	rc = 0;
-out:
-	plan_lookup_release(&lk);
-	return rc;
+	return 0;
+}
+
+int
+plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods,
+    size_t max, struct patch_plan *out)
+{
+	const struct pod_info *pod;
+	size_t i;
+
+	for (i = 0; i < pool->n && out->n < max; i++) {
+		if (!pool->agents[i].busy)
+			continue;
+		pod = plan_lookup_agent(pods, &pool->agents[i]);
+		if (pod != NULL && pod->end_reason != NULL && pod->interruption == NULL &&
+		    patch_plan_add(out, pod, &pool->agents[i]) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 void

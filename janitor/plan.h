@@ -47,6 +47,10 @@ struct pod_info {
 	const char	*owner_uid;
 	struct job_ref	 job;		/* pipewarden.io/job-request-id, pipeline, run,
 					 * run-url as annotated; NULL when absent */
+	const char	*end_reason;	/* why its work ended abnormally (OOMKilled,
+					 * Evicted, Preempted, DeadlineExceeded,
+					 * NodeLost, NodeDeleted), or NULL */
+	const char	*interruption;	/* pipewarden.io/interruption, or NULL */
 };
 
 /* An agent of a pool, as the Azure DevOps client read it. */
@@ -155,8 +159,8 @@ void	plan_lookup_release(struct pod_lookup *lk);
 
 /*
  * The pipeline job behind each managed pod (DESIGN "What the leader writes on
- * pods"): for each busy agent of `pool` whose pod is among `pods` (by its
- * PIPEWARDEN_POD_UID, else by its name), an annotation patch when the pod's
+ * pods"): for each busy agent of `pool` whose pod `pods` finds, an
+ * annotation patch when the pod's
  * pipewarden.io/job-request-id, pipeline, run or run-url differ from the
  * agent's assignedRequest.  Terminating pods are left alone.  Appends to
  * *out until it holds max patches (the cycle's maxPatchesPerCycle).
@@ -172,10 +176,20 @@ struct patch_plan {
 	size_t			 n, cap;
 };
 
-int	plan_pod_annotations(const struct pool_agents *pool, const struct pod_info *pods,
-	    size_t npods, size_t max, struct patch_plan *out);
+int	plan_pod_annotations(const struct pool_agents *pool, const struct pod_lookup *pods,
+	    size_t max, struct patch_plan *out);
 
 void	patch_plan_release(struct patch_plan *p);
+
+/*
+ * Pipeline jobs interrupted by their pod's end (DESIGN, #16 "why a job
+ * died"): each busy agent of pool whose pod (found by pods) ended
+ * abnormally (pod->end_reason) and is not yet recorded
+ * (pipewarden.io/interruption absent), appended to *out until it holds max.
+ * Return 0, or -1 when out of memory.
+ */
+int	plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods,
+	    size_t max, struct patch_plan *out);
 
 /* Copy a job reference's strings into sp (the list that owns them).
  * Return 0, or -1 when out of memory. */

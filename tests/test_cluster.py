@@ -728,7 +728,24 @@ def test_janitor_annotations(res, w):
                      "RUN:.metadata.annotations.pipewarden\\.io/run")
     res.check(q.returncode == 0 and "payments-api - CI" in q.stdout and "20260901.700" in q.stdout,
               "kubectl -o custom-columns shows the pipeline per pod", q.stdout + q.stderr)
-    w.ado.agents[12] = [a for a in w.ado.agents[12] if a["id"] != 700]
+    # A job interrupted: the agent's pod was OOMKilled while it ran the job.
+    managed_pod(w, "oom-killed", n1, "Failed", finished_ago=20, exit_code=137, reason="OOMKilled")
+    oom = w.api.get(ns_path("pods", AGENT_NS, "oom-killed"))
+    w.ado.agents[12].append(sim.agent(701, "oom-killed", busy=True, changed_ago=15,
+                                      pod_uid=oom["metadata"]["uid"]))
+    for _ in range(2):
+        p = w.janitor_once(n1)
+    evs = [e for e in events_for(w, AGENT_NS, "oom-killed") if e["reason"] == "PipelineJobInterrupted"]
+    ann = w.api.get(ns_path("pods", AGENT_NS, "oom-killed"))["metadata"].get("annotations", {})
+    res.check(len(evs) == 1 and evs[0]["type"] == "Warning" and "OOMKilled" in evs[0]["message"] and
+              "payments-api - CI" in evs[0]["message"] and ann.get("pipewarden.io/interruption") == "OOMKilled",
+              "an OOMKilled agent pod's job: one Warning Event (over two cycles) and the interruption annotation",
+              json.dumps(evs)[:600] + json.dumps(ann) + p.stderr[-400:])
+    q = w.cp.kubectl("-n", AGENT_NS, "get", "events", "--field-selector",
+                     "involvedObject.name=oom-killed,reason=PipelineJobInterrupted")
+    res.check(q.returncode == 0 and "PipelineJobInterrupted" in q.stdout, "kubectl get events shows it",
+              q.stdout + q.stderr)
+    w.ado.agents[12] = [a for a in w.ado.agents[12] if a["id"] not in (700, 701)]
     api = w.janitor_api(n1)
 
     def patch(name, body):

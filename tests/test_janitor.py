@@ -803,6 +803,46 @@ def test_pod_annotations(res, tmp):
         env.stop()
 
 
+def test_interruptions(res, tmp):
+    """#16: a pipeline job whose pod ended abnormally while its agent ran it
+    is recorded once: an Event on the pod, a log line, the counter, and the
+    pipewarden.io/interruption annotation."""
+    env = Env(tmp)
+    pod = sim.pod("oom-agent", phase="Failed", finished_ago=30)
+    for cs in pod["status"]["containerStatuses"]:
+        cs["state"]["terminated"]["reason"] = "OOMKilled"
+    env.kube.add_pod(pod)
+    evicted = sim.pod("evicted-agent", phase="Failed", finished_ago=30)
+    evicted["status"]["reason"] = "Evicted"
+    env.kube.add_pod(evicted)
+    done = sim.pod("done-agent", phase="Succeeded", finished_ago=30)
+    env.kube.add_pod(done)
+    env.ado.agents[12] += [sim.agent(31, "oom-agent", busy=True, changed_ago=20, pod_uid="uid-oom-agent"),
+                           sim.agent(32, "evicted-agent", busy=True, changed_ago=20, pod_uid="uid-evicted-agent"),
+                           sim.agent(33, "done-agent", busy=True, changed_ago=20, pod_uid="uid-done-agent")]
+    loop = Loop(env)
+    loop.wait_cycles(2)
+    text = loop.metrics()
+    loop.stop()
+    evs = [e for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
+    names = sorted(e["involvedObject"]["name"] for e in evs)
+    res.check(names == ["evicted-agent", "oom-agent"] and all(e["type"] == "Warning" for e in evs),
+              "one Warning Event per interrupted job, over two cycles (a job that ended normally: none)",
+              json.dumps([(e["involvedObject"]["name"], e["message"]) for e in evs])[:600])
+    res.check(evs and "payments-api - CI" in evs[0]["message"] and "20260901.3" in evs[0]["message"],
+              "the Event names the pipeline run", evs[0]["message"] if evs else "")
+    ann = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get("pipewarden.io/interruption")
+           for p in env.kube.pods}
+    res.check(ann.get("oom-agent") == "OOMKilled" and ann.get("evicted-agent") == "Evicted" and
+              ann.get("done-agent") is None, "the pod carries pipewarden.io/interruption", str(ann))
+    res.check('pipewarden_janitor_job_interruptions_total{pool="aks-pool",reason="OOMKilled"} 1' in text and
+              'pipewarden_janitor_job_interruptions_total{pool="aks-pool",reason="Evicted"} 1' in text,
+              "pipewarden_janitor_job_interruptions_total{pool,reason}",
+              "\n".join(l for l in text.splitlines() if "interruptions" in l))
+    res.check('"pipeline job interrupted"' in loop.log(), "a log line per interruption")
+    env.stop()
+
+
 def test_report(res, tmp):
     """#16: `pipewarden-janitor report` shows each pool's agents, the pod
     behind each and what the next cycle would do and why; it changes
@@ -1020,7 +1060,7 @@ def main():
         SCALE = 10.0
     res = lib.Results(ARGS.suite, ARGS.results)
     with tempfile.TemporaryDirectory() as tmp:
-        tests = (test_standard_cycle, test_pod_annotations, test_report, test_job_retry, test_job_backoff, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
+        tests = (test_standard_cycle, test_pod_annotations, test_interruptions, test_report, test_job_retry, test_job_backoff, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
                  test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)

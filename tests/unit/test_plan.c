@@ -248,9 +248,9 @@ test_own_pool(void)
 
 	memset(pods, 0, sizeof(pods));
 	pods[0] = (struct pod_info){ "ci", "pod-9", "u-9", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB };
+	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB, NULL, NULL };
 	pods[1] = (struct pod_info){ "ci", "by-name", "u-x", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB };
+	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB, NULL, NULL };
 	memset(&in, 0, sizeof(in));
 	in.cfg = &cfg;
 	in.now = NOW;
@@ -739,6 +739,7 @@ test_pod_annotations(void)
 	struct pod_info pods[6];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
 	struct patch_plan pp = { NULL, 0, 0 };
+	struct pod_lookup lk;
 	const char *names[] = { "pod-1", "pod-2", "pod-3", "pod-4", "pod-5", "pod-6" };
 	const char *pod_uids[] = { "u-1", "u-2", "u-3", "u-4", "u-5", "u-6" };
 	size_t i;
@@ -754,7 +755,8 @@ test_pod_annotations(void)
 	pods[2].job = job;
 	pods[3].job = older;
 	pods[4].deleting = 1;
-	CHECK(plan_pod_annotations(&pool, pods, 6, 100, &pp) == 0);
+	CHECK(plan_lookup_init(&lk, pods, 6) == 0);
+	CHECK(plan_pod_annotations(&pool, &lk, 100, &pp) == 0);
 	CHECK(pp.n == 3);
 	CHECK(pp.n == 3 && pp.items[0].pod == &pods[0] && pp.items[0].agent == &agents[0]);
 	CHECK(pp.n == 3 && pp.items[1].pod == &pods[1] && pp.items[1].agent == &agents[1]);
@@ -762,12 +764,22 @@ test_pod_annotations(void)
 	patch_plan_release(&pp);
 	/* maxPatchesPerCycle counts over the cycle: a plan that already holds
 	 * one gets at most max - 1 more. */
-	CHECK(plan_pod_annotations(&pool, pods, 6, 1, &pp) == 0 && pp.n == 1);
-	CHECK(plan_pod_annotations(&pool, pods, 6, 2, &pp) == 0 && pp.n == 2);
+	CHECK(plan_pod_annotations(&pool, &lk, 1, &pp) == 0 && pp.n == 1);
+	CHECK(plan_pod_annotations(&pool, &lk, 2, &pp) == 0 && pp.n == 2);
 	patch_plan_release(&pp);
-	CHECK(plan_pod_annotations(&pool, pods, 6, 0, &pp) == 0 && pp.n == 0);
+	CHECK(plan_pod_annotations(&pool, &lk, 0, &pp) == 0 && pp.n == 0);
 	CHECK(plan_job_ref_equal(&job, &job) && !plan_job_ref_equal(&job, &older));
 	patch_plan_release(&pp);
+	/* Interruptions: a busy agent whose pod ended abnormally, once. */
+	pods[0].end_reason = "OOMKilled";		/* busy a-1: recorded */
+	pods[2].end_reason = "Evicted";			/* busy a-3, already recorded */
+	pods[2].interruption = "Evicted";
+	pods[5].end_reason = "Preempted";		/* a-6 idle: nothing */
+	CHECK(plan_interruptions(&pool, &lk, 100, &pp) == 0 && pp.n == 1 &&
+	    pp.items[0].pod == &pods[0] && pp.items[0].agent == &agents[0]);
+	patch_plan_release(&pp);
+	CHECK(plan_interruptions(&pool, &lk, 0, &pp) == 0 && pp.n == 0);
+	plan_lookup_release(&lk);
 }
 
 int
