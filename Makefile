@@ -195,6 +195,9 @@ e2e: all
 	    --suite "janitor end-to-end $(SUITE_TAG)"
 	$(PYTHON) tests/test_scenarios.py --bin $(B)/bin/pipewarden-janitor --results build/results \
 	    --count $(SCENARIOS) --suite "janitor randomized scenarios $(SUITE_TAG)"
+	$(PYTHON) tests/test_monitoring.py --webhook $(B)/bin/pipewarden-webhook \
+	    --janitor $(B)/bin/pipewarden-janitor --results build/results \
+	    --suite "dashboard and alerts on Prometheus $(SUITE_TAG)"
 
 # The test control plane and Helm, built once from their Go modules
 # (tests/controlplane/go.mod, helm/go.mod) into ~/.cache/pipewarden.

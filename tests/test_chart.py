@@ -53,6 +53,7 @@ COMBINATIONS = [
     ("janitor PAT", ["janitor.pat.enabled=true"], "overlays/self-signed", ["janitor-pat"]),
     ("networkPolicy", ["networkPolicy.enabled=true"], "overlays/self-signed", ["networkpolicy"]),
     ("prometheusRule", ["prometheusRule.enabled=true"], None, []),
+    ("grafanaDashboard", ["grafanaDashboard.enabled=true"], None, []),
     ("everything", ["certManager.enabled=true", "metrics.serviceMonitor.enabled=true",
                     "validatingPolicy.enabled=true", "janitor.pat.enabled=true", "networkPolicy.enabled=true",
                     "prometheusRule.enabled=true"], "overlays/cert-manager",
@@ -138,6 +139,8 @@ def normalize(objs):
         md = o["metadata"]
         if o["kind"] == "ConfigMap" and md["name"] == "pipewarden-config":
             o["data"]["config.json"] = json.loads(o["data"]["config.json"])
+        if o["kind"] == "ConfigMap" and md["name"] == "pipewarden-dashboard":
+            o["data"]["pipewarden.json"] = json.loads(o["data"]["pipewarden.json"])
         if o["kind"] == "Secret" and md["name"] == "pipewarden-webhook-tls":
             o.pop("data", None)
         if o["kind"] == "MutatingWebhookConfiguration":
@@ -217,6 +220,14 @@ def test_same_as_kustomize(res, helm, tmp):
             continue
         validate(res, name, p.stdout)
         chart = normalize(objects(p.stdout))
+        if name == "grafanaDashboard":
+            mon = normalize(kustomize(tree, "monitoring", []))
+            want = [v for k, v in mon.items() if k[0] == "ConfigMap"]
+            got = [v for k, v in chart.items() if k[0] == "ConfigMap" and k[2] == "pipewarden-dashboard"]
+            res.check(got == want and got[0]["data"]["pipewarden.json"]["uid"] == "pipewarden",
+                      "the chart's dashboard ConfigMap is manifests/monitoring's",
+                      first_difference(got, want) or "")
+            continue
         if name == "prometheusRule":
             ours = normalize(rule)
             got = {k: v for k, v in chart.items() if k[0] == "PrometheusRule"}
