@@ -252,11 +252,11 @@ class World:
         self.cp.etcd_compact()
         self.compactions += 1
         self.compacted_token = (token, q.get("labelSelector", ""))
-        self.wait_expired(6)
+        self.wait_expired(12)
 
     def before_proxied(self, method, path, q):
         if self.compacted_token and method == "GET" and q.get("continue"):
-            self.wait_expired(6)
+            self.wait_expired(12)
 
     def wait_expired(self, seconds):
         if self.expired_seen:
@@ -909,7 +909,12 @@ def test_paging(res, w):
                for i in range(3)]
     w.ado.agents[12] = agents
     w.compact_after_first_page = True
-    p = w.janitor_once(PLAIN_NODE)
+    # kube-apiserver's compactor polls every 15 s: the janitor's requests
+    # are held up to 12 s each (its request timeout is 15 s), so this
+    # janitor runs with a 30 s interval, whose cycle budget (half the 75 s
+    # Lease) leaves room for that wait even on a loaded machine.
+    p = w.janitor_once(PLAIN_NODE, config=w.write_config({"janitor": {"intervalSeconds": 30}},
+                                                         name="config-paging.json"))
     w.compacted_token = None
     calls = w.all_janitor_calls
     lists = [c for c in calls if c["path"] == "/api/v1/pods" and c["method"] == "GET"]
