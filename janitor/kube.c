@@ -478,6 +478,22 @@ kube_list_pods(struct kube *k, const char *ns, const char *label_selector,
 	return rc;
 }
 
+/* What a write with a UID precondition came to: done (200, 202), gone
+ * (404), someone else's object now (409: the precondition failed), or an
+ * error with its message in err. */
+static enum kube_delete_result
+write_result(const struct http_response *r, const char *what, char *err, size_t errlen)
+{
+	if (r->status == 200 || r->status == 202)
+		return KUBE_DELETED;
+	if (r->status == 404)
+		return KUBE_GONE;
+	if (r->status == 409)
+		return KUBE_REPLACED;
+	status_error(r, what, err, errlen);
+	return KUBE_FAILED;
+}
+
 static enum kube_delete_result
 kube_delete(struct kube *k, const char *path, const char *uid, int background,
     const char *what, char *err, size_t errlen)
@@ -496,14 +512,7 @@ kube_delete(struct kube *k, const char *path, const char *uid, int background,
 	if (body.failed) {
 		snprintf(err, errlen, "out of memory");
 	} else if (kube_call(k, "DELETE", path, body.data, &r, err, errlen) == 0) {
-		if (r.status == 200 || r.status == 202)
-			res = KUBE_DELETED;
-		else if (r.status == 404)
-			res = KUBE_GONE;
-		else if (r.status == 409)
-			res = KUBE_REPLACED;
-		else
-			status_error(&r, what, err, errlen);
+		res = write_result(&r, what, err, errlen);
 	}
 	http_response_release(&r);
 	buf_release(&body);
@@ -704,14 +713,7 @@ kube_annotate(struct kube *k, const struct pod_info *pod, const char *const *key
 	if (path.failed || body.failed) {
 		snprintf(err, errlen, "out of memory");
 	} else if (kube_call(k, "PATCH", path.data, body.data, &r, err, errlen) == 0) {
-		if (r.status == 200)
-			res = KUBE_DELETED;
-		else if (r.status == 404)
-			res = KUBE_GONE;
-		else if (r.status == 409)
-			res = KUBE_REPLACED;
-		else
-			status_error(&r, "annotate pod", err, errlen);
+		res = write_result(&r, "annotate pod", err, errlen);
 	}
 	http_response_release(&r);
 	buf_release(&body);

@@ -59,6 +59,18 @@ class Results:
         return 0 if self.failed == 0 else 1
 
 
+def k8s_validate(res, name, text):
+    """Check rendered manifests against Kubernetes' schema (../shared's
+    k8s-validate); skipped, visibly, where ../shared is absent."""
+    if not HAVE_SHARED:
+        res.skip("k8s-validate " + name, "../shared not found")
+        return
+    p = subprocess.run([K8S_VALIDATE, "-"], input=text, capture_output=True, text=True)
+    errors = [line for line in p.stdout.splitlines() if line.startswith("error")]
+    res.check(p.returncode == 0 and not errors, "k8s-validate: %s (%d objects)" % (
+        name, p.stdout.count("\n")), "\n".join(errors[:8]) + p.stderr[-300:])
+
+
 def deep_merge(base, over):
     out = copy.deepcopy(base)
     for k, v in over.items():

@@ -189,16 +189,6 @@ def kustomize(tree, overlay, components):
     return objects(p.stdout)
 
 
-def validate(res, name, text):
-    if not lib.HAVE_SHARED:
-        res.skip("k8s-validate " + name, "../shared not found")
-        return
-    p = subprocess.run([lib.K8S_VALIDATE, "-"], input=text, capture_output=True, text=True)
-    errors = [l for l in p.stdout.splitlines() if l.startswith("error")]
-    res.check(p.returncode == 0 and not errors, "k8s-validate: chart, %s (%d objects)" % (
-        name, p.stdout.count("\n")), "\n".join(errors[:8]) + p.stderr[-300:])
-
-
 def test_lint(res, helm):
     for name, sets, _, _ in COMBINATIONS:
         args = ["lint", "--strict", CHART, "--namespace", NS]
@@ -218,7 +208,7 @@ def test_same_as_kustomize(res, helm, tmp):
         p = helm.template(sets)
         if not res.check(p.returncode == 0, "helm template: " + name, p.stderr[-600:]):
             continue
-        validate(res, name, p.stdout)
+        lib.k8s_validate(res, "chart, " + name, p.stdout)
         chart = normalize(objects(p.stdout))
         if name == "grafanaDashboard":
             mon = normalize(kustomize(tree, "monitoring", []))

@@ -140,6 +140,17 @@ def standard_state(env):
           sim.agent(10, "job-running-x3", status="online", busy=True, pod_uid="uid-job-running-x3")]
 
 
+def held_by_another(env):
+    """The Lease, renewed 5 s ago by another replica (its 4th holder)."""
+    now = time.time()
+    env.kube.leases[(NS, "pipewarden-janitor")] = {
+        "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+        "metadata": {"name": "pipewarden-janitor", "namespace": NS, "resourceVersion": "100", "uid": "l"},
+        "spec": {"holderIdentity": "janitor-other", "leaseDurationSeconds": 60,
+                 "acquireTime": sim.now_rfc3339(now - 100, True),
+                 "renewTime": sim.now_rfc3339(now - 5, True), "leaseTransitions": 4}}
+
+
 # terminating-x6 is not counted: it was deleted before the cycle (and the
 # DELETEs checked below never name it).
 EXPECT_PODS_LEFT = ["awaiting-node-x9", "bare-pulling", "job-done-young-x2", "job-running-x3",
@@ -479,19 +490,13 @@ def test_busy_race(res, tmp):
 def test_leases(res, tmp):
     env = Env(tmp)
     standard_state(env)
-    now = time.time()
-    env.kube.leases[(NS, "pipewarden-janitor")] = {
-        "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
-        "metadata": {"name": "pipewarden-janitor", "namespace": NS, "resourceVersion": "100", "uid": "l"},
-        "spec": {"holderIdentity": "janitor-other", "leaseDurationSeconds": 60,
-                 "acquireTime": sim.now_rfc3339(now - 100, True),
-                 "renewTime": sim.now_rfc3339(now - 5, True), "leaseTransitions": 4}}
+    held_by_another(env)
     rc, log = env.once()
     res.check(rc == 0 and env.agent_ids() == ALL_AGENTS,
               "a Lease held by another replica: no pool work")
     res.check("unschedulable-x8" in env.pod_names() and "bare-stuck" not in env.pod_names(),
               "node work goes on without the Lease; unscheduled pods are the leader's")
-    env.kube.leases[(NS, "pipewarden-janitor")]["spec"]["renewTime"] = sim.now_rfc3339(now - 120, True)
+    env.kube.leases[(NS, "pipewarden-janitor")]["spec"]["renewTime"] = sim.now_rfc3339(time.time() - 120, True)
     rc, log = env.once()
     lease = env.kube.leases[(NS, "pipewarden-janitor")]
     res.check(env.agent_ids() == EXPECT_AGENTS_LEFT and lease["spec"]["leaseTransitions"] == 5,
@@ -789,13 +794,7 @@ def test_pod_annotations(res, tmp):
         env = Env(tmp, cfg=cfg)
         standard_state(env)
         if lease_held:
-            now = time.time()
-            env.kube.leases[(NS, "pipewarden-janitor")] = {
-                "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
-                "metadata": {"name": "pipewarden-janitor", "namespace": NS, "resourceVersion": "100", "uid": "l"},
-                "spec": {"holderIdentity": "janitor-other", "leaseDurationSeconds": 60,
-                         "acquireTime": sim.now_rfc3339(now - 100, True),
-                         "renewTime": sim.now_rfc3339(now - 5, True), "leaseTransitions": 4}}
+            held_by_another(env)
         rc, log = env.once(extra)
         res.check(rc == 0 and env.kube.patches == [], "%s: no pod is annotated" % name, str(env.kube.patches))
         if extra:

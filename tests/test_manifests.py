@@ -45,16 +45,6 @@ def find(objs, kind, name=None):
     return None
 
 
-def validate(res, name, text):
-    if not lib.HAVE_SHARED:
-        res.skip("k8s-validate " + name, "../shared not found")
-        return
-    p = subprocess.run([lib.K8S_VALIDATE, "-"], input=text, capture_output=True, text=True)
-    errors = [l for l in p.stdout.splitlines() if l.startswith("error")]
-    res.check(p.returncode == 0 and not errors, "k8s-validate: %s (%d objects)" % (
-        name, p.stdout.count("\n")), "\n".join(errors[:8]) + p.stderr[-300:])
-
-
 def test_render(res, tmp):
     tree = os.path.join(tmp, "manifests")
     shutil.copytree(M, tree)
@@ -73,7 +63,7 @@ def test_render(res, tmp):
             text, objs, error = "", [], str(e)
         if not res.check(error == "" and len(objs) > 0, "renders: " + name, error):
             continue
-        validate(res, name, text)
+        lib.k8s_validate(res, name, text)
         rendered[name] = objs
     return rendered
 
