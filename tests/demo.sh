@@ -83,8 +83,11 @@ curl -sS "http://127.0.0.1:$mport/metrics" | grep -E '^pipewarden_' | grep -v '_
 step "8. The log: one JSON object per line on stderr"
 sed 's/^/   /' "$tmp/webhook.log" | cut -c1-220
 
-step "9. SIGTERM: in-flight requests finish, exit 0"
+step "9. SIGTERM: /readyz fails at once, connections are still served for --shutdown-delay (5 s), then exit 0"
 kill -TERM "$pid"
+sleep 0.3
+printf '   /readyz right after SIGTERM: '
+curl -s --cacert "$tmp/certs/ca.crt" "https://localhost:$port/readyz"
 wait "$pid" && echo "   exited 0"
 pid=""
 

@@ -74,7 +74,15 @@ def main():
             "busy" if a.get("assignedRequest") else "", a["systemCapabilities"].get("PIPEWARDEN_MANAGED", "-"))
            for a in ado.agents[12]], ("AGENT", "NAME", "STATUS", "ENABLED", "JOB", "MANAGED"))
 
-    step("11. pipewarden-janitor --once --dry-run: the plan, and nothing written")
+    step("11. pipewarden-janitor report: each agent, the pod behind it, what the next cycle would do")
+    rep = [BIN, "report"] + [a for a in cmd[1:] if a != "--once"]
+    p = subprocess.run(rep, env=env, capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        print("   " + line)
+    writes = [r for r in kube.server.requests() + ado.server.requests() if r[0] != "GET"]
+    print("   exit %d; writes to the APIs: %d" % (p.returncode, len(writes)))
+
+    step("11b. pipewarden-janitor --once --dry-run: the plan, and nothing written")
     p = subprocess.run(cmd + ["--dry-run"], env=env, capture_output=True, text=True)
     rows = []
     for line in p.stderr.splitlines():
