@@ -1056,7 +1056,7 @@ def test_image(res, w):
     """#15: the image, unpacked from its OCI layout, runs both programs as
     its user 65532 with only its own files."""
     if not ARGS.image:
-        res.skip("the image", "no --image given (make image)")
+        res.skip("the image", "no --image: the image holds the plain build, so the plain round tests it")
         return
     version = image_version()
     if not res.check(unpack_image(w), "umoci unpacks the image's OCI layout", w.unpack_error):
@@ -1146,7 +1146,7 @@ def test_chart_dry_run(res, w):
     validates it (kubectl apply --dry-run=server)."""
     import test_chart
     if not ARGS.image:
-        res.skip("the Helm chart on the real control plane", "no --image given (make image)")
+        res.skip("the Helm chart on the real control plane", "no --image: the plain round installs the chart")
         return
     uninstall_kustomize(w)
     install_crds(w)
@@ -1214,7 +1214,7 @@ def test_helm_lifecycle(res, w):
     chart's own Service, the janitor from the image; helm upgrade keeps the
     CA; helm uninstall leaves only what the README says stays."""
     if not ARGS.image:
-        res.skip("helm install, upgrade, uninstall", "no --image given (make image)")
+        res.skip("helm install, upgrade, uninstall", "no --image: the plain round installs the chart")
         return
     if not res.check(unpack_image(w), "umoci unpacks the image's OCI layout", w.unpack_error):
         return
