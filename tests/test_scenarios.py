@@ -26,7 +26,8 @@ DESIGN.md (not from plan.c):
   Lease; never a pod or Job outside the janitor's scope (another node, not
   managed, terminating, young, a Pending pod of another controller, a Job
   with a pod still alive); never more than the cap; a dry run writes
-  nothing; a failed Azure DevOps call or pod list deletes what DESIGN says
+  nothing; pod writes only of pipewarden's annotations, on managed pods
+  whose agent runs a job, by a leader; a failed Azure DevOps call or pod list deletes what DESIGN says
   it must not; no secret in any log line.  Where no fault hides the
   outcome, it must also delete exactly what the model says (up to the
   cap), and exit 0.
@@ -627,6 +628,29 @@ def check(w, sc, ids, outs):
         mine -= pod_targets(sc, "(no node)", bool(leaders))
         inv("a failed list of this node's pods: none of them is deleted",
             not (pod_deletes_of(kreq) & mine), str(sorted(pod_deletes_of(kreq) & mine)))
+
+    # The leader's writes on pods (#16): only annotations of a managed pod
+    # whose agent runs a job, with the pod's uid as precondition, only by a
+    # leader, at most maxPatchesPerCycle (200) each.
+    ours = {"pipewarden.io/job-request-id", "pipewarden.io/pipeline", "pipewarden.io/run",
+            "pipewarden.io/run-url", "pipewarden.io/interruption"}
+    specs = {(s["ns"], s["name"]): s for s, _ in sc.pods}
+    # (without onlyManagedAgents the list has no capabilities: by name)
+    busy_keys = {(s["pod_uid"] if sc.only_managed else None) or s["name"] for s, _ in sc.agents if s["busy"]}
+    patches, bad = [r for r in kreq if r[0] == "PATCH"], []
+    for r in patches:
+        parts = r[1].strip("/").split("/")
+        meta = json.loads(r[4]).get("metadata", {})
+        spec = specs.get((parts[3], parts[5]))
+        if not (spec and spec["managed"] and (spec["uid"] in busy_keys or spec["name"] in busy_keys)
+                and set(meta.get("annotations", {})) <= ours and meta.get("uid") == spec["uid"]
+                and set(meta) == {"uid", "annotations"}):
+            bad.append((parts[5], sorted(meta.get("annotations", {}))))
+    inv("pod writes: only pipewarden's annotations of a managed pod whose agent runs a job", not bad,
+        str(bad[:2]))
+    if patches:
+        inv("pod writes: only by a leader, at most maxPatchesPerCycle", leaders and len(patches) <= 200 * len(leaders),
+            "%d patches, leaders %s" % (len(patches), leaders))
 
     # Pods and Jobs.
     allowed = set()
