@@ -967,6 +967,12 @@ def test_privileges(res, w):
                   json.dumps(body)[:300])
     st, body = api.raw("DELETE", ns_path("pods", AGENT_NS, "vap-own-node"))
     res.check(st == 200, "the policy: it can delete a managed pod on its own node (%d)" % st, json.dumps(body)[:300])
+    # The probes go (an admin's delete): left behind, a managed-labelled pod
+    # in a namespace that did not opt in would fail every later janitor
+    # cycle on that node with the policy's 403.
+    for ns, name in [(AGENT_NS, "vap-managed-other-node"), (AGENT_NS, "vap-unmanaged"), (OTHER_NS, "vap-other-ns")]:
+        w.api.raw("DELETE", ns_path("pods", ns, name))
+        wait_gone(w.api, ns_path("pods", ns, name), 30)
 
 
 # ---- the image and the Helm chart ----------------------------------------------
