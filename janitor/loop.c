@@ -636,7 +636,8 @@ record_interruptions(struct janitor *j, struct cycle *c, const struct pool_agent
 	size_t i, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
 	char msg[1024], err[512];
 
-	if (c->patches >= max || plan_interruptions(pool, lk, max - c->patches, &pp) == -1) {
+	if (c->patches >= max || plan_interruptions(pool, lk, j->cfg->janitor.only_managed_agents,
+	    max - c->patches, &pp) == -1) {
 		patch_plan_release(&pp);
 		return;
 	}
@@ -695,7 +696,8 @@ annotate_pods(struct janitor *j, struct cycle *c, const struct pool_agents *pool
 
 	if (c->patches >= max)
 		return;
-	if (plan_pod_annotations(pool, lk, max - c->patches, &pp) == -1) {
+	if (plan_pod_annotations(pool, lk, j->cfg->janitor.only_managed_agents, max - c->patches,
+	    &pp) == -1) {
 		log_error("out of memory while planning", NULL);
 		c->failed = 1;
 		return;

@@ -455,7 +455,7 @@ plan_lookup_release(struct pod_lookup *lk)
 
 int
 plan_pod_annotations(const struct pool_agents *pool, const struct pod_lookup *pods,
-    size_t max, struct patch_plan *out)
+    int only_managed, size_t max, struct patch_plan *out)
 {
 	const struct agent_info *ag;
 	const struct pod_info *pod;
@@ -463,7 +463,7 @@ plan_pod_annotations(const struct pool_agents *pool, const struct pod_lookup *po
 
 	for (i = 0; i < pool->n && out->n < max; i++) {
 		ag = &pool->agents[i];
-		if (!ag->busy || ag->job.request_id == NULL)
+		if (!ag->busy || ag->job.request_id == NULL || (only_managed && !ag->managed))
 			continue;
 		pod = plan_lookup_agent(pods, ag);
 		if (pod == NULL || pod->deleting || plan_job_ref_equal(&pod->job, &ag->job))
@@ -476,13 +476,13 @@ plan_pod_annotations(const struct pool_agents *pool, const struct pod_lookup *po
 
 int
 plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods,
-    size_t max, struct patch_plan *out)
+    int only_managed, size_t max, struct patch_plan *out)
 {
 	const struct pod_info *pod;
 	size_t i;
 
 	for (i = 0; i < pool->n && out->n < max; i++) {
-		if (!pool->agents[i].busy)
+		if (!pool->agents[i].busy || (only_managed && !pool->agents[i].managed))
 			continue;
 		pod = plan_lookup_agent(pods, &pool->agents[i]);
 		if (pod != NULL && pod->end_reason != NULL && pod->interruption == NULL &&

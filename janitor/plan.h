@@ -159,8 +159,10 @@ void	plan_lookup_release(struct pod_lookup *lk);
 
 /*
  * The pipeline job behind each managed pod (DESIGN "What the leader writes on
- * pods"): for each busy agent of `pool` whose pod `pods` finds, an
- * annotation patch when the pod's
+ * pods"): for each busy agent of `pool` whose pod `pods` finds (with
+ * only_managed, the agent must carry PIPEWARDEN_MANAGED: a VM agent that
+ * happens to bear a pod's name is not that pod's), an annotation patch when
+ * the pod's
  * pipewarden.io/job-request-id, pipeline, run or run-url differ from the
  * agent's assignedRequest.  Terminating pods are left alone.  Appends to
  * *out until it holds max patches (the cycle's maxPatchesPerCycle).
@@ -177,19 +179,20 @@ struct patch_plan {
 };
 
 int	plan_pod_annotations(const struct pool_agents *pool, const struct pod_lookup *pods,
-	    size_t max, struct patch_plan *out);
+	    int only_managed, size_t max, struct patch_plan *out);
 
 void	patch_plan_release(struct patch_plan *p);
 
 /*
  * Pipeline jobs interrupted by their pod's end (DESIGN, #16 "why a job
  * died"): each busy agent of pool whose pod (found by pods) ended
- * abnormally (pod->end_reason) and is not yet recorded
+ * abnormally (pod->end_reason) and is not yet recorded (only_managed: as
+ * plan_pod_annotations)
  * (pipewarden.io/interruption absent), appended to *out until it holds max.
  * Return 0, or -1 when out of memory.
  */
 int	plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods,
-	    size_t max, struct patch_plan *out);
+	    int only_managed, size_t max, struct patch_plan *out);
 
 /* Copy a job reference's strings into sp (the list that owns them).
  * Return 0, or -1 when out of memory. */

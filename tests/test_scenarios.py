@@ -630,20 +630,24 @@ def check(w, sc, ids, outs):
             not (pod_deletes_of(kreq) & mine), str(sorted(pod_deletes_of(kreq) & mine)))
 
     # The leader's writes on pods (#16): only annotations of a managed pod
-    # whose agent runs a job, with the pod's uid as precondition, only by a
-    # leader, at most maxPatchesPerCycle (200) each.
+    # whose agent runs a job, with the pod's uid as precondition (the pod as
+    # listed: pod_replaced gives it a new uid), only by a leader, at most
+    # maxPatchesPerCycle (200) each.
     ours = {"pipewarden.io/job-request-id", "pipewarden.io/pipeline", "pipewarden.io/run",
             "pipewarden.io/run-url", "pipewarden.io/interruption"}
     specs = {(s["ns"], s["name"]): s for s, _ in sc.pods}
     # (without onlyManagedAgents the list has no capabilities: by name)
-    busy_keys = {(s["pod_uid"] if sc.only_managed else None) or s["name"] for s, _ in sc.agents if s["busy"]}
+    # (and an unmanaged agent is nobody's pod's while capabilities are known)
+    busy_keys = {(s["pod_uid"] if sc.only_managed else None) or s["name"] for s, _ in sc.agents
+                 if s["busy"] and (s["managed"] or not sc.only_managed)}
     patches, bad = [r for r in kreq if r[0] == "PATCH"], []
     for r in patches:
         parts = r[1].strip("/").split("/")
         meta = json.loads(r[4]).get("metadata", {})
         spec = specs.get((parts[3], parts[5]))
         if not (spec and spec["managed"] and (spec["uid"] in busy_keys or spec["name"] in busy_keys)
-                and set(meta.get("annotations", {})) <= ours and meta.get("uid") == spec["uid"]
+                and set(meta.get("annotations", {})) <= ours
+                and meta.get("uid") in (spec["uid"], spec["uid"] + "-new")   # (pod_replaced)
                 and set(meta) == {"uid", "annotations"}):
             bad.append((parts[5], sorted(meta.get("annotations", {}))))
     inv("pod writes: only pipewarden's annotations of a managed pod whose agent runs a job", not bad,

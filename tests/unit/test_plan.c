@@ -735,6 +735,8 @@ test_pod_annotations(void)
 		{ 6, "a-6", 1, 1, 0, 0, NOW - 60, 1, "u-6", NO_JOB },
 		/* busy, no pod of ours: nothing */
 		{ 7, "vm", 1, 1, 1, 0, NOW - 60, 0, NULL, job },
+		/* busy VM agent named like pod-6: not pod-6's while capabilities are known */
+		{ 8, "pod-6", 1, 1, 1, 0, NOW - 60, 0, NULL, job },
 	};
 	struct pod_info pods[6];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
@@ -756,7 +758,7 @@ test_pod_annotations(void)
 	pods[3].job = older;
 	pods[4].deleting = 1;
 	CHECK(plan_lookup_init(&lk, pods, 6) == 0);
-	CHECK(plan_pod_annotations(&pool, &lk, 100, &pp) == 0);
+	CHECK(plan_pod_annotations(&pool, &lk, 1, 100, &pp) == 0);
 	CHECK(pp.n == 3);
 	CHECK(pp.n == 3 && pp.items[0].pod == &pods[0] && pp.items[0].agent == &agents[0]);
 	CHECK(pp.n == 3 && pp.items[1].pod == &pods[1] && pp.items[1].agent == &agents[1]);
@@ -764,10 +766,14 @@ test_pod_annotations(void)
 	patch_plan_release(&pp);
 	/* maxPatchesPerCycle counts over the cycle: a plan that already holds
 	 * one gets at most max - 1 more. */
-	CHECK(plan_pod_annotations(&pool, &lk, 1, &pp) == 0 && pp.n == 1);
-	CHECK(plan_pod_annotations(&pool, &lk, 2, &pp) == 0 && pp.n == 2);
+	CHECK(plan_pod_annotations(&pool, &lk, 1, 1, &pp) == 0 && pp.n == 1);
+	CHECK(plan_pod_annotations(&pool, &lk, 1, 2, &pp) == 0 && pp.n == 2);
 	patch_plan_release(&pp);
-	CHECK(plan_pod_annotations(&pool, &lk, 0, &pp) == 0 && pp.n == 0);
+	CHECK(plan_pod_annotations(&pool, &lk, 1, 0, &pp) == 0 && pp.n == 0);
+	/* Without onlyManagedAgents the list has no capabilities: by name. */
+	CHECK(plan_pod_annotations(&pool, &lk, 0, 100, &pp) == 0 && pp.n == 4 &&
+	    pp.items[3].pod == &pods[5] && pp.items[3].agent == &agents[7]);
+	patch_plan_release(&pp);
 	CHECK(plan_job_ref_equal(&job, &job) && !plan_job_ref_equal(&job, &older));
 	patch_plan_release(&pp);
 	/* Interruptions: a busy agent whose pod ended abnormally, once. */
@@ -775,10 +781,10 @@ test_pod_annotations(void)
 	pods[2].end_reason = "Evicted";			/* busy a-3, already recorded */
 	pods[2].interruption = "Evicted";
 	pods[5].end_reason = "Preempted";		/* a-6 idle: nothing */
-	CHECK(plan_interruptions(&pool, &lk, 100, &pp) == 0 && pp.n == 1 &&
+	CHECK(plan_interruptions(&pool, &lk, 1, 100, &pp) == 0 && pp.n == 1 &&
 	    pp.items[0].pod == &pods[0] && pp.items[0].agent == &agents[0]);
 	patch_plan_release(&pp);
-	CHECK(plan_interruptions(&pool, &lk, 0, &pp) == 0 && pp.n == 0);
+	CHECK(plan_interruptions(&pool, &lk, 1, 0, &pp) == 0 && pp.n == 0);
 	plan_lookup_release(&lk);
 }
 
