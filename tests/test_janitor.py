@@ -828,8 +828,10 @@ def test_interruptions(res, tmp):
     res.check(names == ["evicted-agent", "oom-agent"] and all(e["type"] == "Warning" for e in evs),
               "one Warning Event per interrupted job, over two cycles (a job that ended normally: none)",
               json.dumps([(e["involvedObject"]["name"], e["message"]) for e in evs])[:600])
-    res.check(evs and "payments-api - CI" in evs[0]["message"] and "20260901.3" in evs[0]["message"],
-              "the Event names the pipeline run", evs[0]["message"] if evs else "")
+    runs = {e["involvedObject"]["name"]: e["message"] for e in evs}
+    res.check("pipeline payments-api - CI run 20260901.31 (job request 1400031)" in runs.get("oom-agent", "") and
+              "(OOMKilled)" in runs.get("oom-agent", "") and "(Evicted)" in runs.get("evicted-agent", ""),
+              "the Event names the pipeline run, its request and the reason", json.dumps(runs)[:600])
     ann = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get("pipewarden.io/interruption")
            for p in env.kube.pods}
     res.check(ann.get("oom-agent") == "OOMKilled" and ann.get("evicted-agent") == "Evicted" and

@@ -364,7 +364,7 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 		*req_cls = req;
 		srv->in_flight++;
-		srv->last_request = (double)req->start.tv_sec + (double)req->start.tv_nsec / 1e9;
+		srv->last_request = mono_now();
 		/* While a request is being received, a silent client is dropped
 		 * soon; between requests it may idle longer (completion).  The
 		 * body, too, must be in by the deadline. */
@@ -690,18 +690,14 @@ loop(struct server *srv)
 	uint64_t ticks;
 	int i, n;
 
-	struct timespec now;
-
 	for (;;) {
 		/* Stop once nothing is in flight and no request has started for a
 		 * second: a keep-alive client may have sent its next request before
 		 * it read our "Connection: close". */
-		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (srv->stopping && !srv->quiesced && mono_now() >= srv->quiesce_at)
 			quiesce(srv);
-		if (srv->quiesced && ((srv->in_flight == 0 && (double)now.tv_sec +
-		    (double)now.tv_nsec / 1e9 - srv->last_request >= 1.0) ||
-		    time(NULL) >= srv->stop_deadline))
+		if (srv->quiesced && ((srv->in_flight == 0 &&
+		    mono_now() - srv->last_request >= 1.0) || time(NULL) >= srv->stop_deadline))
 			return 0;
 		n = epoll_wait(srv->epfd, ev, 8, next_timeout(srv,
 		    srv->stopping && !srv->quiesced ? 100 : 1000));
