@@ -192,6 +192,31 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	}
 }
 
+int
+pod_list_add(struct pod_list *l, const struct pod_info *pod)
+{
+	struct pod_info p = *pod, *v;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		if ((v = realloc(l->pods, l->cap * sizeof(*v))) == NULL)
+			return -1;
+		l->pods = v;
+	}
+	if ((p.namespace = strpool_add(&l->strings, p.namespace)) == NULL ||
+	    (p.name = strpool_add(&l->strings, p.name)) == NULL ||
+	    (p.uid = strpool_add(&l->strings, p.uid)) == NULL ||
+	    (p.node = strpool_add(&l->strings, p.node)) == NULL ||
+	    (p.owner_name != NULL && (p.owner_name = strpool_add(&l->strings, p.owner_name)) == NULL) ||
+	    (p.owner_uid != NULL && (p.owner_uid = strpool_add(&l->strings, p.owner_uid)) == NULL) ||
+	    plan_job_ref_keep(&l->strings, &p.job) == -1 ||
+	    (p.interruption != NULL &&
+	    (p.interruption = strpool_add(&l->strings, p.interruption)) == NULL))
+		return -1;
+	l->pods[l->n++] = p;
+	return 0;
+}
+
 struct pods_scan {
 	struct pod_list	*l;
 	char		*cont;
@@ -205,7 +230,7 @@ scan_pod(const char *text, size_t len, void *cls)
 {
 	struct pods_scan *sc = cls;
 	struct pod_list *l = sc->l;
-	struct pod_info p, *v;
+	struct pod_info p;
 	cJSON *item;
 	int rc = -1;
 
@@ -215,32 +240,10 @@ scan_pod(const char *text, size_t len, void *cls)
 	}
 	parse_pod(item, &p);
 	/* A pod the API server would never send: skip, do not guess. */
-	if (p.namespace == NULL || p.name == NULL || p.uid == NULL) {
+	if (p.namespace == NULL || p.name == NULL || p.uid == NULL)
 		rc = 0;
-		goto out;
-	}
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 256;
-		if ((v = realloc(l->pods, l->cap * sizeof(*v))) == NULL)
-			goto nomem;
-		l->pods = v;
-	}
-	if ((p.namespace = strpool_add(&l->strings, p.namespace)) == NULL ||
-	    (p.name = strpool_add(&l->strings, p.name)) == NULL ||
-	    (p.uid = strpool_add(&l->strings, p.uid)) == NULL ||
-	    (p.node = strpool_add(&l->strings, p.node)) == NULL ||
-	    (p.owner_name != NULL && (p.owner_name = strpool_add(&l->strings, p.owner_name)) == NULL) ||
-	    (p.owner_uid != NULL && (p.owner_uid = strpool_add(&l->strings, p.owner_uid)) == NULL) ||
-	    plan_job_ref_keep(&l->strings, &p.job) == -1 ||
-	    (p.interruption != NULL &&
-	    (p.interruption = strpool_add(&l->strings, p.interruption)) == NULL))
-		goto nomem;
-	l->pods[l->n++] = p;
-	rc = 0;
-	goto out;
-nomem:
-	snprintf(sc->err, sc->errlen, "out of memory");
-out:
+	else if ((rc = pod_list_add(l, &p)) == -1)
+		snprintf(sc->err, sc->errlen, "out of memory");
 	cJSON_Delete(item);
 	return rc;
 }
@@ -628,9 +631,41 @@ kube_get_job(struct kube *k, const char *ns, const char *name, struct job_info *
 	return rc;
 }
 
+struct kube_object
+kube_pod_object(const struct pod_info *pod)
+{
+	struct kube_object o = { "v1", "Pod", pod->namespace, pod->name, pod->uid };
+
+	return o;
+}
+
 int
-kube_event(struct kube *k, const struct pod_info *pod, const char *type, const char *reason,
-    const char *action, const char *message, time_t now, char *err, size_t errlen)
+kube_node_exists(struct kube *k, const char *name, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf path;
+	int rc = -1;
+
+	buf_init(&path, 4096);
+	buf_adds(&path, "/api/v1/nodes/");
+	http_escape(&path, name);
+	if (path.failed) {
+		snprintf(err, errlen, "out of memory");
+	} else if (kube_call(k, "GET", path.data, NULL, &r, err, errlen) == 0) {
+		if (r.status == 200 || r.status == 404)
+			rc = r.status == 200;
+		else
+			status_error(&r, "get node", err, errlen);
+	}
+	http_response_release(&r);
+	buf_release(&path);
+	return rc;
+}
+
+int
+kube_event(struct kube *k, const struct kube_object *about, const char *type,
+    const char *reason, const char *action, const char *message, time_t now, char *err,
+    size_t errlen)
 {
 	struct http_response r = { 0 };
 	struct buf body, path;
@@ -645,16 +680,19 @@ kube_event(struct kube *k, const struct pod_info *pod, const char *type, const c
 	buf_init(&path, 4096);
 	buf_adds(&body, "{\"kind\":\"Event\",\"apiVersion\":\"v1\",\"metadata\":{\"generateName\":");
 	buf_addc(&body, '"');
-	buf_add(&body, pod->name, strlen(pod->name) > 200 ? 200 : strlen(pod->name));
+	buf_add(&body, about->name, strlen(about->name) > 200 ? 200 : strlen(about->name));
 	buf_adds(&body, ".\",\"namespace\":");
-	buf_add_json_string(&body, pod->namespace);
-	buf_adds(&body, "},\"involvedObject\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\","
-	    "\"namespace\":");
-	buf_add_json_string(&body, pod->namespace);
+	buf_add_json_string(&body, about->namespace);
+	buf_adds(&body, "},\"involvedObject\":{\"kind\":");
+	buf_add_json_string(&body, about->kind);
+	buf_adds(&body, ",\"apiVersion\":");
+	buf_add_json_string(&body, about->api_version);
+	buf_adds(&body, ",\"namespace\":");
+	buf_add_json_string(&body, about->namespace);
 	buf_adds(&body, ",\"name\":");
-	buf_add_json_string(&body, pod->name);
+	buf_add_json_string(&body, about->name);
 	buf_adds(&body, ",\"uid\":");
-	buf_add_json_string(&body, pod->uid);
+	buf_add_json_string(&body, about->uid);
 	buf_adds(&body, "},\"reason\":");
 	buf_add_json_string(&body, reason);
 	buf_adds(&body, ",\"message\":");
@@ -665,7 +703,7 @@ kube_event(struct kube *k, const struct pod_info *pod, const char *type, const c
 	    "\"reportingInstance\":\"pipewarden-janitor\",\"action\":\"%s\","
 	    "\"eventTime\":\"%s\"}", ts, ts, type, action, micro);
 	buf_adds(&path, "/api/v1/namespaces/");
-	http_escape(&path, pod->namespace);
+	http_escape(&path, about->namespace);
 	buf_adds(&path, "/events");
 	if (body.failed || path.failed) {
 		snprintf(err, errlen, "out of memory");

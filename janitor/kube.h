@@ -30,6 +30,10 @@ int	kube_parse_pods(struct pod_list *l, const char *body, size_t len,
 	    char **continue_token, char *err, size_t errlen);
 void	pod_list_release(struct pod_list *l);
 
+/* Append a copy of pod (its strings copied into l's).  Return 0, or -1 when
+ * out of memory (l is unchanged but for capacity). */
+int	pod_list_add(struct pod_list *l, const struct pod_info *pod);
+
 struct kube {
 	struct http_client	*http;		/* owned */
 	char			*base;		/* "https://host:port", owned */
@@ -104,9 +108,24 @@ enum kube_delete_result	kube_annotate(struct kube *k, const struct pod_info *pod
 enum kube_delete_result	kube_annotate_pod(struct kube *k, const struct pod_info *pod,
 			    const struct job_ref *job, char *err, size_t errlen);
 
-/* Record a core/v1 Event on a pod (best effort): type Normal or Warning,
- * its reason, the action taken, a message.  Return 0 or -1. */
-int	kube_event(struct kube *k, const struct pod_info *pod, const char *type,
+/* GET a Node.  Return 1 when it exists, 0 on a 404, -1 with a message. */
+int	kube_node_exists(struct kube *k, const char *name, char *err, size_t errlen);
+
+/* What an Event is about (its involvedObject); the strings are borrowed. */
+struct kube_object {
+	const char	*api_version;
+	const char	*kind;
+	const char	*namespace;
+	const char	*name;
+	const char	*uid;
+};
+
+/* A pod as an Event's subject (borrows pod's strings). */
+struct kube_object kube_pod_object(const struct pod_info *pod);
+
+/* Record a core/v1 Event about an object (best effort): type Normal or
+ * Warning, its reason, the action taken, a message.  Return 0 or -1. */
+int	kube_event(struct kube *k, const struct kube_object *about, const char *type,
 	    const char *reason, const char *action, const char *message, time_t now,
 	    char *err, size_t errlen);
 

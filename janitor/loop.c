@@ -29,6 +29,9 @@ struct janitor {
 	struct ado		 ado;
 	struct elector		 elector;
 	long long		*pool_ids;	/* per cfg->pools; 0: not looked up */
+	struct pod_list		*seen;		/* per cfg->pools, owned: the pods the
+						 * leader saw running its jobs at its
+						 * last pass (plan_gone_jobs) */
 	int			 sigfd;
 	int			 stopping;
 	struct MHD_Daemon	*metrics;
@@ -150,19 +153,32 @@ configure_ado(struct janitor *j, const struct config *cfg)
 }
 
 /* No longer the leader: the pool gauges are the leader's only. */
+/* Forget what every pool's pods ran: a leader that comes back starts anew. */
+static void
+forget_jobs(struct pod_list *seen, size_t npools)
+{
+	size_t i;
+
+	for (i = 0; seen != NULL && i < npools; i++)
+		pod_list_release(&seen[i]);
+}
+
 static void
 lose_leadership(struct janitor *j)
 {
 	j->elector.leader = 0;
 	metrics_set(j->m_is_leader, 0);
 	metrics_clear(j->m_agents);
+	forget_jobs(j->seen, j->cfg->npools);
 }
 
 static void
 reload_config(struct janitor *j)
 {
 	struct config *cfg;
+	struct pod_list *seen;
 	long long *ids;
+	size_t i, k;
 	char err[512];
 
 	if (!file_watch_changed(&j->cfg_watch))
@@ -173,7 +189,11 @@ reload_config(struct janitor *j)
 		    "file", j->opts->config_path, "error", err, NULL);
 		return;
 	}
-	if ((ids = calloc(cfg->npools + 1, sizeof(*ids))) == NULL) {
+	ids = calloc(cfg->npools + 1, sizeof(*ids));
+	seen = calloc(cfg->npools + 1, sizeof(*seen));
+	if (ids == NULL || seen == NULL) {
+		free(ids);
+		free(seen);
 		config_free(cfg);
 		return;
 	}
@@ -184,13 +204,24 @@ reload_config(struct janitor *j)
 		log_error("config reload failed: out of memory; the previous config stays "
 		    "in force", "file", j->opts->config_path, NULL);
 		free(ids);
+		free(seen);
 		config_free(cfg);
 		return;
 	}
+	/* A pool that stays keeps what its pods ran (moved, not copied). */
+	for (i = 0; i < cfg->npools; i++)
+		for (k = 0; k < j->cfg->npools; k++)
+			if (strcmp(cfg->pools[i], j->cfg->pools[k]) == 0 && j->seen[k].n > 0) {
+				seen[i] = j->seen[k];
+				memset(&j->seen[k], 0, sizeof(j->seen[k]));
+			}
+	forget_jobs(j->seen, j->cfg->npools);
+	free(j->seen);
 	config_free(j->cfg);
 	free(j->pool_ids);
 	j->cfg = cfg;
 	j->pool_ids = ids;
+	j->seen = seen;
 	j->elector.duration = 2 * cfg->janitor.interval_seconds + 15;
 	__atomic_store_n(&j->health_interval, cfg->janitor.interval_seconds, __ATOMIC_RELAXED);
 	log_info("config reloaded", "file", j->opts->config_path, NULL);
@@ -354,6 +385,7 @@ act(struct janitor *j, struct cycle *c, size_t first, int leader_only)
 {
 	enum kube_delete_result kr;
 	enum ado_delete_result ar;
+	struct kube_object about;
 	char err[512], msg[512];
 	int agents_stopped = 0;
 	size_t i;
@@ -424,8 +456,9 @@ act(struct janitor *j, struct cycle *c, size_t first, int leader_only)
 			    a->kind == ACT_DELETE_JOB ? "Job" : "pod",
 			    a->kind == ACT_DELETE_JOB ? a->pod->owner_name : a->pod->name,
 			    a->reason);
-			if (kube_event(&j->kube, a->pod, "Normal", "PipewardenCleanup", "Delete", msg, c->now, err,
-			    sizeof(err)) == -1)
+			about = kube_pod_object(a->pod);
+			if (kube_event(&j->kube, &about, "Normal", "PipewardenCleanup", "Delete", msg,
+			    c->now, err, sizeof(err)) == -1)
 				log_warn("could not record an Event", "pod", a->pod->name,
 				    "error", err, NULL);
 		} else if (kr == KUBE_GONE || kr == KUBE_REPLACED) {
@@ -620,37 +653,53 @@ pool_gauges(struct janitor *j, const struct pool_agents *pool)
 	metrics_set(j->m_agents, busy, pool->pool, "busy");
 }
 
+/* Log and count one interrupted pipeline job, and say it in msg (the
+ * Event's message). */
+static void
+log_interruption(struct janitor *j, const char *pool, const struct pod_info *pod,
+    const struct agent_info *ag, const char *reason, int gone, char *msg, size_t msglen)
+{
+	const char *pipeline = ag->job.pipeline ? ag->job.pipeline : "";
+	const char *run = ag->job.run ? ag->job.run : "";
+
+	snprintf(msg, msglen, "pipeline %s run %s (job request %s) was interrupted: %s %s/%s "
+	    "%s (%s) while agent %s ran it; Azure DevOps will report that it stopped hearing "
+	    "from the agent", ag->job.pipeline ? pipeline : "?", ag->job.run ? run : "?",
+	    ag->job.request_id, gone ? "its pod" : "the work of pod", pod->namespace, pod->name,
+	    gone ? "is gone" : "ended", reason, ag->name);
+	metrics_add(j->m_interruptions, 1, pool, reason);
+	log_warn("pipeline job interrupted", "namespace", pod->namespace, "pod", pod->name,
+	    "pool", pool, "agent", ag->name, "reason", reason, "podGone", gone ? "true" : "false",
+	    "pipeline", pipeline, "run", run, "requestId", ag->job.request_id, NULL);
+}
+
 /*
  * Record, once, each pipeline job of this pool whose pod ended abnormally
  * while its agent ran it (OOMKilled, evicted, preempted, past its deadline,
  * its node gone): a Warning Event on the pod, a log line, the counter, and
  * the annotation pipewarden.io/interruption that makes it once.  The patch
- * counts against maxPatchesPerCycle; leader-only, as the annotations.
+ * counts against maxPatchesPerCycle; leader-only, as the annotations.  *pp
+ * (empty, the caller's) is left holding the pods recorded.
  */
 static void
 record_interruptions(struct janitor *j, struct cycle *c, const struct pool_agents *pool,
-    const struct pod_lookup *lk)
+    const struct pod_lookup *lk, struct patch_plan *pp)
 {
 	static const char *const key[1] = { KUBE_ANN_INTERRUPTION };
-	struct patch_plan pp = { NULL, 0, 0 };
-	size_t i, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
+	struct kube_object about;
+	size_t i, done = 0, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
 	char msg[1024], err[512];
 
 	if (c->patches >= max || plan_interruptions(pool, lk, j->cfg->janitor.only_managed_agents,
-	    max - c->patches, &pp) == -1) {
-		patch_plan_release(&pp);
+	    max - c->patches, pp) == -1) {
+		pp->n = 0;
 		return;
 	}
-	for (i = 0; i < pp.n; i++) {
-		const struct pod_info *pod = pp.items[i].pod;
-		const struct agent_info *ag = pp.items[i].agent;
+	for (i = 0; i < pp->n; i++) {
+		const struct pod_info *pod = pp->items[i].pod;
+		const struct agent_info *ag = pp->items[i].agent;
 		const char *value[1] = { pod->end_reason };
 
-		snprintf(msg, sizeof(msg), "pipeline %s run %s (job request %s) was interrupted: "
-		    "the pod's work ended (%s) while agent %s ran it; Azure DevOps will report "
-		    "that it stopped hearing from the agent", ag->job.pipeline ? ag->job.pipeline : "?",
-		    ag->job.run ? ag->job.run : "?", ag->job.request_id ? ag->job.request_id : "?",
-		    pod->end_reason, ag->name);
 		if (j->opts->dry_run) {
 			log_info("would record a job interruption", "namespace", pod->namespace,
 			    "pod", pod->name, "pool", pool->pool, "reason", pod->end_reason, NULL);
@@ -665,17 +714,145 @@ record_interruptions(struct janitor *j, struct cycle *c, const struct pool_agent
 			    "namespace", pod->namespace, "pod", pod->name, "error", err, NULL);
 			continue;
 		}
-		metrics_add(j->m_interruptions, 1, pool->pool, pod->end_reason);
-		log_warn("pipeline job interrupted", "namespace", pod->namespace, "pod", pod->name,
-		    "pool", pool->pool, "agent", ag->name, "reason", pod->end_reason,
-		    "pipeline", ag->job.pipeline ? ag->job.pipeline : "", "run",
-		    ag->job.run ? ag->job.run : "", "requestId",
-		    ag->job.request_id ? ag->job.request_id : "", NULL);
-		if (kube_event(&j->kube, pod, "Warning", "PipelineJobInterrupted", "Record", msg,
+		pp->items[done++] = pp->items[i];
+		log_interruption(j, pool->pool, pod, ag, pod->end_reason, 0, msg, sizeof(msg));
+		about = kube_pod_object(pod);
+		if (kube_event(&j->kube, &about, "Warning", "PipelineJobInterrupted", "Record", msg,
 		    c->now, err, sizeof(err)) == -1)
 			log_warn("recording an Event failed", "error", err, NULL);
 	}
+	pp->n = done;
+}
+
+/*
+ * Where the Event of a gone pod's job goes: its Job, when the pod had one
+ * and it is still there (same uid).  Return 1 with *about set, 0 when there
+ * is nothing to put it on, -1 on an API error.
+ */
+static int
+gone_pod_job(struct janitor *j, const struct pod_info *was, struct kube_object *about,
+    struct job_info *job, char *err, size_t errlen)
+{
+	if (was->owner != OWNER_JOB)
+		return 0;
+	if (kube_get_job(&j->kube, was->namespace, was->owner_name, job, err, errlen) == -1)
+		return -1;
+	if (!job->exists || strcmp(job->uid, was->owner_uid) != 0)
+		return 0;
+	about->api_version = "batch/v1";
+	about->kind = "Job";
+	about->namespace = was->namespace;
+	about->name = was->owner_name;
+	about->uid = was->owner_uid;
+	return 1;
+}
+
+/*
+ * Record, once, each pipeline job of this pool whose pod is gone while its
+ * agent still runs it (plan_gone_jobs over what this leader saw at its last
+ * pass): why (plan_gone_reason; a GET of the node tells NodeDeleted), a log
+ * line, the counter, and a Warning Event on the pod's Job where it is still
+ * there.  Each counts against maxPatchesPerCycle.  What the cap, the
+ * deadline or an API error leaves is copied to *next for the next pass.
+ */
+static void
+record_gone_jobs(struct janitor *j, struct cycle *c, size_t pi, const struct pool_agents *pool,
+    const struct pod_lookup *lk, struct pod_list *next)
+{
+	struct pod_lookup seen = { NULL, NULL, 0 };
+	struct patch_plan pp = { NULL, 0, 0 };
+	struct kube_object about;
+	struct job_info job;
+	size_t i, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
+	const char *reason;
+	char msg[1024], err[512];
+	int node = 1, on_job, held = 0;
+
+	if (j->seen[pi].n == 0)
+		return;
+	if (plan_lookup_init(&seen, j->seen[pi].pods, j->seen[pi].n) == -1 ||
+	    plan_gone_jobs(pool, lk, &seen, j->cfg->janitor.only_managed_agents, &pp) == -1) {
+		log_error("out of memory while planning", NULL);
+		c->failed = 1;
+		goto out;
+	}
+	for (i = 0; i < pp.n; i++) {
+		const struct pod_info *was = pp.items[i].pod;
+		const struct agent_info *ag = pp.items[i].agent;
+
+		if (j->opts->dry_run) {
+			log_info("would record a job interruption", "namespace", was->namespace,
+			    "pod", was->name, "pool", pool->pool, "podGone", "true", NULL);
+			continue;
+		}
+		if (!held) {
+			check_stop(j);
+			held = c->patches >= max || j->stopping || mono() >= c->deadline ||
+			    !leader_may_act(j, c);
+		}
+		if (!held && was->end_reason == NULL && was->node[0] != '\0' &&
+		    (node = kube_node_exists(&j->kube, was->node, err, sizeof(err))) == -1) {
+			log_error("reading a gone pod's node failed; the next cycle tries again",
+			    "node", was->node, "error", err, NULL);
+			held = 1;
+		}
+		if (held) {
+			if (pod_list_add(next, was) == -1)
+				c->failed = 1;
+			continue;
+		}
+		c->patches++;
+		reason = plan_gone_reason(was, node == 0);
+		log_interruption(j, pool->pool, was, ag, reason, 1, msg, sizeof(msg));
+		on_job = gone_pod_job(j, was, &about, &job, err, sizeof(err));
+		if (on_job == 1 && kube_event(&j->kube, &about, "Warning", "PipelineJobInterrupted",
+		    "Record", msg, c->now, err, sizeof(err)) == -1)
+			on_job = -1;
+		if (on_job == -1)
+			log_warn("recording an Event on the gone pod's Job failed", "namespace",
+			    was->namespace, "job", was->owner_name, "error", err, NULL);
+	}
+out:
 	patch_plan_release(&pp);
+	plan_lookup_release(&seen);
+}
+
+/*
+ * Remember, for the next pass, the pods whose agents run this pool's jobs
+ * (plan_running_jobs), each with the job its agent runs, but those whose
+ * interruption was just recorded; then they replace what was remembered.
+ * next holds what record_gone_jobs carried over.  Out of memory: the pool's
+ * memory is dropped (logged).
+ */
+static void
+remember_jobs(struct janitor *j, struct cycle *c, size_t pi, const struct pool_agents *pool,
+    const struct pod_lookup *lk, const struct patch_plan *recorded, struct pod_list *next)
+{
+	struct patch_plan pp = { NULL, 0, 0 };
+	struct pod_info p;
+	size_t i, k;
+	int failed;
+
+	failed = plan_running_jobs(pool, lk, j->cfg->janitor.only_managed_agents, &pp) == -1;
+	for (i = 0; i < pp.n && !failed; i++) {
+		for (k = 0; k < recorded->n && recorded->items[k].pod != pp.items[i].pod; k++)
+			;
+		if (k < recorded->n)
+			continue;
+		p = *pp.items[i].pod;
+		p.job = pp.items[i].agent->job;
+		failed = pod_list_add(next, &p) == -1;
+	}
+	patch_plan_release(&pp);
+	pod_list_release(&j->seen[pi]);
+	if (failed) {
+		log_error("out of memory: the pool's running jobs are not remembered this cycle",
+		    "pool", pool->pool, NULL);
+		c->failed = 1;
+		pod_list_release(next);
+	}
+	j->seen[pi] = *next;
+	memset(next, 0, sizeof(*next));
 }
 
 /*
@@ -748,12 +925,15 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 	struct pool_agents pool;
 	struct plan_input in;
 	struct pod_lookup lk = { NULL, NULL, 0 };
+	struct patch_plan recorded = { NULL, 0, 0 };
+	struct pod_list next;
 	char err[512];
 	int cached, rc = -1;
 	size_t first = c->plan.n;
 	double t;
 
 	memset(&list, 0, sizeof(list));
+	memset(&next, 0, sizeof(next));
 	ado_set_deadline(&j->ado, mono() + (c->deadline - mono()) / (double)left);
 	cached = j->pool_ids[i] > 0;
 	if ((c->pool_id = pool_id(j, i, err, sizeof(err))) != -1 &&
@@ -800,8 +980,11 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 		c->failed = 1;
 	} else {
 		annotate_pods(j, c, &pool, &lk);
-		record_interruptions(j, c, &pool, &lk);
+		record_interruptions(j, c, &pool, &lk, &recorded);
+		record_gone_jobs(j, c, i, &pool, &lk, &next);
+		remember_jobs(j, c, i, &pool, &lk, &recorded, &next);
 	}
+	patch_plan_release(&recorded);
 	plan_lookup_release(&lk);
 	/* The plan points into the list: its items go with it. */
 	c->plan.n = first;
@@ -1000,7 +1183,8 @@ janitor_open(struct janitor *j, const struct janitor_options *opts, struct confi
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if ((j->sigfd = signalfd(-1, &mask, SFD_CLOEXEC)) == -1 ||
-	    (j->pool_ids = calloc(j->cfg->npools + 1, sizeof(*j->pool_ids))) == NULL) {
+	    (j->pool_ids = calloc(j->cfg->npools + 1, sizeof(*j->pool_ids))) == NULL ||
+	    (j->seen = calloc(j->cfg->npools + 1, sizeof(*j->seen))) == NULL) {
 		log_error("cannot start", "error", strerror(errno), NULL);
 		return -1;
 	}
@@ -1036,6 +1220,9 @@ janitor_close(struct janitor *j)
 	if (j->sigfd != -1)
 		close(j->sigfd);
 	free(j->pool_ids);
+	if (j->cfg != NULL)
+		forget_jobs(j->seen, j->cfg->npools);
+	free(j->seen);
 	config_free(j->cfg);
 	metrics_free_all();
 }

@@ -492,6 +492,66 @@ plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods
 	return 0;
 }
 
+/* An agent that counts for pod writes: busy with a known request, and
+ * with only_managed, registered by a managed pod. */
+static int
+runs_job(const struct agent_info *ag, int only_managed)
+{
+	return ag->busy && ag->job.request_id != NULL && (!only_managed || ag->managed);
+}
+
+int
+plan_gone_jobs(const struct pool_agents *pool, const struct pod_lookup *pods,
+    const struct pod_lookup *seen, int only_managed, struct patch_plan *out)
+{
+	const struct agent_info *ag;
+	const struct pod_info *was;
+	size_t i;
+
+	for (i = 0; i < pool->n; i++) {
+		ag = &pool->agents[i];
+		if (!runs_job(ag, only_managed) || (was = plan_lookup_agent(seen, ag)) == NULL)
+			continue;
+		/* Still there (by its uid: a pod replaced under its name is gone). */
+		if (find_pod(pods->by_uid, pods->n, was->uid, 1) != NULL)
+			continue;
+		if (was->job.request_id == NULL || strcmp(was->job.request_id, ag->job.request_id) != 0)
+			continue;
+		if (was->end_reason == NULL && (was->agent_finished != 0 ||
+		    was->phase == PHASE_SUCCEEDED || was->phase == PHASE_FAILED))
+			continue;
+		if (patch_plan_add(out, was, ag) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+const char *
+plan_gone_reason(const struct pod_info *seen, int node_gone)
+{
+	if (seen->end_reason != NULL)
+		return seen->end_reason;
+	return node_gone ? "NodeDeleted" : "Deleted";
+}
+
+int
+plan_running_jobs(const struct pool_agents *pool, const struct pod_lookup *pods,
+    int only_managed, struct patch_plan *out)
+{
+	const struct pod_info *pod;
+	size_t i;
+
+	for (i = 0; i < pool->n; i++) {
+		if (!runs_job(&pool->agents[i], only_managed))
+			continue;
+		pod = plan_lookup_agent(pods, &pool->agents[i]);
+		if (pod != NULL && pod->interruption == NULL &&
+		    patch_plan_add(out, pod, &pool->agents[i]) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 void
 patch_plan_release(struct patch_plan *p)
 {

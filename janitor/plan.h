@@ -194,6 +194,33 @@ void	patch_plan_release(struct patch_plan *p);
 int	plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods,
 	    int only_managed, size_t max, struct patch_plan *out);
 
+/*
+ * Pipeline jobs whose pod is gone (#16: "an Event on its Job when the pod is
+ * gone").  `seen` holds the pods the leader saw running this pool's jobs at
+ * its previous pass, each with the job its agent ran (pod->job) and how it
+ * last looked.  For each busy agent of pool (only_managed: as
+ * plan_pod_annotations) that still runs the same job request while its pod
+ * seen then is no longer among `pods`: the pod went with the job.  A pod
+ * whose agent container had already ended without an end_reason is not
+ * counted (the agent ended the job itself; its log says why).  Appends
+ * (the pod as seen, the agent) to *out.  Return 0, or -1 when out of memory.
+ */
+int	plan_gone_jobs(const struct pool_agents *pool, const struct pod_lookup *pods,
+	    const struct pod_lookup *seen, int only_managed, struct patch_plan *out);
+
+/* Why a gone pod's job ended: what the pod last showed (its end_reason),
+ * else "NodeDeleted" when its node is gone too, else "Deleted". */
+const char *plan_gone_reason(const struct pod_info *seen, int node_gone);
+
+/*
+ * What the leader remembers for plan_gone_jobs at its next pass: each busy
+ * agent of pool (only_managed: as plan_pod_annotations) with a job request
+ * whose pod `pods` finds, its interruption not yet recorded.  Appends
+ * (pod, agent) to *out.  Return 0, or -1 when out of memory.
+ */
+int	plan_running_jobs(const struct pool_agents *pool, const struct pod_lookup *pods,
+	    int only_managed, struct patch_plan *out);
+
 /* Copy a job reference's strings into sp (the list that owns them).
  * Return 0, or -1 when out of memory. */
 int	plan_job_ref_keep(struct strpool *sp, struct job_ref *j);

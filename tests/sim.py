@@ -137,6 +137,7 @@ class KubeSim:
         self.listed = []          # per cluster-wide list: the (uid, name) it served
         self.leases = {}          # (ns, name) -> Lease object
         self.events = []
+        self.nodes = set()        # the Node objects that exist (a pod's node is added with it)
         self.patches = []           # (ns, name, annotations) of each PATCH applied
         self.rv = 7340000
         self.faults = {}          # see handle()
@@ -152,6 +153,8 @@ class KubeSim:
         with self.lock:
             pod.setdefault("metadata", {})["resourceVersion"] = self.next_rv()
             self.pods.append(pod)
+            if pod.get("spec", {}).get("nodeName"):
+                self.nodes.add(pod["spec"]["nodeName"])
             for o in pod["metadata"].get("ownerReferences", []):
                 if o.get("kind") == "Job":
                     self.jobs[(pod["metadata"]["namespace"], o["name"])] = o["uid"]
@@ -182,6 +185,8 @@ class KubeSim:
             if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods" \
                     and method == "GET":
                 return self.list_pods(q, ns=parts[3])
+            if len(parts) == 4 and parts[:3] == ["api", "v1", "nodes"] and method == "GET":
+                return self.get_node(parts[3])
             if path.startswith("/apis/batch/v1/namespaces/") and len(parts) == 7 and \
                     parts[5] == "jobs" and method == "GET":
                 return self.get_job(parts[4], parts[6])
@@ -324,6 +329,17 @@ class KubeSim:
                 return 200, {}, p
         return 404, {}, status_body(404, "NotFound", 'pods "%s" not found' % name,
                                     {"name": name, "kind": "pods"})
+
+    def get_node(self, name):
+        """A Node as kube-apiserver serves it (only what a reader of its
+        existence needs), or its 404."""
+        if name not in self.nodes:
+            return 404, {}, status_body(404, "NotFound", 'nodes "%s" not found' % name,
+                                        {"name": name, "kind": "nodes"})
+        return 200, {}, {"kind": "Node", "apiVersion": "v1",
+                         "metadata": {"name": name, "uid": "node-uid-" + name, "resourceVersion": str(self.rv),
+                                      "labels": {"kubernetes.io/hostname": name}},
+                         "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
 
     def get_job(self, ns, name):
         """A Job as its controller keeps it (backoffLimit 0, one completion):

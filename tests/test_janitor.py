@@ -844,6 +844,107 @@ def test_interruptions(res, tmp):
     env.stop()
 
 
+GONE_PODS = {"spot-job-x1": "node-spot", "deleted-job-x2": NODE, "bare-agent": NODE, "jobless-x5": NODE,
+             "replaced-job-x8": NODE, "finished-x4": NODE, "next-job-x6": NODE, "stays-x7": NODE}
+
+
+def gone_state(env):
+    """Busy agents, each in a running pod of its own (gone_pods removes most)."""
+    for i, (name, node) in enumerate(sorted(GONE_PODS.items())):
+        if name == "finished-x4":
+            p = sim.pod(name, node=node, phase="Succeeded", finished_ago=5)
+        else:
+            p = sim.pod(name, node=node, phase="Running", owner=None if name == "bare-agent" else "Job")
+        env.kube.add_pod(p)
+        env.ado.agents[12].append(sim.agent(40 + i, name, status="online", busy=True, changed_ago=600,
+                                            pod_uid="uid-" + name))
+
+
+def gone_pods(env):
+    """The pods go while their agents still run their jobs: a spot node is
+    deleted with its pod, a Job and a bare pod are deleted, a Job goes with
+    its pod, another Job of the same name replaces one; a finished pod goes
+    (its agent ended the job itself) and one agent moves on to a new job."""
+    k = env.kube
+    with k.lock:
+        k.pods = [p for p in k.pods if p["metadata"]["name"] not in GONE_PODS or
+                  p["metadata"]["name"] == "stays-x7"]
+        k.nodes.discard("node-spot")
+        del k.jobs[("ci-agents", "jobless")]
+        k.jobs[("ci-agents", "replaced-job")] = "owner-replaced-job-2"
+        for a in env.ado.agents[12]:
+            if a["name"] == "next-job-x6":
+                a["assignedRequest"] = sim.assigned_request(99)
+
+
+def test_gone_pods(res, tmp):
+    """#16: a pipeline job whose pod is gone while its agent still runs it is
+    recorded once, from what the leader saw at its previous pass: a Warning
+    Event on the pod's Job (NodeDeleted when its node is gone, else Deleted),
+    a log line and the counter; nothing for a job that ended by itself."""
+    env = Env(tmp)
+    gone_state(env)
+    loop = Loop(env)
+    loop.wait_cycles(2)
+    seen = loop.cycles()
+    gone_pods(env)
+    loop.wait_cycles(seen + 3)
+    text = loop.metrics()
+    rc, log = loop.stop()
+    evs = [e for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
+    on = sorted((e["involvedObject"]["kind"], e["involvedObject"]["name"]) for e in evs)
+    res.check(on == [("Job", "deleted-job"), ("Job", "spot-job")],
+              "one Warning Event on each gone pod's Job that is still there, over three cycles "
+              "(none for a Job gone or replaced, a bare pod, a job that ended or moved on)",
+              json.dumps([(e["involvedObject"], e["message"]) for e in evs])[:900])
+    msg = {e["involvedObject"]["name"]: e["message"] for e in evs}
+    res.check("pipeline payments-api - CI run 20260901.41 (job request 1400041)" in msg.get("deleted-job", "") and
+              "its pod ci-agents/deleted-job-x2 is gone (Deleted)" in msg.get("deleted-job", "") and
+              "its pod ci-agents/spot-job-x1 is gone (NodeDeleted)" in msg.get("spot-job", ""),
+              "the Event names the run, the pod and why it went", json.dumps(msg)[:900])
+    job = [e for e in evs if e["involvedObject"]["name"] == "spot-job"]
+    res.check(job and job[0]["involvedObject"] == {"kind": "Job", "apiVersion": "batch/v1", "namespace": "ci-agents",
+                                                   "name": "spot-job", "uid": "owner-spot-job"} and
+              job[0]["metadata"]["namespace"] == "ci-agents" and job[0]["type"] == "Warning",
+              "the Event is about the Job (kind, apiVersion, uid), in its namespace", json.dumps(job)[:600])
+    res.check('pipewarden_janitor_job_interruptions_total{pool="aks-pool",reason="NodeDeleted"} 1' in text and
+              'pipewarden_janitor_job_interruptions_total{pool="aks-pool",reason="Deleted"} 4' in text,
+              "counted once each: NodeDeleted 1, Deleted 4 (a Job and a bare pod deleted, a Job gone "
+              "with its pod, a Job replaced)", "\n".join(l for l in text.splitlines() if "interruptions" in l))
+    lines = [json.loads(l) for l in log.splitlines() if '"pipeline job interrupted"' in l]
+    res.check(sorted(l["pod"] for l in lines if l.get("podGone") == "true") ==
+              ["bare-agent", "deleted-job-x2", "jobless-x5", "replaced-job-x8", "spot-job-x1"],
+              "a log line for each, podGone true, Event or not", str([l.get("pod") for l in lines]))
+    nodes = [r[1] for r in env.kube.server.requests() if r[1].startswith("/api/v1/nodes/")]
+    res.check("/api/v1/nodes/node-spot" in nodes and all(r[0] == "GET" for r in env.kube.server.requests()
+                                                         if r[1].startswith("/api/v1/nodes")),
+              "the gone pod's node is read (GET only)", str(sorted(set(nodes))))
+    res.check(not any(e["involvedObject"]["kind"] == "Pod" for e in evs) and rc == 0,
+              "no interruption Event on a pod that is gone; the janitor stops cleanly", str(rc))
+    env.stop()
+
+    # Not the leader, or a dry run: nothing recorded.
+    for name, extra, lease_held in [("a dry run", ["--dry-run"], False), ("not the leader", [], True)]:
+        env = Env(tmp)
+        gone_state(env)
+        if lease_held:
+            held_by_another(env)
+        loop = Loop(env, extra)
+        loop.wait_cycles(2)
+        seen = loop.cycles()
+        gone_pods(env)
+        loop.wait_cycles(seen + 2)
+        text = loop.metrics()
+        rc, log = loop.stop()
+        evs = [e for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
+        res.check(evs == [] and "interruptions_total{" not in text, "%s: nothing recorded" % name,
+                  json.dumps(evs)[:300])
+        if extra:
+            res.check(log.count('"would record a job interruption"') >= 5 and '"podGone":"true"' in log,
+                      "a dry run says what it would record")
+        env.stop()
+
+
 def test_report(res, tmp):
     """#16: `pipewarden-janitor report` shows each pool's agents, the pod
     behind each and what the next cycle would do and why; it changes
@@ -1061,7 +1162,7 @@ def main():
         SCALE = 10.0
     res = lib.Results(ARGS.suite, ARGS.results)
     with tempfile.TemporaryDirectory() as tmp:
-        tests = (test_standard_cycle, test_pod_annotations, test_interruptions, test_report, test_job_retry, test_job_backoff, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
+        tests = (test_standard_cycle, test_pod_annotations, test_interruptions, test_gone_pods, test_report, test_job_retry, test_job_backoff, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
                  test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)

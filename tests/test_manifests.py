@@ -153,8 +153,21 @@ def janitor_calls(tmp):
     test_janitor.standard_state(env)
     env.once()
     env.once()      # a second cycle renews the Lease (update)
+    requests = env.kube.server.requests()
+    env.stop()
+    # A long-running leader remembers the pods of running jobs: when they
+    # go, it reads their node and records an Event on their Job.
+    env = test_janitor.Env(tmp)
+    test_janitor.gone_state(env)
+    loop = test_janitor.Loop(env)
+    loop.wait_cycles(2)
+    seen = loop.cycles()
+    test_janitor.gone_pods(env)
+    loop.wait_cycles(seen + 2)
+    loop.stop()
+    requests += env.kube.server.requests()
     calls = set()
-    for method, path, q, _, _ in env.kube.server.requests():
+    for method, path, q, _, _ in requests:
         parts = path.strip("/").split("/")
         core = parts[0] == "api"
         group = "" if core else parts[1]

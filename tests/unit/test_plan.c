@@ -788,6 +788,79 @@ test_pod_annotations(void)
 	plan_lookup_release(&lk);
 }
 
+/* Jobs whose pod is gone: what the leader remembers, and what it records. */
+static void
+test_gone_jobs(void)
+{
+	const struct job_ref job = { "1401977", "payments-api - CI", "20260901.3", NULL };
+	const struct job_ref next = { "1401978", "payments-api - CI", "20260901.4", NULL };
+	const struct agent_info agents[] = {
+		/* 0: busy, its pod gone: recorded */
+		{ 1, "a-1", 0, 1, 1, 0, NOW - 60, 1, "u-1", job },
+		/* 1: busy, its pod still there: nothing */
+		{ 2, "a-2", 1, 1, 1, 0, NOW - 60, 1, "u-2", job },
+		/* 2: busy with another request than the one seen: nothing */
+		{ 3, "a-3", 0, 1, 1, 0, NOW - 60, 1, "u-3", next },
+		/* 3: idle now (the job ended; Azure DevOps knows how): nothing */
+		{ 4, "a-4", 0, 1, 0, 0, NOW - 60, 1, "u-4", NO_JOB },
+		/* 4: busy, its pod gone after its agent container ended: nothing */
+		{ 5, "a-5", 0, 1, 1, 0, NOW - 60, 1, "u-5", job },
+		/* 5: busy, its pod gone, OOMKilled when last seen: recorded */
+		{ 6, "a-6", 0, 1, 1, 0, NOW - 60, 1, "u-6", job },
+		/* 6: a VM agent named like a remembered pod: never matched */
+		{ 7, "pod-7", 0, 1, 1, 0, NOW - 60, 0, NULL, job },
+		/* 7: busy, never seen by this leader: nothing */
+		{ 8, "a-8", 0, 1, 1, 0, NOW - 60, 1, "u-8", job },
+	};
+	struct pod_info was[7], now[2];
+	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
+	struct patch_plan pp = { NULL, 0, 0 };
+	struct pod_lookup lk, seen;
+	const char *names[] = { "pod-1", "pod-2", "pod-3", "pod-4", "pod-5", "pod-6", "pod-7" };
+	const char *pod_uids[] = { "u-1", "u-2", "u-3", "u-4", "u-5", "u-6", "u-7" };
+	size_t i;
+
+	memset(was, 0, sizeof(was));
+	for (i = 0; i < 7; i++) {
+		was[i].namespace = "ci";
+		was[i].name = names[i];
+		was[i].uid = pod_uids[i];
+		was[i].node = "n";
+		was[i].phase = PHASE_RUNNING;
+		was[i].job = job;
+	}
+	was[4].agent_finished = NOW - 10;
+	was[5].end_reason = "OOMKilled";
+	was[5].phase = PHASE_FAILED;
+	memset(now, 0, sizeof(now));
+	now[0] = was[1];
+	now[1] = was[3];
+	/* pod-1 replaced under its name: the one seen (u-1) is still gone */
+	now[1].name = "pod-1";
+	now[1].uid = "u-1-new";
+	CHECK(plan_lookup_init(&lk, now, 2) == 0);
+	CHECK(plan_lookup_init(&seen, was, 7) == 0);
+	CHECK(plan_gone_jobs(&pool, &lk, &seen, 1, &pp) == 0 && pp.n == 2);
+	CHECK(pp.n == 2 && pp.items[0].pod == &was[0] && pp.items[0].agent == &agents[0]);
+	CHECK(pp.n == 2 && pp.items[1].pod == &was[5] && pp.items[1].agent == &agents[5]);
+	patch_plan_release(&pp);
+	/* Without onlyManagedAgents, the VM agent named pod-7 counts by name. */
+	CHECK(plan_gone_jobs(&pool, &lk, &seen, 0, &pp) == 0 && pp.n == 3 &&
+	    pp.items[2].pod == &was[6]);
+	patch_plan_release(&pp);
+	CHECK(strcmp(plan_gone_reason(&was[5], 1), "OOMKilled") == 0);
+	CHECK(strcmp(plan_gone_reason(&was[0], 1), "NodeDeleted") == 0);
+	CHECK(strcmp(plan_gone_reason(&was[0], 0), "Deleted") == 0);
+	/* Remembered: busy agents' pods that are there, not yet recorded. */
+	CHECK(plan_running_jobs(&pool, &lk, 1, &pp) == 0 && pp.n == 1 &&
+	    pp.items[0].pod == &now[0] && pp.items[0].agent == &agents[1]);
+	patch_plan_release(&pp);
+	now[0].interruption = "Evicted";
+	CHECK(plan_running_jobs(&pool, &lk, 1, &pp) == 0 && pp.n == 0);
+	plan_lookup_release(&seen);
+	plan_lookup_release(&lk);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -799,6 +872,7 @@ main(int argc, char **argv)
 	test_lease();
 	test_own_pool();
 	test_pod_annotations();
+	test_gone_jobs();
 	test_pods();
 	test_job_busy();
 	test_job_state();
