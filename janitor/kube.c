@@ -99,19 +99,47 @@ waiting_error(const cJSON *cs, int init)
  * evicted it, the pod garbage collector removes it because its node is
  * gone).  The values are the metric's reason label.
  */
+/* DisruptionTarget reasons: the metric's reason, and whether its cause
+ * deletes the pod (the kubelet's own termination leaves it Failed). */
+static const struct {
+	const char	*condition;
+	const char	*reason;
+	int		 deletes;
+} disruptions[] = {
+	{ "PreemptionByScheduler", "Preempted", 1 },
+	{ "EvictionByEvictionAPI", "Evicted", 1 },
+	{ "TerminationByKubelet", "Evicted", 0 },
+	{ "DeletionByTaintManager", "NodeLost", 1 },
+	{ "DeletionByPodGC", "NodeDeleted", 1 },
+};
+
+/* The pod's DisruptionTarget condition (status True), as an index into
+ * disruptions, or -1. */
+static int
+disruption(const cJSON *pod)
+{
+	const cJSON *cond;
+	const char *r;
+	size_t i;
+
+	cJSON_ArrayForEach(cond, get(get(pod, "status"), "conditions")) {
+		if (str(cond, "type") == NULL || strcmp(str(cond, "type"), "DisruptionTarget") != 0 ||
+		    str(cond, "status") == NULL || strcmp(str(cond, "status"), "True") != 0 ||
+		    (r = str(cond, "reason")) == NULL)
+			continue;
+		for (i = 0; i < sizeof(disruptions) / sizeof(disruptions[0]); i++)
+			if (strcmp(r, disruptions[i].condition) == 0)
+				return (int)i;
+	}
+	return -1;
+}
+
 static const char *
 end_reason(const cJSON *pod, const char *agent)
 {
-	static const char *const disruptions[][2] = {
-		{ "PreemptionByScheduler", "Preempted" },
-		{ "EvictionByEvictionAPI", "Evicted" },
-		{ "TerminationByKubelet", "Evicted" },
-		{ "DeletionByTaintManager", "NodeLost" },
-		{ "DeletionByPodGC", "NodeDeleted" },
-	};
-	const cJSON *status = get(pod, "status"), *cs, *cond;
+	const cJSON *status = get(pod, "status"), *cs;
 	const char *reason = str(status, "reason"), *r;
-	size_t i;
+	int d;
 
 	cJSON_ArrayForEach(cs, get(status, "containerStatuses")) {
 		if (agent == NULL || str(cs, "name") == NULL || strcmp(str(cs, "name"), agent) != 0)
@@ -126,16 +154,8 @@ end_reason(const cJSON *pod, const char *agent)
 		return "Evicted";
 	if (reason != NULL && strcmp(reason, "DeadlineExceeded") == 0)
 		return "DeadlineExceeded";
-	cJSON_ArrayForEach(cond, get(status, "conditions")) {
-		if (str(cond, "type") == NULL || strcmp(str(cond, "type"), "DisruptionTarget") != 0 ||
-		    str(cond, "status") == NULL || strcmp(str(cond, "status"), "True") != 0 ||
-		    (r = str(cond, "reason")) == NULL)
-			continue;
-		for (i = 0; i < sizeof(disruptions) / sizeof(disruptions[0]); i++)
-			if (strcmp(r, disruptions[i][0]) == 0)
-				return disruptions[i][1];
-	}
-	return NULL;
+	d = disruption(pod);
+	return d >= 0 ? disruptions[d].reason : NULL;
 }
 
 static void
@@ -145,6 +165,7 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	const cJSON *status = get(item, "status"), *o, *cs, *cond;
 	const char *agent = agent_container(item);
 	time_t t;
+	int d;
 
 	memset(p, 0, sizeof(*p));
 	p->namespace = str(meta, "namespace");
@@ -162,6 +183,8 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	p->job.run_url = str(get(meta, "annotations"), KUBE_ANN_RUN_URL);
 	p->interruption = str(get(meta, "annotations"), KUBE_ANN_INTERRUPTION);
 	p->end_reason = end_reason(item, agent);
+	d = disruption(item);
+	p->going = p->deleting || (d >= 0 && disruptions[d].deletes);
 	cJSON_ArrayForEach(o, get(meta, "ownerReferences")) {
 		if (!cJSON_IsTrue(get(o, "controller")))
 			continue;

@@ -674,9 +674,42 @@ log_interruption(struct janitor *j, const char *pool, const struct pod_info *pod
 }
 
 /*
+ * What an interruption's Event is about: the pod's Job when the pod is gone
+ * or going (kubectl describe job still shows it after the pod) and the Job
+ * is still there with the same uid; else the pod, while it is there.
+ * Return 1 with *about set, 0 when there is nothing left to put it on.
+ */
+static int
+event_subject(struct janitor *j, const struct pod_info *pod, int gone, struct kube_object *about)
+{
+	struct job_info job;
+	char err[512];
+
+	if ((gone || pod->going) && pod->owner == OWNER_JOB) {
+		if (kube_get_job(&j->kube, pod->namespace, pod->owner_name, &job, err,
+		    sizeof(err)) == -1)
+			log_warn("reading the pod's Job failed", "namespace", pod->namespace, "job",
+			    pod->owner_name, "error", err, NULL);
+		else if (job.exists && strcmp(job.uid, pod->owner_uid) == 0) {
+			about->api_version = "batch/v1";
+			about->kind = "Job";
+			about->namespace = pod->namespace;
+			about->name = pod->owner_name;
+			about->uid = pod->owner_uid;
+			return 1;
+		}
+	}
+	if (gone)
+		return 0;
+	*about = kube_pod_object(pod);
+	return 1;
+}
+
+/*
  * Record, once, each pipeline job of this pool whose pod ended abnormally
  * while its agent ran it (OOMKilled, evicted, preempted, past its deadline,
- * its node gone): a Warning Event on the pod, a log line, the counter, and
+ * its node gone): a Warning Event (event_subject: on the pod, or on its Job
+ * when the pod is going), a log line, the counter, and
  * the annotation pipewarden.io/interruption that makes it once.  The patch
  * counts against maxPatchesPerCycle; leader-only, as the annotations.  *pp
  * (empty, the caller's) is left holding the pods recorded.
@@ -716,35 +749,11 @@ record_interruptions(struct janitor *j, struct cycle *c, const struct pool_agent
 		}
 		pp->items[done++] = pp->items[i];
 		log_interruption(j, pool->pool, pod, ag, pod->end_reason, 0, msg, sizeof(msg));
-		about = kube_pod_object(pod);
-		if (kube_event(&j->kube, &about, "Warning", "PipelineJobInterrupted", "Record", msg,
-		    c->now, err, sizeof(err)) == -1)
+		if (event_subject(j, pod, 0, &about) == 1 && kube_event(&j->kube, &about, "Warning",
+		    "PipelineJobInterrupted", "Record", msg, c->now, err, sizeof(err)) == -1)
 			log_warn("recording an Event failed", "error", err, NULL);
 	}
 	pp->n = done;
-}
-
-/*
- * Where the Event of a gone pod's job goes: its Job, when the pod had one
- * and it is still there (same uid).  Return 1 with *about set, 0 when there
- * is nothing to put it on, -1 on an API error.
- */
-static int
-gone_pod_job(struct janitor *j, const struct pod_info *was, struct kube_object *about,
-    struct job_info *job, char *err, size_t errlen)
-{
-	if (was->owner != OWNER_JOB)
-		return 0;
-	if (kube_get_job(&j->kube, was->namespace, was->owner_name, job, err, errlen) == -1)
-		return -1;
-	if (!job->exists || strcmp(job->uid, was->owner_uid) != 0)
-		return 0;
-	about->api_version = "batch/v1";
-	about->kind = "Job";
-	about->namespace = was->namespace;
-	about->name = was->owner_name;
-	about->uid = was->owner_uid;
-	return 1;
 }
 
 /*
@@ -762,11 +771,10 @@ record_gone_jobs(struct janitor *j, struct cycle *c, size_t pi, const struct poo
 	struct pod_lookup seen = { NULL, NULL, 0 };
 	struct patch_plan pp = { NULL, 0, 0 };
 	struct kube_object about;
-	struct job_info job;
 	size_t i, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
 	const char *reason;
 	char msg[1024], err[512];
-	int node = 1, on_job, held = 0;
+	int node = 1, held = 0;
 
 	if (j->seen[pi].n == 0)
 		return;
@@ -804,13 +812,9 @@ record_gone_jobs(struct janitor *j, struct cycle *c, size_t pi, const struct poo
 		c->patches++;
 		reason = plan_gone_reason(was, node == 0);
 		log_interruption(j, pool->pool, was, ag, reason, 1, msg, sizeof(msg));
-		on_job = gone_pod_job(j, was, &about, &job, err, sizeof(err));
-		if (on_job == 1 && kube_event(&j->kube, &about, "Warning", "PipelineJobInterrupted",
-		    "Record", msg, c->now, err, sizeof(err)) == -1)
-			on_job = -1;
-		if (on_job == -1)
-			log_warn("recording an Event on the gone pod's Job failed", "namespace",
-			    was->namespace, "job", was->owner_name, "error", err, NULL);
+		if (event_subject(j, was, 1, &about) == 1 && kube_event(&j->kube, &about, "Warning",
+		    "PipelineJobInterrupted", "Record", msg, c->now, err, sizeof(err)) == -1)
+			log_warn("recording an Event failed", "error", err, NULL);
 	}
 out:
 	patch_plan_release(&pp);

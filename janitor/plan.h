@@ -51,6 +51,10 @@ struct pod_info {
 					 * Evicted, Preempted, DeadlineExceeded,
 					 * NodeLost, NodeDeleted), or NULL */
 	const char	*interruption;	/* pipewarden.io/interruption, or NULL */
+	int		 going;		/* being removed: deleting, or a
+					 * DisruptionTarget whose cause deletes it
+					 * (preemption, the Eviction API, the taint
+					 * manager, the pod garbage collector) */
 };
 
 /* An agent of a pool, as the Azure DevOps client read it. */

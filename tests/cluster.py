@@ -247,7 +247,8 @@ def ns_path(kind, ns, name=None):
 # ---- the control plane -----------------------------------------------------
 
 class ControlPlane:
-    CONTROLLERS = ["job-controller", "garbage-collector-controller", "replicaset-controller",
+    CONTROLLERS = ["job-controller", "garbage-collector-controller", "pod-garbage-collector-controller",
+                   "replicaset-controller",
                    "deployment-controller", "daemonset-controller", "serviceaccount-controller",
                    "serviceaccount-token-controller", "namespace-controller",
                    "root-ca-certificate-publisher-controller"]

@@ -767,6 +767,84 @@ def test_janitor_annotations(res, w):
                   "the policy: the janitor's token cannot change %s (%d)" % (what, st), json.dumps(body)[:300])
 
 
+def job_on_node(w, name, node):
+    """A Job (the ScaledJob's template, backoffLimit 0) whose pod is bound to
+    node, running: its pod's name and uid."""
+    job = job_from_scaledjob()
+    del job["metadata"]["generateName"]
+    job["metadata"]["name"] = name
+    job["spec"]["backoffLimit"] = 0
+    job["spec"]["template"]["spec"]["nodeName"] = node
+    w.api.create(ns_path("jobs", AGENT_NS), job)
+    pod = lib.wait_until(lambda: job_pods(w, AGENT_NS, name), 60, "the pod of Job " + name)[0]
+    w.kubelet.set_status(AGENT_NS, pod["metadata"]["name"], "Running")
+    return pod["metadata"]["name"], pod["metadata"]["uid"]
+
+
+def test_janitor_gone_pods(res, w):
+    """#16: a pipeline job whose pod is gone while its agent still runs it is
+    recorded on its Job.  A spot node is deleted: kube-controller-manager's
+    pod garbage collector removes its pod; a person deletes another pod.  A
+    long-running leader that saw both pods run their jobs records each once:
+    a Warning Event on the Job (NodeDeleted, Deleted) and a log line.  The
+    pod garbage collector marks the pod Failed with DisruptionTarget
+    DeletionByPodGC before it deletes it: seen then, the pod is going, and
+    the Event goes on its Job just the same."""
+    spot, n1 = "node-spot", CI_NODES[0]
+    cluster.add_node(w.api, spot, {"workload": "ci"}, [{"key": "workload", "value": "ci", "effect": "NoSchedule"}])
+    spot_pod, spot_uid = job_on_node(w, "spot-run", spot)
+    del_pod, del_uid = job_on_node(w, "deleted-run", n1)
+    w.ado.agents[12] += [sim.agent(710, spot_pod, status="online", busy=True, pod_uid=spot_uid),
+                         sim.agent(711, del_pod, status="online", busy=True, pod_uid=del_uid)]
+    j = w.janitor_start(n1)
+    try:
+        def annotated(name):
+            st, pod = w.api.raw("GET", ns_path("pods", AGENT_NS, name))
+            return st == 200 and "pipewarden.io/job-request-id" in pod["metadata"].get("annotations", {})
+        seen = lib.eventually(lambda: annotated(spot_pod) and annotated(del_pod), 60)
+        res.check(seen, "the leader annotated both pods with their jobs (it has seen them run)",
+                  cluster.tail(j.log_path, 1500))
+        w.api.delete("/api/v1/nodes/" + spot)
+        w.api.delete(ns_path("pods", AGENT_NS, del_pod))
+        res.check(wait_gone(w.api, ns_path("pods", AGENT_NS, spot_pod), 150),
+                  "kube-controller-manager's pod garbage collector removes the deleted node's pod")
+
+        def interrupted(job):
+            return [e for e in events_for(w, AGENT_NS, job) if e["reason"] == "PipelineJobInterrupted"]
+        lib.eventually(lambda: interrupted("spot-run") and interrupted("deleted-run"), 60)
+        n = cluster.tail(j.log_path, 100000).count('"msg":"cycle done"')
+        lib.wait_until(lambda: cluster.tail(j.log_path, 100000).count('"msg":"cycle done"') >= n + 2, 30,
+                       "two more cycles")
+        log = cluster.tail(j.log_path, 100000)
+    finally:
+        cluster.kill(j)
+    spot_job = w.api.get(ns_path("jobs", AGENT_NS, "spot-run"))
+    evs = interrupted("spot-run")
+    res.check(len(evs) == 1 and evs[0]["type"] == "Warning" and evs[0]["involvedObject"]["kind"] == "Job" and
+              evs[0]["involvedObject"]["uid"] == spot_job["metadata"]["uid"] and
+              "(NodeDeleted)" in evs[0]["message"] and "run 20260901.710" in evs[0]["message"] and
+              spot_pod in evs[0]["message"],
+              "the spot node's job: one Warning Event on its Job, NodeDeleted, naming the run and the pod",
+              json.dumps(evs)[:800])
+    evs = interrupted("deleted-run")
+    res.check(len(evs) == 1 and evs[0]["involvedObject"]["kind"] == "Job" and "(Deleted)" in evs[0]["message"]
+              and "run 20260901.711" in evs[0]["message"],
+              "the deleted pod's job: one Warning Event on its Job, Deleted", json.dumps(evs)[:800])
+    lines = [json.loads(l) for l in log.splitlines() if '"pipeline job interrupted"' in l]
+    # (the pod garbage collector first marks the pod Failed with a
+    # DisruptionTarget, then deletes it: a leader may see either)
+    res.check(sorted((l["pod"], l["reason"]) for l in lines) ==
+              sorted([(spot_pod, "NodeDeleted"), (del_pod, "Deleted")]),
+              "a log line for each", json.dumps(lines)[:600])
+    q = w.cp.kubectl("-n", AGENT_NS, "describe", "job", "spot-run")
+    res.check(q.returncode == 0 and "PipelineJobInterrupted" in q.stdout and "NodeDeleted" in q.stdout,
+              "kubectl describe job shows it", q.stdout[-800:] + q.stderr)
+    w.ado.agents[12] = [a for a in w.ado.agents[12] if a["id"] not in (710, 711)]
+    for name in ("spot-run", "deleted-run"):
+        w.api.delete(ns_path("jobs", AGENT_NS, name), propagationPolicy="Background")
+    w.all_janitor_calls += w.proxy.take()
+
+
 def parse_time(s):
     return time.mktime(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
 
@@ -1333,7 +1411,7 @@ def test_helm_lifecycle(res, w):
 
 
 TESTS = [test_install, test_bare_pod, test_job_and_deployment, test_reinvocation, test_dry_run_and_update,
-         test_denials, test_team_values, test_janitor_node_work, test_janitor_annotations, test_janitor_jobs, test_janitor_unscheduled, test_lease,
+         test_denials, test_team_values, test_janitor_node_work, test_janitor_annotations, test_janitor_gone_pods, test_janitor_jobs, test_janitor_unscheduled, test_lease,
          test_paging, test_privileges, test_webhook_down, test_image, test_chart_dry_run,
          test_helm_lifecycle]
 

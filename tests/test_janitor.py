@@ -816,17 +816,28 @@ def test_interruptions(res, tmp):
     env.kube.add_pod(evicted)
     done = sim.pod("done-agent", phase="Succeeded", finished_ago=30)
     env.kube.add_pod(done)
+    # Preempted: the scheduler's DisruptionTarget, then its delete (the pod is going).
+    preempted = sim.pod("preempted-agent", phase="Running", deleting=True)
+    preempted["status"]["conditions"] = [{"type": "DisruptionTarget", "status": "True",
+                                          "reason": "PreemptionByScheduler",
+                                          "message": "ci-agents: preempting to accommodate a higher priority pod",
+                                          "lastTransitionTime": sim.now_rfc3339()}]
+    env.kube.add_pod(preempted)
     env.ado.agents[12] += [sim.agent(31, "oom-agent", busy=True, changed_ago=20, pod_uid="uid-oom-agent"),
                            sim.agent(32, "evicted-agent", busy=True, changed_ago=20, pod_uid="uid-evicted-agent"),
-                           sim.agent(33, "done-agent", busy=True, changed_ago=20, pod_uid="uid-done-agent")]
+                           sim.agent(33, "done-agent", busy=True, changed_ago=20, pod_uid="uid-done-agent"),
+                           sim.agent(34, "preempted-agent", busy=True, changed_ago=20,
+                                     pod_uid="uid-preempted-agent")]
     loop = Loop(env)
     loop.wait_cycles(2)
     text = loop.metrics()
     loop.stop()
     evs = [e for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
-    names = sorted(e["involvedObject"]["name"] for e in evs)
-    res.check(names == ["evicted-agent", "oom-agent"] and all(e["type"] == "Warning" for e in evs),
-              "one Warning Event per interrupted job, over two cycles (a job that ended normally: none)",
+    names = sorted((e["involvedObject"]["kind"], e["involvedObject"]["name"]) for e in evs)
+    res.check(names == [("Job", "preempted"), ("Pod", "evicted-agent"), ("Pod", "oom-agent")] and
+              all(e["type"] == "Warning" for e in evs),
+              "one Warning Event per interrupted job, over two cycles: on the pod, or on its Job when the "
+              "pod is going (a job that ended normally: none)",
               json.dumps([(e["involvedObject"]["name"], e["message"]) for e in evs])[:600])
     runs = {e["involvedObject"]["name"]: e["message"] for e in evs}
     res.check("pipeline payments-api - CI run 20260901.31 (job request 1400031)" in runs.get("oom-agent", "") and
@@ -835,7 +846,8 @@ def test_interruptions(res, tmp):
     ann = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get("pipewarden.io/interruption")
            for p in env.kube.pods}
     res.check(ann.get("oom-agent") == "OOMKilled" and ann.get("evicted-agent") == "Evicted" and
-              ann.get("done-agent") is None, "the pod carries pipewarden.io/interruption", str(ann))
+              ann.get("preempted-agent") == "Preempted" and ann.get("done-agent") is None,
+              "the pod carries pipewarden.io/interruption", str(ann))
     res.check('pipewarden_janitor_job_interruptions_total{pool="aks-pool",reason="OOMKilled"} 1' in text and
               'pipewarden_janitor_job_interruptions_total{pool="aks-pool",reason="Evicted"} 1' in text,
               "pipewarden_janitor_job_interruptions_total{pool,reason}",
