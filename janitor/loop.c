@@ -152,7 +152,6 @@ configure_ado(struct janitor *j, const struct config *cfg)
 	    cfg->authority_host);
 }
 
-/* No longer the leader: the pool gauges are the leader's only. */
 /* Forget what every pool's pods ran: a leader that comes back starts anew. */
 static void
 forget_jobs(struct pod_list *seen, size_t npools)
@@ -163,6 +162,8 @@ forget_jobs(struct pod_list *seen, size_t npools)
 		pod_list_release(&seen[i]);
 }
 
+/* No longer the leader: the pool gauges and what the leader remembered are
+ * the leader's only. */
 static void
 lose_leadership(struct janitor *j)
 {
@@ -805,8 +806,11 @@ record_gone_jobs(struct janitor *j, struct cycle *c, size_t pi, const struct poo
 			held = 1;
 		}
 		if (held) {
-			if (pod_list_add(next, was) == -1)
+			if (pod_list_add(next, was) == -1) {
+				log_error("out of memory: a gone pod's job is not kept for the next "
+				    "cycle", "namespace", was->namespace, "pod", was->name, NULL);
 				c->failed = 1;
+			}
 			continue;
 		}
 		c->patches++;
