@@ -694,6 +694,10 @@ kube_event(struct kube *k, const struct kube_object *about, const char *type,
 	struct buf body, path;
 	char ts[28], micro[28];
 	struct tm tm;
+	const char *const involved[][2] = { { "kind", about->kind },
+	    { "apiVersion", about->api_version }, { "namespace", about->namespace },
+	    { "name", about->name }, { "uid", about->uid } };
+	size_t i;
 	int rc = -1;
 
 	gmtime_r(&now, &tm);
@@ -706,16 +710,13 @@ kube_event(struct kube *k, const struct kube_object *about, const char *type,
 	buf_add(&body, about->name, strlen(about->name) > 200 ? 200 : strlen(about->name));
 	buf_adds(&body, ".\",\"namespace\":");
 	buf_add_json_string(&body, about->namespace);
-	buf_adds(&body, "},\"involvedObject\":{\"kind\":");
-	buf_add_json_string(&body, about->kind);
-	buf_adds(&body, ",\"apiVersion\":");
-	buf_add_json_string(&body, about->api_version);
-	buf_adds(&body, ",\"namespace\":");
-	buf_add_json_string(&body, about->namespace);
-	buf_adds(&body, ",\"name\":");
-	buf_add_json_string(&body, about->name);
-	buf_adds(&body, ",\"uid\":");
-	buf_add_json_string(&body, about->uid);
+	buf_adds(&body, "},\"involvedObject\":");
+	for (i = 0; i < sizeof(involved) / sizeof(involved[0]); i++) {
+		buf_addc(&body, i == 0 ? '{' : ',');
+		buf_add_json_string(&body, involved[i][0]);
+		buf_addc(&body, ':');
+		buf_add_json_string(&body, involved[i][1]);
+	}
 	buf_adds(&body, "},\"reason\":");
 	buf_add_json_string(&body, reason);
 	buf_adds(&body, ",\"message\":");

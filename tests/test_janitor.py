@@ -893,27 +893,41 @@ def gone_pods(env):
         k.jobs[("ci-agents", "replaced-job")] = "owner-replaced-job-2"
 
 
+def run_gone(env, extra=None, between=None, after=3):
+    """A long-running janitor over gone_state: two cycles (the leader has
+    seen the pods run their jobs), `between` if any, gone_pods, `after`
+    more cycles.  Its metrics text, exit code and log."""
+    gone_state(env)
+    loop = Loop(env, extra)
+    loop.wait_cycles(2)
+    if between:
+        between(loop)
+    seen = loop.cycles()
+    gone_pods(env)
+    loop.wait_cycles(seen + after)
+    text = loop.metrics()
+    rc, log = loop.stop()
+    return text, rc, log
+
+
+def reload_other_pool_first(env, loop):
+    """A reload that puts another pool first."""
+    env.ado.pools["other-pool"] = 13
+    env.ado.agents[13] = []
+    with open(env.config, "w") as f:
+        json.dump(dict(env.config_obj, pools=["other-pool", "aks-pool"]), f)
+    lib.wait_until(lambda: "config reloaded" in loop.log(), 30 * SCALE, "the reload")
+
+
 def test_gone_pods(res, tmp):
     """#16: a pipeline job whose pod is gone while its agent still runs it is
     recorded once, from what the leader saw at its previous pass: a Warning
     Event on the pod's Job (NodeDeleted when its node is gone, else Deleted),
     a log line and the counter; nothing for a job that ended by itself."""
     env = Env(tmp)
-    gone_state(env)
-    loop = Loop(env)
-    loop.wait_cycles(2)
-    # A reload that puts another pool first: what the leader remembers
-    # follows its pool (by name, not by place).
-    env.ado.pools["other-pool"] = 13
-    env.ado.agents[13] = []
-    with open(env.config, "w") as f:
-        json.dump(dict(env.config_obj, pools=["other-pool", "aks-pool"]), f)
-    lib.wait_until(lambda: "config reloaded" in loop.log(), 30 * SCALE, "the reload")
-    seen = loop.cycles()
-    gone_pods(env)
-    loop.wait_cycles(seen + 3)
-    text = loop.metrics()
-    rc, log = loop.stop()
+    # Across a reload that puts another pool first: what the leader
+    # remembers follows its pool (by name, not by place).
+    text, rc, log = run_gone(env, between=lambda loop: reload_other_pool_first(env, loop))
     evs = [e for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
     on = sorted((e["involvedObject"]["kind"], e["involvedObject"]["name"]) for e in evs)
     res.check(on == [("Job", "deleted-job"), ("Job", "spot-job")],
@@ -949,16 +963,9 @@ def test_gone_pods(res, tmp):
     # Not the leader, or a dry run: nothing recorded.
     for name, extra, lease_held in [("a dry run", ["--dry-run"], False), ("not the leader", [], True)]:
         env = Env(tmp)
-        gone_state(env)
         if lease_held:
             held_by_another(env)
-        loop = Loop(env, extra)
-        loop.wait_cycles(2)
-        seen = loop.cycles()
-        gone_pods(env)
-        loop.wait_cycles(seen + 2)
-        text = loop.metrics()
-        rc, log = loop.stop()
+        text, rc, log = run_gone(env, extra, after=2)
         evs = [e for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
         res.check(evs == [] and "interruptions_total{" not in text, "%s: nothing recorded" % name,
                   json.dumps(evs)[:300])

@@ -158,13 +158,7 @@ def janitor_calls(tmp):
     # A long-running leader remembers the pods of running jobs: when they
     # go, it reads their node and records an Event on their Job.
     env = test_janitor.Env(tmp)
-    test_janitor.gone_state(env)
-    loop = test_janitor.Loop(env)
-    loop.wait_cycles(2)
-    seen = loop.cycles()
-    test_janitor.gone_pods(env)
-    loop.wait_cycles(seen + 2)
-    loop.stop()
+    test_janitor.run_gone(env, after=2)
     requests += env.kube.server.requests()
     calls = set()
     for method, path, q, _, _ in requests:

@@ -713,6 +713,25 @@ test_times(void)
 	CHECK_STR(out, "2025-03-14T12:00:00.000005Z");
 }
 
+/* n (at most 7) running pods pod-1... with uids u-1..., in namespace ci on node n. */
+static void
+running_pods(struct pod_info *pods, size_t n)
+{
+	static const char *const names[] = { "pod-1", "pod-2", "pod-3", "pod-4", "pod-5",
+	    "pod-6", "pod-7" };
+	static const char *const pod_uids[] = { "u-1", "u-2", "u-3", "u-4", "u-5", "u-6", "u-7" };
+	size_t i;
+
+	memset(pods, 0, n * sizeof(*pods));
+	for (i = 0; i < n && i < 7; i++) {
+		pods[i].namespace = "ci";
+		pods[i].name = names[i];
+		pods[i].uid = pod_uids[i];
+		pods[i].node = "n";
+		pods[i].phase = PHASE_RUNNING;
+	}
+}
+
 /* The leader's annotations: which pods get the pipeline job of their agent. */
 static void
 test_pod_annotations(void)
@@ -742,18 +761,8 @@ test_pod_annotations(void)
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
 	struct patch_plan pp = { NULL, 0, 0 };
 	struct pod_lookup lk;
-	const char *names[] = { "pod-1", "pod-2", "pod-3", "pod-4", "pod-5", "pod-6" };
-	const char *pod_uids[] = { "u-1", "u-2", "u-3", "u-4", "u-5", "u-6" };
-	size_t i;
 
-	memset(pods, 0, sizeof(pods));
-	for (i = 0; i < 6; i++) {
-		pods[i].namespace = "ci";
-		pods[i].name = names[i];
-		pods[i].uid = pod_uids[i];
-		pods[i].node = "n";
-		pods[i].phase = PHASE_RUNNING;
-	}
+	running_pods(pods, 6);
 	pods[2].job = job;
 	pods[3].job = older;
 	pods[4].deleting = 1;
@@ -816,19 +825,11 @@ test_gone_jobs(void)
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
 	struct patch_plan pp = { NULL, 0, 0 };
 	struct pod_lookup lk, seen;
-	const char *names[] = { "pod-1", "pod-2", "pod-3", "pod-4", "pod-5", "pod-6", "pod-7" };
-	const char *pod_uids[] = { "u-1", "u-2", "u-3", "u-4", "u-5", "u-6", "u-7" };
 	size_t i;
 
-	memset(was, 0, sizeof(was));
-	for (i = 0; i < 7; i++) {
-		was[i].namespace = "ci";
-		was[i].name = names[i];
-		was[i].uid = pod_uids[i];
-		was[i].node = "n";
-		was[i].phase = PHASE_RUNNING;
+	running_pods(was, 7);
+	for (i = 0; i < 7; i++)
 		was[i].job = job;
-	}
 	was[4].agent_finished = NOW - 10;
 	was[5].end_reason = "OOMKilled";
 	was[5].phase = PHASE_FAILED;
