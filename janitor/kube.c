@@ -91,14 +91,6 @@ waiting_error(const cJSON *cs, int init)
 	return 0;
 }
 
-/*
- * Why a pod's work ended abnormally, or NULL: its agent container was
- * OOMKilled, the kubelet evicted it or its activeDeadlineSeconds passed
- * (status.reason), or the DisruptionTarget condition says why it is going
- * (the scheduler preempted it, the Eviction API or the taint manager
- * evicted it, the pod garbage collector removes it because its node is
- * gone).  The values are the metric's reason label.
- */
 /* DisruptionTarget reasons: the metric's reason, and whether its cause
  * deletes the pod (the kubelet's own termination leaves it Failed). */
 static const struct {
@@ -134,12 +126,20 @@ disruption(const cJSON *pod)
 	return -1;
 }
 
+/*
+ * Why a pod's work ended abnormally, or NULL: its agent container was
+ * OOMKilled, the kubelet evicted it or its activeDeadlineSeconds passed
+ * (status.reason), or the DisruptionTarget condition says why it is going
+ * (the scheduler preempted it, the Eviction API or the taint manager
+ * evicted it, the pod garbage collector removes it because its node is
+ * gone; d: its disruption() index).  The values are the metric's reason
+ * label.
+ */
 static const char *
-end_reason(const cJSON *pod, const char *agent)
+end_reason(const cJSON *pod, const char *agent, int d)
 {
 	const cJSON *status = get(pod, "status"), *cs;
 	const char *reason = str(status, "reason"), *r;
-	int d;
 
 	cJSON_ArrayForEach(cs, get(status, "containerStatuses")) {
 		if (agent == NULL || str(cs, "name") == NULL || strcmp(str(cs, "name"), agent) != 0)
@@ -154,7 +154,6 @@ end_reason(const cJSON *pod, const char *agent)
 		return "Evicted";
 	if (reason != NULL && strcmp(reason, "DeadlineExceeded") == 0)
 		return "DeadlineExceeded";
-	d = disruption(pod);
 	return d >= 0 ? disruptions[d].reason : NULL;
 }
 
@@ -182,8 +181,8 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	p->job.run = str(get(meta, "annotations"), KUBE_ANN_RUN);
 	p->job.run_url = str(get(meta, "annotations"), KUBE_ANN_RUN_URL);
 	p->interruption = str(get(meta, "annotations"), KUBE_ANN_INTERRUPTION);
-	p->end_reason = end_reason(item, agent);
 	d = disruption(item);
+	p->end_reason = end_reason(item, agent, d);
 	p->going = p->deleting || (d >= 0 && disruptions[d].deletes);
 	cJSON_ArrayForEach(o, get(meta, "ownerReferences")) {
 		if (!cJSON_IsTrue(get(o, "controller")))

@@ -775,7 +775,7 @@ record_gone_jobs(struct janitor *j, struct cycle *c, size_t pi, const struct poo
 	size_t i, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
 	const char *reason;
 	char msg[1024], err[512];
-	int node = 1, held = 0;
+	int node, held = 0;
 
 	if (j->seen[pi].n == 0)
 		return;
@@ -789,6 +789,7 @@ record_gone_jobs(struct janitor *j, struct cycle *c, size_t pi, const struct poo
 		const struct pod_info *was = pp.items[i].pod;
 		const struct agent_info *ag = pp.items[i].agent;
 
+		node = 1;	/* each pod's own node, read below when it matters */
 		if (j->opts->dry_run) {
 			log_info("would record a job interruption", "namespace", was->namespace,
 			    "pod", was->name, "pool", pool->pool, "podGone", "true", NULL);

@@ -8,6 +8,7 @@ import base64
 import copy
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -23,6 +24,16 @@ HAVE_SHARED = os.path.isdir(os.path.join(SHARED, "tools"))
 JSONPATCH_APPLY = os.path.join(SHARED, "tools", "jsonpatch-apply")
 K8S_VALIDATE = os.path.join(SHARED, "tools", "k8s-validate")
 DEFAULT_CONFIG = os.path.join(ROOT, "tests", "config.json")
+
+
+def finish(res, tmp, keep=False):
+    """End a suite that ran in tmp: its logs kept (and said) when a check
+    failed or keep asks, else removed.  The suite's exit code."""
+    if keep or res.failed:
+        print("logs kept in " + tmp, flush=True)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return res.done()
 
 
 class Results:

@@ -1456,11 +1456,7 @@ def main():
         if w:
             w.stop()
         cluster.kill_all()
-        if ARGS.keep or res.failed:
-            print("logs kept in " + tmp, flush=True)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return res.done()
+    return lib.finish(res, tmp, ARGS.keep)
 
 
 if __name__ == "__main__":

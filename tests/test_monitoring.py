@@ -16,7 +16,6 @@ usage: test_monitoring.py --webhook BIN --janitor BIN [--results FILE]
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,11 +147,7 @@ def main():
             env.stop()
         if hook:
             hook.stop()
-        if res.failed:
-            print("logs kept in " + tmp, flush=True)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return res.done()
+    return lib.finish(res, tmp)
 
 
 if __name__ == "__main__":
