@@ -13,6 +13,7 @@ buf_init(struct buf *b, size_t max)
 	b->max = max;
 	b->failed = 0;
 	b->toobig = 0;
+	b->step = 0;
 }
 
 void
@@ -50,8 +51,10 @@ buf_grow(struct buf *b, size_t n)
 	if (need <= b->cap)
 		return 0;
 	ncap = b->cap ? b->cap : 64;
-	while (ncap < need)
+	while (ncap < need && (b->step == 0 || ncap * 2 <= b->step))
 		ncap *= 2;
+	if (ncap < need)
+		ncap = (need + b->step - 1) / b->step * b->step;
 	if ((p = realloc(b->data, ncap)) == NULL) {
 		b->failed = 1;
 		return -1;

@@ -18,6 +18,9 @@ struct buf {
 	size_t	 max;		/* the most len may reach */
 	int	 failed;	/* 1 after an append was refused */
 	int	 toobig;	/* 1 when the refusal was the cap, not memory */
+	size_t	 step;		/* 0: grow by doubling; else, past step bytes,
+				 * grow to the next multiple of step (memory
+				 * held stays within step of what is used) */
 };
 
 /* Start an empty buffer that may hold at most max bytes.  Allocates nothing. */

@@ -40,7 +40,7 @@ parse_number(const char *flag, const char *s, long long min, long long max,
 int
 main(int argc, char **argv)
 {
-	struct cli_common common = { CONFIG_DEFAULT_PATH, 0, 0, 0 };
+	struct cli_common common = { CONFIG_DEFAULT_PATH, 0, 0, 0, NULL };
 	const char *cert = "/etc/pipewarden/tls/tls.crt";
 	const char *key = "/etc/pipewarden/tls/tls.key";
 	const char *address = NULL, *port = "8443", *metrics_port = "9090";

@@ -293,11 +293,21 @@ opted_in(const cJSON *labels, const cJSON *annotations, struct policy_decision *
 	return 0;
 }
 
+/* How many unknown keys the one warning names. */
+#define UNKNOWN_NAMED	3
+
+/*
+ * One warning for every unknown pipewarden.io/ annotation together: it names
+ * the first few (each cut to 80 characters) and says how many there are, so
+ * a pod with a hundred thousand of them costs no more than a pod with one.
+ */
 static int
 check_unknown_annotations(const cJSON *annotations, struct policy_decision *d)
 {
+	const char *named[UNKNOWN_NAMED];
+	char list[UNKNOWN_NAMED * 90];
 	const cJSON *item;
-	size_t i;
+	size_t i, n = 0, len = 0;
 
 	cJSON_ArrayForEach(item, annotations) {
 		if (strncmp(item->string, POLICY_ANNOTATION_PREFIX,
@@ -306,14 +316,24 @@ check_unknown_annotations(const cJSON *annotations, struct policy_decision *d)
 		for (i = 0; known_annotations[i] != NULL; i++)
 			if (strcmp(item->string, known_annotations[i]) == 0)
 				break;
-		if (known_annotations[i] == NULL &&
-		    warn(d, "unknown annotation %s ignored; known keys: "
-		    "pipewarden.io/inject, pipewarden.io/pool, pipewarden.io/profile, "
-		    "pipewarden.io/container, pipewarden.io/identity, pipewarden.io/client-id",
-		    item->string) == -1)
-			return -1;
+		if (known_annotations[i] != NULL)
+			continue;
+		if (n < UNKNOWN_NAMED)
+			named[n] = item->string;
+		n++;
 	}
-	return 0;
+	if (n == 0)
+		return 0;
+	list[0] = '\0';
+	for (i = 0; i < n && i < UNKNOWN_NAMED; i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%.80s",
+		    i > 0 ? ", " : "", named[i]);
+	if (n > UNKNOWN_NAMED)
+		snprintf(list + len, sizeof(list) - len, " and %zu more", n - UNKNOWN_NAMED);
+	return warn(d, "%zu unknown pipewarden.io annotation%s ignored (%s); known keys: "
+	    "pipewarden.io/inject, pipewarden.io/pool, pipewarden.io/profile, "
+	    "pipewarden.io/container, pipewarden.io/identity, pipewarden.io/client-id",
+	    n, n == 1 ? "" : "s", list);
 }
 
 /* A literal AZP_TOKEN in any container: the name of the first, or NULL. */
@@ -387,19 +407,22 @@ own_quantity(const cJSON *list, const char *name, struct rvalue *v,
     const char *container, const char *which, struct policy_decision *d)
 {
 	const cJSON *item = field(list, name);
-	char text[64];
+	char number[64];
+	const char *text = "";
 
 	if (item == NULL)
 		return 0;
+	/* The whole value is judged, never a shortened copy of it. */
 	if (cJSON_IsString(item))
-		snprintf(text, sizeof(text), "%s", item->valuestring);
-	else if (cJSON_IsNumber(item))
-		snprintf(text, sizeof(text), "%.17g", item->valuedouble);
-	else
-		text[0] = '\0';
+		text = item->valuestring;
+	else if (cJSON_IsNumber(item)) {
+		snprintf(number, sizeof(number), "%.17g", item->valuedouble);
+		text = number;
+	}
 	if (quantity_parse(text, &v->q) == -1)
-		return deny(d, 400, "container \"%s\" resources.%s.%s: '%s' is not "
-		    "a quantity", container, which, name, text) == -1 ? -1 : 1;
+		return deny(d, 400, "container \"%s\" resources.%s.%s: '%.64s%s' is not "
+		    "a quantity", container, which, name, text,
+		    strlen(text) > 64 ? "..." : "") == -1 ? -1 : 1;
 	if ((v->ownjson = cJSON_PrintUnformatted(item)) == NULL)
 		return -1;
 	v->json = v->ownjson;

@@ -336,6 +336,85 @@ find_uid(const char *key, size_t keylen, const char *value, size_t len, void *cl
 	return -1;
 }
 
+/* Walking request.object.metadata's labels and annotations for the opt-in. */
+struct optin_scan {
+	const char	*at;		/* the member found by find_member */
+	size_t		 at_len;
+	const char	*want;
+	int		 yes, no, unsure;
+};
+
+static int
+find_want(const char *key, size_t keylen, const char *value, size_t len, void *cls)
+{
+	struct optin_scan *o = cls;
+
+	return find_member(key, keylen, value, len, cls, o->want, &o->at, &o->at_len);
+}
+
+/* One labels or annotations object: its pipewarden.io/inject value. */
+static int
+optin_member(const char *key, size_t keylen, const char *value, size_t len, void *cls)
+{
+	static const char inject[] = "pipewarden.io/inject";
+	struct optin_scan *o = cls;
+
+	/* A key written with escapes cannot be compared raw: not sure. */
+	if (memchr(key, '\\', keylen) != NULL) {
+		o->unsure = 1;
+		return 0;
+	}
+	if (keylen != sizeof(inject) - 1 || memcmp(key, inject, keylen) != 0)
+		return 0;
+	if (len == 6 && memcmp(value, "\"true\"", 6) == 0)
+		o->yes = 1;
+	else if (len == 7 && memcmp(value, "\"false\"", 7) == 0)
+		o->no = 1;
+	else
+		o->unsure = 1;
+	return 0;
+}
+
+/* The object member `want` of text[0..len), into o->at (NULL: none). */
+static void
+member(const char *text, size_t len, const char *want, struct optin_scan *o)
+{
+	o->at = NULL;
+	o->at_len = 0;
+	o->want = want;
+	if (text != NULL)
+		jsonscan_object(text, len, find_want, o);
+}
+
+int
+review_opt_in(const char *body, size_t len)
+{
+	static const char *const path[] = { "request", "object", "metadata" };
+	static const char *const sets[] = { "labels", "annotations" };
+	struct optin_scan o;
+	const char *meta;
+	size_t i, meta_len;
+
+	memset(&o, 0, sizeof(o));
+	o.at = body;
+	o.at_len = len;
+	for (i = 0; i < sizeof(path) / sizeof(path[0]); i++)
+		member(o.at, o.at_len, path[i], &o);
+	if (o.at == NULL)
+		return 0;	/* no pod metadata: nothing opted in */
+	meta = o.at;
+	meta_len = o.at_len;
+	for (i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		member(meta, meta_len, sets[i], &o);
+		if (o.at != NULL && o.at_len > 0 && o.at[0] == '{' &&
+		    jsonscan_object(o.at, o.at_len, optin_member, &o) == -1)
+			o.unsure = 1;
+	}
+	if (o.unsure)
+		return -1;
+	return o.yes && !o.no;
+}
+
 int
 review_uid(const char *body, size_t len, char *out, size_t outlen)
 {

@@ -38,6 +38,13 @@ void	review_release(struct review *rv);
  * body has no plain string uid that fits. */
 int	review_uid(const char *body, size_t len, char *out, size_t outlen);
 
+/* Whether the pod of a body too large to parse whole opted in, read from
+ * its framing alone: 1 when its pipewarden.io/inject label or annotation
+ * is "true" (and neither is "false"), 0 when it did not opt in, -1 when
+ * that cannot be told (a key written with escapes, a value not a plain
+ * string). */
+int	review_opt_in(const char *body, size_t len);
+
 /* The AdmissionReview response for a decision, as JSON text the caller
  * frees.  NULL when out of memory. */
 char	*review_answer(const char *uid, const struct policy_decision *d,

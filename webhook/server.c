@@ -164,8 +164,10 @@ pod_name(const cJSON *pod)
 	return cJSON_IsString(n) ? n->valuestring : "";
 }
 
-/* A review whose pod cannot be read within PARSE_BUDGET: denied by its uid
- * (read from the framing alone), so kube-apiserver shows the user why. */
+/* A review whose pod cannot be read within PARSE_BUDGET, answered by its
+ * uid (read from the framing alone): a pod that did not opt in is admitted
+ * unchanged, as every other pod that did not; one that opted in (or may
+ * have) is denied, so kube-apiserver shows the user why. */
 static enum MHD_Result
 deny_uninspectable(struct server *srv, struct MHD_Connection *conn, struct request *req)
 {
@@ -178,6 +180,12 @@ deny_uninspectable(struct server *srv, struct MHD_Connection *conn, struct reque
 		return respond_error(srv, conn, 400, "request too large or too deeply "
 		    "nested to read within the webhook's memory budget", 1);
 	memset(&d, 0, sizeof(d));
+	if (review_opt_in(req->body.data, req->body.len) == 0) {
+		if ((answer = review_answer(uid, &d, &len)) == NULL)
+			return respond_error(srv, conn, 500, "out of memory", 1);
+		metrics_add(srv->m_requests, 1, "unchanged");
+		return respond(srv, conn, MHD_HTTP_OK, answer, len, "application/json");
+	}
 	d.result = POLICY_DENIED;
 	d.code = 400;
 	d.message = strdup("pod too large or too deeply nested for pipewarden to "
@@ -350,18 +358,12 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 		req->srv = srv;
 		clock_gettime(CLOCK_MONOTONIC, &req->start);
 		buf_init(&req->body, BODY_MAX);
+		req->body.step = 64 * 1024;
 		req->mutate = strcmp(url, "/mutate") == 0 &&
 		    strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-		/* Size the body buffer once from Content-Length (capped). */
-		{
-			const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-			    MHD_HTTP_HEADER_CONTENT_LENGTH);
-			long long n;
-			if (req->mutate && cl != NULL && parse_ll(cl, 1, BODY_MAX, &n) == 0 &&
-			    charge_body(srv, req, (size_t)n) == 0 &&
-			    buf_reserve(&req->body, (size_t)n) == -1)
-				buf_reset(&req->body);	/* no memory now: grow as it comes */
-		}
+		/* Nothing is held, or charged, for a declared Content-Length:
+		 * the budget counts bytes received (a client that sends only
+		 * headers holds nothing). */
 		*req_cls = req;
 		srv->in_flight++;
 		srv->last_request = mono_now();

@@ -38,5 +38,22 @@ main(void)
 	s = buf_detach(&b, &len);
 	CHECK(s != NULL && len == 0 && s[0] == '\0');
 	free(s);
+
+	/* With a step, memory held stays within a step of what is used (a
+	 * request body is charged on the bytes received). */
+	{
+		static char chunk[1000];
+		size_t i;
+		int within = 1;
+
+		buf_init(&b, 4 << 20);
+		b.step = 64 * 1024;
+		for (i = 0; i < 3000; i++) {
+			buf_add(&b, chunk, sizeof(chunk));
+			within &= b.cap >= b.len + 1 && b.cap <= b.len + 1 + b.step;
+		}
+		CHECK(within && !b.failed && b.len == 3000000);
+		buf_release(&b);
+	}
 	return check_done();
 }

@@ -144,7 +144,19 @@ static const struct policy_case {
 	  { NULL }, "pool 'Linux Large (x64)' is not in the config's 'pools'" },
 	{ "unknown pipewarden.io annotation warns",
 	  POD(OPTIN ",\"pipewarden.io/pools\":\"x\"}", "\"containers\":[" AGENT "]"),
-	  NULL, POLICY_PATCHED, 0, { NULL }, { NULL }, "unknown annotation pipewarden.io/pools ignored" },
+	  NULL, POLICY_PATCHED, 0, { NULL }, { NULL },
+	  "1 unknown pipewarden.io annotation ignored (pipewarden.io/pools)" },
+	{ "many unknown pipewarden.io annotations: one warning names three and counts the rest",
+	  POD(OPTIN ",\"pipewarden.io/a\":\"x\",\"pipewarden.io/b\":\"x\",\"pipewarden.io/c\":\"x\","
+	  "\"pipewarden.io/d\":\"x\",\"pipewarden.io/e\":\"x\"}", "\"containers\":[" AGENT "]"),
+	  NULL, POLICY_PATCHED, 0, { NULL }, { NULL },
+	  "5 unknown pipewarden.io annotations ignored (pipewarden.io/a, pipewarden.io/b, "
+	  "pipewarden.io/c and 2 more)" },
+	{ "a quantity with 70 leading zeros is judged whole against max",
+	  POD(OPTIN "}", "\"containers\":[{\"name\":\"agent\",\"resources\":{\"limits\":{\"memory\":"
+	  "\"0000000000000000000000000000000000000000000000000000000000000000000000"
+	  "32Gi\"}}}]"),
+	  NULL, POLICY_DENIED, 403, { "resources.limits.memory" }, { NULL }, NULL },
 	{ "labels and annotations the pod sets are kept",
 	  POD("\"labels\":{\"pipewarden.io/managed\":\"true\",\"pipewarden.io/pool\":\"x\"}," OPTIN ",\"cluster-autoscaler.kubernetes.io/safe-to-evict\":\"true\"}",
 	  "\"containers\":[" AGENT "]"),
@@ -194,7 +206,7 @@ run_case(const struct config *cfg, const struct policy_case *c)
 		int found = 0;
 		for (i = 0; i < d.nwarnings; i++)
 			found |= strstr(d.warnings[i], c->warning) != NULL;
-		ok &= found;
+		ok &= found && d.nwarnings == 1;
 	} else {
 		ok &= d.nwarnings == 0;
 	}
