@@ -19,10 +19,10 @@ TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prome
 # Debian packages that make the container image (no Docker engine needed).
 IMAGE_DEPS := umoci skopeo binutils ca-certificates
 
-COMMON_SRC  := common/buf.c common/cli.c common/config.c common/file.c \
+COMMON_SRC  := common/array.c common/buf.c common/cli.c common/config.c common/file.c \
                common/log.c common/metrics.c common/names.c common/quantity.c \
                common/timefmt.c common/jsonscan.c common/strpool.c
-PLAN_SRC    := janitor/plan.c janitor/ado.c janitor/lease.c janitor/report.c
+PLAN_SRC    := janitor/holdback.c janitor/plan.c janitor/ado.c janitor/lease.c janitor/report.c
 POLICY_SRC  := webhook/policy.c webhook/review.c
 WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/arena.c webhook/certs.c \
                webhook/server.c webhook/main.c

@@ -132,7 +132,10 @@ cli_start(const char *program, const char *summary, const char *version,
 		*status = 0;
 		return NULL;
 	}
-	if ((cfg = config_load(c->config_path, err, sizeof(err))) == NULL) {
+	if ((cfg = config_load(c->config_path, err, sizeof(err))) == NULL ||
+	    (c->check_more != NULL && c->check_more(cfg, err, sizeof(err)) == -1)) {
+		config_free(cfg);
+		cfg = NULL;
 		if (c->check)
 			fprintf(stderr, "%s\n", err);
 		else

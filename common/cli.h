@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+struct config;
+
 /*
  * Command-line flags, each also settable as PIPEWARDEN_<FLAG> in the
  * environment (upper case, '-' as '_'); a flag on the command line wins.
@@ -30,6 +32,10 @@ struct cli_common {
 	int		 check;
 	int		 version;
 	int		 help;
+	/* What this program needs of a valid config besides (NULL: nothing):
+	 * return 0, or -1 with a message; the config is then refused as an
+	 * invalid one is. */
+	int		(*check_more)(const struct config *cfg, char *err, size_t errlen);
 };
 
 #define CLI_COMMON_OPTIONS(c) \
@@ -37,8 +43,6 @@ struct cli_common {
 	{ "check-config", NULL, &(c)->check, NULL, "validate the config file and exit" }, \
 	{ "version", NULL, &(c)->version, NULL, "print the version and exit" }, \
 	{ "help", NULL, &(c)->help, NULL, "print this help and exit" }
-
-struct config;
 
 /*
  * The start both programs share: parse the flags (environment first),

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -492,13 +493,40 @@ parse_identity(struct parser *p, const cJSON *obj, struct config *cfg)
 		    "is pat");
 }
 
+/* MAJOR.MINOR, optionally -preview or -preview.N: what Azure DevOps takes. */
+static int
+api_version_valid(const char *v)
+{
+	size_t i = 0, d;
+	int part;
+
+	for (part = 0; part < 2; part++) {
+		for (d = 0; v[i] >= '0' && v[i] <= '9' && d < 3; i++, d++)
+			;
+		if (d == 0 || (part == 0 && v[i++] != '.'))
+			return 0;
+	}
+	if (v[i] == '\0')
+		return 1;
+	if (strncmp(v + i, "-preview", 8) != 0)
+		return 0;
+	i += 8;
+	if (v[i] == '\0')
+		return 1;
+	if (v[i++] != '.')
+		return 0;
+	for (d = 0; v[i] >= '0' && v[i] <= '9' && d < 3; i++, d++)
+		;
+	return d > 0 && v[i] == '\0';
+}
+
 static void
 parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 {
 	static const char *const keys[] = { "intervalSeconds",
 	    "offlineGraceSeconds", "finishedPodTtlSeconds", "stuckPendingSeconds",
 	    "pendingTimeoutSeconds", "maxDeletionsPerCycle", "maxPatchesPerCycle",
-	    "onlyManagedAgents", "keepAgents", "leaseName", "identity", NULL };
+	    "onlyManagedAgents", "keepAgents", "leaseName", "apiVersion", "identity", NULL };
 	static const char *const id_keys[] = { "clientId", "tenantId", NULL };
 	static const char *const default_keep[] = { "keda-placeholder*" };
 	struct janitor_config *j = &cfg->janitor;
@@ -527,6 +555,7 @@ parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 	    "janitor.", 200, 0, 100000);
 	j->only_managed_agents = get_bool(p, obj, "onlyManagedAgents", "janitor.", 1);
 	j->lease_name = get_string(p, obj, "leaseName", "janitor.", "pipewarden-janitor");
+	j->api_version = get_string(p, obj, "apiVersion", "janitor.", "7.1");
 	keep = get_array(p, obj, "keepAgents", "janitor.");
 	if (keep != NULL) {
 		j->keep_agents = get_string_list(p, keep, "janitor.keepAgents",
@@ -542,6 +571,9 @@ parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 	if (!p->failed && !names_is_dns_subdomain(j->lease_name))
 		fail(p, "config: 'janitor.leaseName': '%s' is not a valid Lease name",
 		    j->lease_name);
+	if (!p->failed && !api_version_valid(j->api_version))
+		fail(p, "config: 'janitor.apiVersion': '%.40s' is not an Azure DevOps REST "
+		    "api-version (like 7.1, 7.0 or 6.0)", j->api_version);
 	if (!p->failed && j->pending_timeout_seconds < j->stuck_pending_seconds)
 		fail(p, "config: 'janitor.pendingTimeoutSeconds': %lld is shorter than "
 		    "janitor.stuckPendingSeconds (%lld): a pod still pulling its image would "
@@ -716,6 +748,7 @@ config_free(struct config *cfg)
 	free(cfg->profiles);
 	free_string_list(cfg->janitor.keep_agents, cfg->janitor.nkeep_agents);
 	free(cfg->janitor.lease_name);
+	free(cfg->janitor.api_version);
 	free(cfg->janitor.client_id);
 	free(cfg->janitor.tenant_id);
 	free(cfg);
@@ -764,4 +797,30 @@ config_has_pool(const struct config *cfg, const char *pool)
 		if (strcmp(cfg->pools[i], pool) == 0)
 			return 1;
 	return 0;
+}
+
+/* Whether url's host is Azure DevOps Services' own. */
+static int
+is_services(const char *url)
+{
+	static const char suffix[] = ".visualstudio.com";
+	const char *host = url + (strncmp(url, "https://", 8) == 0 ? 8 : 0);
+	size_t n = strcspn(host, "/:?#");
+
+	if (n == 13 && strncasecmp(host, "dev.azure.com", 13) == 0)
+		return 1;
+	return n > sizeof(suffix) - 1 &&
+	    strncasecmp(host + n - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1) == 0;
+}
+
+int
+config_janitor_auth(const struct config *cfg, int have_pat, char *err, size_t errlen)
+{
+	if (have_pat || is_services(cfg->organization_url))
+		return 0;
+	snprintf(err, errlen, "config: 'organizationUrl': '%s' is not Azure DevOps Services "
+	    "(dev.azure.com, *.visualstudio.com), where workload identity does not work: "
+	    "give the janitor a PAT (AZP_TOKEN_FILE; the chart's janitor.patSecret)",
+	    cfg->organization_url);
+	return -1;
 }

@@ -58,6 +58,9 @@ struct janitor_config {
 	char		**keep_agents;
 	size_t		 nkeep_agents;
 	char		*lease_name;
+	/* api-version of every Azure DevOps call ("7.1"; Server 2022 serves
+	 * up to 7.0, Server 2020 up to 6.0). */
+	char		*api_version;
 	/* The janitor's own Entra identity ("" when unset): never the agents'. */
 	char		*client_id;
 	char		*tenant_id;
@@ -111,6 +114,13 @@ const struct resource	*config_resource(const struct resource_list *l, const char
  * the reverse (-1 for an unknown name). */
 const char	*config_identity_name(enum identity_mode mode);
 int		 config_identity_parse(const char *name);
+
+/* Whether the janitor can authenticate to cfg's organization: workload
+ * identity (Entra) is an Azure DevOps Services feature (dev.azure.com,
+ * *.visualstudio.com), so any other organizationUrl (Azure DevOps Server)
+ * needs a PAT (have_pat).  Return 0, or -1 with a message. */
+int		 config_janitor_auth(const struct config *cfg, int have_pat, char *err,
+		    size_t errlen);
 
 /* Whether pool is one of cfg->pools. */
 int		 config_has_pool(const struct config *cfg, const char *pool);

@@ -1,19 +1,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "strpool.h"
 
 const char *
 strpool_add(struct strpool *sp, const char *s)
 {
-	char **v;
-
-	if (sp->n == sp->cap) {
-		sp->cap = sp->cap ? sp->cap * 2 : 256;
-		if ((v = realloc(sp->items, sp->cap * sizeof(*v))) == NULL)
-			return NULL;
-		sp->items = v;
-	}
+	if (array_grow(&sp->items, &sp->cap, sp->n, sizeof(*sp->items), 256) == -1)
+		return NULL;
 	if ((sp->items[sp->n] = strdup(s)) == NULL)
 		return NULL;
 	return sp->items[sp->n++];

@@ -1,8 +1,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "../common/array.h"
 #include "../common/jsonscan.h"
+#include "../common/log.h"
 #include "../common/timefmt.h"
 #include "ado.h"
 
@@ -70,8 +73,15 @@ parse_agent(const cJSON *a, struct agent_info *ag, char idbuf[32], char *err, si
 	/* enabled is omitted when false (EmitDefaultValue=false). */
 	ag->enabled = cJSON_IsTrue(enabled);
 	ag->busy = req != NULL && !cJSON_IsNull(req);
-	if (ag->busy)
+	if (ag->busy) {
 		parse_job(req, &ag->job, idbuf);
+		if (str(req, "assignTime") != NULL &&
+		    time_parse(str(req, "assignTime"), &ag->assigned, NULL) == -1) {
+			snprintf(err, errlen, "agent %lld: assignTime '%.40s' is not a time",
+			    ag->id, str(req, "assignTime"));
+			return -1;
+		}
+	}
 	if (changed != NULL && time_parse(changed, &ag->status_changed, NULL) == -1) {
 		snprintf(err, errlen, "agent %lld: statusChangedOn '%.40s' is not a time",
 		    ag->id, changed);
@@ -98,7 +108,7 @@ scan_agent(const char *text, size_t len, void *cls)
 {
 	struct agents_scan *sc = cls;
 	struct agent_list *l = sc->l;
-	struct agent_info ag, *v;
+	struct agent_info ag;
 	char idbuf[32];
 	cJSON *a;
 	int rc = -1;
@@ -109,12 +119,8 @@ scan_agent(const char *text, size_t len, void *cls)
 	}
 	if (parse_agent(a, &ag, idbuf, sc->err, sc->errlen) == -1)
 		goto out;
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 256;
-		if ((v = realloc(l->agents, l->cap * sizeof(*v))) == NULL)
-			goto nomem;
-		l->agents = v;
-	}
+	if (array_grow(&l->agents, &l->cap, l->n, sizeof(*l->agents), 256) == -1)
+		goto nomem;
 	if ((ag.name = strpool_add(&l->strings, ag.name)) == NULL ||
 	    (ag.pod_uid != NULL && (ag.pod_uid = strpool_add(&l->strings, ag.pod_uid)) == NULL) ||
 	    plan_job_ref_keep(&l->strings, &ag.job) == -1)
@@ -138,6 +144,21 @@ scan_collection(const char *key, size_t keylen, const char *value, size_t len, v
 		return 0;
 	sc->found = 1;
 	return jsonscan_array(value, len, scan_agent, sc);
+}
+
+int
+ado_parse_agent(const char *body, size_t len, struct agent_list *out, char *err,
+    size_t errlen)
+{
+	struct agents_scan sc = { out, err, errlen, 1 };
+
+	memset(out, 0, sizeof(*out));
+	err[0] = '\0';
+	if (scan_agent(body, len, &sc) == -1) {
+		agent_list_release(out);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -166,8 +187,8 @@ agent_list_release(struct agent_list *l)
 }
 
 long long
-ado_parse_pool_id(const char *body, size_t len, const char *name, char *err,
-    size_t errlen)
+ado_parse_pool_id(const char *body, size_t len, const char *name, char *spelled,
+    size_t spelledlen, char *err, size_t errlen)
 {
 	const cJSON *value, *p, *id;
 	long long found = -1;
@@ -180,15 +201,16 @@ ado_parse_pool_id(const char *body, size_t len, const char *name, char *err,
 		cJSON_Delete(root);
 		return -1;
 	}
-	/* Compare names here: the service's poolName filter rules are not
-	 * documented (exact, case, prefix). */
+	/* Compare names here, without regard to case as the server filters
+	 * them (its other rules, such as prefixes, are not documented). */
 	cJSON_ArrayForEach(p, value) {
 		const char *n = str(p, "name");
 		id = cJSON_GetObjectItemCaseSensitive(p, "id");
-		if (n != NULL && strcmp(n, name) == 0 && cJSON_IsNumber(id) &&
+		if (n != NULL && strcasecmp(n, name) == 0 && cJSON_IsNumber(id) &&
 		    id->valuedouble > 0 && id->valuedouble <= 2147483647.0) {
 			matches++;
 			found = (long long)id->valuedouble;
+			snprintf(spelled, spelledlen, "%s", n);
 		}
 	}
 	cJSON_Delete(root);
@@ -223,6 +245,7 @@ ado_error_name(enum ado_error e)
 	case ADO_ERR_UNAVAILABLE:	return "unavailable";
 	case ADO_ERR_TIMEOUT:		return "timeout";
 	case ADO_ERR_MALFORMED:		return "malformed";
+	case ADO_ERR_API_VERSION:	return "api-version";
 	}
 	return "unknown";
 }
@@ -231,6 +254,7 @@ int
 ado_init(struct ado *a, const char *ca_file)
 {
 	memset(a, 0, sizeof(*a));
+	snprintf(a->api_version, sizeof(a->api_version), "7.1");
 	a->max_attempts = 4;
 	a->backoff_base = 0.5;
 	if ((a->http = http_client_new(ca_file, ADO_TIMEOUT_MS)) == NULL)
@@ -282,6 +306,12 @@ ado_configure(struct ado *a, const char *org_url, const char *client_id,
 	a->tenant_id = tid;
 	a->authority = auth;
 	return 0;
+}
+
+void
+ado_set_api_version(struct ado *a, const char *version)
+{
+	snprintf(a->api_version, sizeof(a->api_version), "%s", version);
 }
 
 void
@@ -529,6 +559,8 @@ ado_call(struct ado *a, const char *method, const char *path, struct http_respon
 	buf_init(&auth, 64 * 1024);
 	buf_adds(&url, a->org_url);
 	buf_adds(&url, path);
+	buf_addf(&url, "%capi-version=%s", strchr(path, '?') != NULL ? '&' : '?',
+	    a->api_version);
 	a->last_error = ADO_ERR_UNAVAILABLE;
 	for (attempt = 0; attempt < a->max_attempts; attempt++) {
 		if (ado_wait(a, attempt > 0 ? wait : a->slow_down) == -1) {
@@ -589,6 +621,41 @@ out:
 	return rc;
 }
 
+/*
+ * A 400 saying the api-version is out of the server's range (Azure DevOps
+ * Server 2022 serves up to 7.0, 2020 up to 6.0): a configuration error,
+ * whose message names the key and the version the server offers.  Return 1
+ * when it was that (err and last_error set), else 0.
+ */
+static int
+version_refused(struct ado *a, const struct http_response *r, const char *what, char *err,
+    size_t errlen)
+{
+	static const char latest[] = "supports is ";
+	const char *msg, *type, *v;
+	cJSON *root;
+	int refused;
+
+	if (r->status != 400)
+		return 0;
+	root = cJSON_ParseWithLength(r->body.data, r->body.len);
+	msg = str(root, "message");
+	type = str(root, "typeKey");
+	refused = (type != NULL && strcmp(type, "VssVersionOutOfRangeException") == 0) ||
+	    (msg != NULL && strstr(msg, "is out of range for this server") != NULL);
+	if (refused) {
+		v = msg != NULL ? strstr(msg, latest) : NULL;
+		snprintf(err, errlen, "%s: the server does not serve api-version %s (config "
+		    "'janitor.apiVersion'); %s%.*s", what, a->api_version,
+		    v != NULL ? "it serves up to " : "see its REST API version",
+		    v != NULL ? (int)strspn(v + sizeof(latest) - 1, "0123456789.-preview") : 0,
+		    v != NULL ? v + sizeof(latest) - 1 : "");
+		a->last_error = ADO_ERR_API_VERSION;
+	}
+	cJSON_Delete(root);
+	return refused;
+}
+
 /* A 2xx answer that is not the JSON asked for, or 401/403: authentication. */
 static int
 auth_failure(struct ado *a, const struct http_response *r, const char *what, char *err,
@@ -620,18 +687,24 @@ ado_pool_id(struct ado *a, const char *name, char *err, size_t errlen)
 	struct http_response r = { 0 };
 	struct buf path;
 	long long id = -1;
+	char spelled[256];
 
 	buf_init(&path, 4096);
 	buf_adds(&path, "/_apis/distributedtask/pools?poolName=");
 	http_escape(&path, name);
-	buf_adds(&path, "&api-version=7.1");
+	spelled[0] = '\0';
 	if (ado_call(a, "GET", path.data, &r, err, errlen) == 0 &&
-	    !auth_failure(a, &r, "pool lookup", err, errlen)) {
+	    !auth_failure(a, &r, "pool lookup", err, errlen) &&
+	    !version_refused(a, &r, "pool lookup", err, errlen)) {
 		if (r.status == 200) {
-			id = ado_parse_pool_id(r.body.data, r.body.len, name, err, errlen);
+			id = ado_parse_pool_id(r.body.data, r.body.len, name, spelled,
+			    sizeof(spelled), err, errlen);
 			if (id == -1)
 				a->last_error = strncmp(err, "no agent pool", 13) == 0 ?
 				    ADO_ERR_NOT_FOUND : ADO_ERR_MALFORMED;
+			else if (strcmp(spelled, name) != 0)
+				log_info("the pool's name is spelled otherwise in Azure DevOps",
+				    "pool", name, "serverName", spelled, NULL);
 		} else {
 			snprintf(err, errlen, "pool lookup: HTTP %ld", r.status);
 			a->last_error = ADO_ERR_MALFORMED;
@@ -642,9 +715,14 @@ ado_pool_id(struct ado *a, const char *name, char *err, size_t errlen)
 	return id;
 }
 
+/* The includes of every agents read: capabilities (PIPEWARDEN_POD_UID) and
+ * the assigned request (a busy agent); never demands, whose path ignores
+ * them. */
+#define AGENT_INCLUDES	"includeCapabilities=true&includeAssignedRequest=true"
+
 int
-ado_list_agents(struct ado *a, long long pool_id, int capabilities,
-    struct agent_list *out, char *err, size_t errlen)
+ado_list_agents(struct ado *a, long long pool_id, struct agent_list *out, char *err,
+    size_t errlen)
 {
 	struct http_response r = { 0 };
 	struct buf path;
@@ -652,11 +730,10 @@ ado_list_agents(struct ado *a, long long pool_id, int capabilities,
 
 	memset(out, 0, sizeof(*out));
 	buf_init(&path, 4096);
-	buf_addf(&path, "/_apis/distributedtask/pools/%lld/agents?%s"
-	    "includeAssignedRequest=true&api-version=7.1", pool_id,
-	    capabilities ? "includeCapabilities=true&" : "");
+	buf_addf(&path, "/_apis/distributedtask/pools/%lld/agents?" AGENT_INCLUDES, pool_id);
 	if (ado_call(a, "GET", path.data, &r, err, errlen) == 0 &&
-	    !auth_failure(a, &r, "agents list", err, errlen)) {
+	    !auth_failure(a, &r, "agents list", err, errlen) &&
+	    !version_refused(a, &r, "agents list", err, errlen)) {
 		if (r.status == 200) {
 			if ((rc = ado_parse_agents(r.body.data, r.body.len, out, err, errlen)) == -1)
 				a->last_error = ADO_ERR_MALFORMED;
@@ -671,6 +748,36 @@ ado_list_agents(struct ado *a, long long pool_id, int capabilities,
 	return rc;
 }
 
+int
+ado_get_agent(struct ado *a, long long pool_id, long long agent_id, struct agent_list *out,
+    char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	char path[192];
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/_apis/distributedtask/pools/%lld/agents/%lld?"
+	    AGENT_INCLUDES, pool_id, agent_id);
+	if (ado_call(a, "GET", path, &r, err, errlen) == 0 &&
+	    !auth_failure(a, &r, "agent read", err, errlen) &&
+	    !version_refused(a, &r, "agent read", err, errlen)) {
+		if (r.status == 200) {
+			if (ado_parse_agent(r.body.data, r.body.len, out, err, errlen) == 0)
+				rc = 1;
+			else
+				a->last_error = ADO_ERR_MALFORMED;
+		} else if (r.status == 404) {
+			rc = 0;
+		} else {
+			snprintf(err, errlen, "agent read: HTTP %ld", r.status);
+			a->last_error = ADO_ERR_MALFORMED;
+		}
+	}
+	http_response_release(&r);
+	return rc;
+}
+
 enum ado_delete_result
 ado_delete_agent(struct ado *a, long long pool_id, long long agent_id, char *err,
     size_t errlen)
@@ -680,8 +787,8 @@ ado_delete_agent(struct ado *a, long long pool_id, long long agent_id, char *err
 	char path[160];
 	cJSON *root;
 
-	snprintf(path, sizeof(path), "/_apis/distributedtask/pools/%lld/agents/%lld"
-	    "?api-version=7.1", pool_id, agent_id);
+	snprintf(path, sizeof(path), "/_apis/distributedtask/pools/%lld/agents/%lld",
+	    pool_id, agent_id);
 	if (ado_call(a, "DELETE", path, &r, err, errlen) == 0) {
 		if (r.status == 200 || r.status == 204)
 			res = ADO_DELETED;
@@ -693,7 +800,7 @@ ado_delete_agent(struct ado *a, long long pool_id, long long agent_id, char *err
 			if (str(root, "typeKey") != NULL &&
 			    strcmp(str(root, "typeKey"), "TaskAgentJobStillRunningException") == 0)
 				res = ADO_BUSY;
-			else
+			else if (!version_refused(a, &r, "delete agent", err, errlen))
 				snprintf(err, errlen, "delete agent %lld: HTTP 400", agent_id);
 			cJSON_Delete(root);
 		} else if (!auth_failure(a, &r, "delete agent", err, errlen)) {

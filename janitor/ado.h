@@ -29,11 +29,17 @@ int	ado_parse_agents(const char *body, size_t len, struct agent_list *out,
 
 void	agent_list_release(struct agent_list *l);
 
+/* Parse a 200 body of GET .../pools/{id}/agents/{agentId}: one agent, as
+ * the list holds them (out gets one item).  Return 0, or -1 with a message. */
+int	ado_parse_agent(const char *body, size_t len, struct agent_list *out,
+	    char *err, size_t errlen);
+
 /* Parse a 200 body of GET .../pools?poolName=NAME: the id of the one pool
- * whose name equals name.  Return the id, or -1 with a message (no such
- * pool, more than one, not the expected JSON). */
+ * whose name equals name without regard to case (as Azure DevOps matches
+ * it); the server's spelling is copied into spelled.  Return the id, or -1
+ * with a message (no such pool, more than one, not the expected JSON). */
 long long	ado_parse_pool_id(const char *body, size_t len, const char *name,
-		    char *err, size_t errlen);
+		    char *spelled, size_t spelledlen, char *err, size_t errlen);
 
 /* ---- the client -------------------------------------------------------- */
 
@@ -52,6 +58,7 @@ enum ado_error {
 	ADO_ERR_UNAVAILABLE,	/* 5xx or no answer past the retries */
 	ADO_ERR_TIMEOUT,	/* the time budget ran out */
 	ADO_ERR_MALFORMED,	/* an answer that is not what was asked for */
+	ADO_ERR_API_VERSION,	/* the server does not serve janitor.apiVersion */
 };
 
 /* The metric label of an error ("auth", "not-found", ...). */
@@ -64,6 +71,7 @@ struct ado {
 	char			*client_id;
 	char			*tenant_id;
 	char			*authority;
+	char			 api_version[24];/* janitor.apiVersion */
 	/* PAT from a file (re-read each cycle), else workload identity. */
 	const char		*pat_path;	/* the program's options: lives as long */
 	const char		*token_file;	/* the projected service-account token */
@@ -92,19 +100,32 @@ int	ado_init(struct ado *a, const char *ca_file);
 int	ado_configure(struct ado *a, const char *org_url, const char *client_id,
 	    const char *tenant_id, const char *authority);
 
+/* The api-version every call carries from now on (janitor.apiVersion; a
+ * validated config's is short). */
+void	ado_set_api_version(struct ado *a, const char *version);
+
 /* Every call from now on ends by deadline (http_now() seconds; 0: none):
  * waits and timeouts are cut to it, and nothing starts past it. */
 void	ado_set_deadline(struct ado *a, double deadline);
 
 void	ado_release(struct ado *a);
 
-/* The id of the pool called name.  Return the id, or -1 with a message. */
+/* The id of the pool called name (without regard to case; a name the
+ * server spells otherwise is logged once).  Return the id, or -1 with a
+ * message. */
 long long	ado_pool_id(struct ado *a, const char *name, char *err, size_t errlen);
 
-/* Every agent of a pool in one request (the list is not paged), with
- * includeAssignedRequest=true and, when capabilities, includeCapabilities=true.
+/* Every agent of a pool in one request (the list is not paged), always with
+ * includeCapabilities=true (without it no PIPEWARDEN_POD_UID arrives) and
+ * includeAssignedRequest=true (without it a busy agent looks idle).
  * Return 0, or -1 with a message (the caller then deletes no agent). */
-int	ado_list_agents(struct ado *a, long long pool_id, int capabilities,
+int	ado_list_agents(struct ado *a, long long pool_id, struct agent_list *out,
+	    char *err, size_t errlen);
+
+/* One agent, read again with the same includes, right before it is deleted
+ * (an agent registered again under its name keeps its id).  Return 1 with
+ * out holding it, 0 when it is gone (404), -1 with a message. */
+int	ado_get_agent(struct ado *a, long long pool_id, long long agent_id,
 	    struct agent_list *out, char *err, size_t errlen);
 
 enum ado_delete_result { ADO_DELETED, ADO_GONE, ADO_BUSY, ADO_FAILED };

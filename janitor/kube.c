@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/array.h"
 #include "../common/buf.h"
 #include "../common/jsonscan.h"
 #include "../common/secret.h"
@@ -136,19 +137,26 @@ disruption(const cJSON *pod)
  * label.
  */
 static const char *
-end_reason(const cJSON *pod, const char *agent, int d)
+end_reason(const cJSON *pod, const char *agent, int d, time_t *end_time)
 {
-	const cJSON *status = get(pod, "status"), *cs;
+	const cJSON *status = get(pod, "status"), *cs, *term;
 	const char *reason = str(status, "reason"), *r;
 
+	*end_time = 0;
 	cJSON_ArrayForEach(cs, get(status, "containerStatuses")) {
 		if (agent == NULL || str(cs, "name") == NULL || strcmp(str(cs, "name"), agent) != 0)
 			continue;
-		r = str(get(get(cs, "state"), "terminated"), "reason");
-		if (r == NULL)
-			r = str(get(get(cs, "lastState"), "terminated"), "reason");
-		if (r != NULL && strcmp(r, "OOMKilled") == 0)
+		/* A restarted container keeps its previous death in lastState:
+		 * its time tells which job it belongs to. */
+		term = get(get(cs, "state"), "terminated");
+		if ((r = str(term, "reason")) == NULL) {
+			term = get(get(cs, "lastState"), "terminated");
+			r = str(term, "reason");
+		}
+		if (r != NULL && strcmp(r, "OOMKilled") == 0) {
+			*end_time = when(term, "finishedAt");
 			return "OOMKilled";
+		}
 	}
 	if (reason != NULL && strcmp(reason, "Evicted") == 0)
 		return "Evicted";
@@ -182,7 +190,7 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	p->job.run_url = str(get(meta, "annotations"), KUBE_ANN_RUN_URL);
 	p->interruption = str(get(meta, "annotations"), KUBE_ANN_INTERRUPTION);
 	d = disruption(item);
-	p->end_reason = end_reason(item, agent, d);
+	p->end_reason = end_reason(item, agent, d, &p->end_time);
 	p->going = p->deleting || (d >= 0 && disruptions[d].deletes);
 	cJSON_ArrayForEach(o, get(meta, "ownerReferences")) {
 		if (!cJSON_IsTrue(get(o, "controller")))
@@ -217,14 +225,10 @@ parse_pod(const cJSON *item, struct pod_info *p)
 int
 pod_list_add(struct pod_list *l, const struct pod_info *pod)
 {
-	struct pod_info p = *pod, *v;
+	struct pod_info p = *pod;
 
-	if (l->n == l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 256;
-		if ((v = realloc(l->pods, l->cap * sizeof(*v))) == NULL)
-			return -1;
-		l->pods = v;
-	}
+	if (array_grow(&l->pods, &l->cap, l->n, sizeof(*l->pods), 256) == -1)
+		return -1;
 	if ((p.namespace = strpool_add(&l->strings, p.namespace)) == NULL ||
 	    (p.name = strpool_add(&l->strings, p.name)) == NULL ||
 	    (p.uid = strpool_add(&l->strings, p.uid)) == NULL ||
@@ -504,8 +508,9 @@ kube_list_pods(struct kube *k, const char *ns, const char *label_selector,
 }
 
 /* What a write with a UID precondition came to: done (200, 202), gone
- * (404), someone else's object now (409: the precondition failed), or an
- * error with its message in err. */
+ * (404), someone else's object now (409: the precondition failed), refused
+ * (403, 422: RBAC, an admission policy, validation), or an error; the last
+ * two with their message in err. */
 static enum kube_delete_result
 write_result(const struct http_response *r, const char *what, char *err, size_t errlen)
 {
@@ -516,7 +521,7 @@ write_result(const struct http_response *r, const char *what, char *err, size_t 
 	if (r->status == 409)
 		return KUBE_REPLACED;
 	status_error(r, what, err, errlen);
-	return KUBE_FAILED;
+	return r->status == 403 || r->status == 422 ? KUBE_REFUSED : KUBE_FAILED;
 }
 
 static enum kube_delete_result

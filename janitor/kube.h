@@ -77,10 +77,13 @@ int	kube_parse_job(const char *body, size_t len, struct job_info *j, char *err,
 int	kube_get_job(struct kube *k, const char *ns, const char *name,
 	    struct job_info *j, char *err, size_t errlen);
 
-enum kube_delete_result { KUBE_DELETED, KUBE_GONE, KUBE_REPLACED, KUBE_FAILED };
+enum kube_delete_result { KUBE_DELETED, KUBE_GONE, KUBE_REPLACED, KUBE_REFUSED,
+	KUBE_FAILED };
 
 /* Delete a pod, or a Job with propagationPolicy Background, with a UID
- * precondition.  404 is KUBE_GONE, 409 KUBE_REPLACED (someone else won). */
+ * precondition.  404 is KUBE_GONE, 409 KUBE_REPLACED (someone else won),
+ * 403 and 422 KUBE_REFUSED (this object may not be written: RBAC, an
+ * admission policy, validation). */
 enum kube_delete_result	kube_delete_pod(struct kube *k, const char *ns,
 			    const char *name, const char *uid, char *err, size_t errlen);
 enum kube_delete_result	kube_delete_job(struct kube *k, const char *ns,

@@ -15,6 +15,7 @@
 #include "../common/log.h"
 #include "../common/metrics.h"
 #include "ado.h"
+#include "holdback.h"
 #include "kube.h"
 #include "lease.h"
 #include "loop.h"
@@ -32,6 +33,8 @@ struct janitor {
 	struct pod_list		*seen;		/* per cfg->pools, owned: the pods the
 						 * leader saw running its jobs at its
 						 * last pass (plan_gone_jobs) */
+	struct holdback		 held;		/* objects whose write was refused */
+	unsigned long		 cycles;	/* cycles begun, for the holdback */
 	int			 sigfd;
 	int			 stopping;
 	struct MHD_Daemon	*metrics;
@@ -66,6 +69,10 @@ struct cycle {
 	int		 over_deadline;
 	double		 plan_cpu;		/* CPU seconds in the pure plan */
 	size_t		 patches;		/* pod annotation patches made */
+	size_t		 pod_attempts;		/* pod and Job deletions attempted */
+	size_t		 agent_attempts;	/* agent deletions attempted */
+	const struct pod_lookup *pods;		/* every managed pod, for an agent's
+						 * re-read (pool phases) */
 };
 
 static void	pool_error(struct janitor *j, const char *pool);
@@ -147,9 +154,12 @@ configure_ado(struct janitor *j, const struct config *cfg)
 		cid = o->client_id;
 	if (tid[0] == '\0')
 		tid = o->tenant_id;
-	return ado_configure(&j->ado, cfg->organization_url, cid, tid,
+	if (ado_configure(&j->ado, cfg->organization_url, cid, tid,
 	    o->authority != NULL && o->authority[0] != '\0' ? o->authority :
-	    cfg->authority_host);
+	    cfg->authority_host) == -1)
+		return -1;
+	ado_set_api_version(&j->ado, cfg->janitor.api_version);
+	return 0;
 }
 
 /* Forget what every pool's pods ran: a leader that comes back starts anew. */
@@ -184,7 +194,9 @@ reload_config(struct janitor *j)
 
 	if (!file_watch_changed(&j->cfg_watch))
 		return;
-	if ((cfg = config_load(j->opts->config_path, err, sizeof(err))) == NULL) {
+	if ((cfg = config_load(j->opts->config_path, err, sizeof(err))) == NULL ||
+	    config_janitor_auth(cfg, j->opts->pat_file != NULL, err, sizeof(err)) == -1) {
+		config_free(cfg);
 		metrics_add(j->m_reload_errors, 1);
 		log_error("config reload failed; the previous config stays in force",
 		    "file", j->opts->config_path, "error", err, NULL);
@@ -356,16 +368,56 @@ renew(struct janitor *j, struct cycle *c)
 	return 0;
 }
 
-/* Whether a leader-only deletion may start now: the last renewal is at most
- * half the Lease ago; past that it renews first. */
+/*
+ * Whether a leader-only write may start now: the Lease is held and its last
+ * renewal is at most half the Lease ago.  A cycle renews right before each
+ * leader phase and ends half a Lease after its start, so a stale renewal
+ * cannot occur inside one; should it, the write is held (never renewed
+ * here: losing the Lease drops what the leader remembers, which a phase may
+ * be reading).
+ */
 static int
 leader_may_act(struct janitor *j, struct cycle *c)
 {
-	if (j->lease_lost)
-		return 0;
-	if (mono() - j->renewed_at <= (double)j->elector.duration / 2)
-		return 1;
-	return renew(j, c);
+	(void)c;
+	return !j->lease_lost && mono() - j->renewed_at <= (double)j->elector.duration / 2;
+}
+
+/* The holdback key of what a write touches: the Job, or the pod. */
+static void
+held_key(char *key, size_t len, const char *kind, const char *uid)
+{
+	snprintf(key, len, "%s/%s", kind, uid);
+}
+
+/* A write the API server refused (403, 422): hold the object back, log
+ * once per interval, and go on with the others. */
+/* At most an hour's worth of cycles between two tries of a refused write. */
+static unsigned long
+max_skip(const struct janitor *j)
+{
+	long long n = 3600 / j->cfg->janitor.interval_seconds;
+
+	return n > 1 ? (unsigned long)n : 1;
+}
+
+static int
+held_back(const struct janitor *j, const char *key)
+{
+	return holdback_held(&j->held, key, j->cycles);
+}
+
+static void
+refused(struct janitor *j, const char *key, const char *what, const char *ns,
+    const char *name, const char *err)
+{
+	unsigned long skip = holdback_refused(&j->held, key, j->cycles, max_skip(j));
+	char cycles[32];
+
+	snprintf(cycles, sizeof(cycles), "%lu", skip);
+	log_warn(skip == 0 ? "write refused; out of memory to hold it back" :
+	    "write refused: held back, the other objects go on", "kind", what,
+	    "namespace", ns, "name", name, "skipCycles", cycles, "error", err, NULL);
 }
 
 static void
@@ -377,18 +429,133 @@ count_deletion(struct janitor *j, const struct action *a)
 		metrics_add(j->m_pods_deleted, 1, a->reason);
 }
 
-/* Delete what the plan's items [first, n) say, in order.  Leader-only
- * items start only while the Lease is fresh; nothing starts past the
- * cycle's deadline or once stopping.  An agent delete that fails on an
- * outage or auth error stops the agent deletions of this call (one pool). */
+/*
+ * Read the agent again right before its DELETE: an agent registered again
+ * under its name keeps its id, and DELETE has no precondition.  Return NULL
+ * to go ahead, or why it is kept ("gone" when it no longer exists; NULL
+ * with *failed set when the read failed).
+ */
+static const char *
+recheck_agent(struct janitor *j, struct cycle *c, const struct action *a, char *err,
+    size_t errlen, int *failed)
+{
+	struct agent_list fresh;
+	const char *why = NULL;
+	int rc;
+
+	*failed = 0;
+	rc = ado_get_agent(&j->ado, c->pool_id, a->agent->id, &fresh, err, errlen);
+	if (rc == -1)
+		*failed = 1;
+	else if (rc == 0)
+		why = "gone";
+	else if (fresh.n != 1)
+		why = "changed";
+	else
+		why = plan_agent_recheck(&j->cfg->janitor, c->now, a->agent, &fresh.agents[0],
+		    c->pods);
+	agent_list_release(&fresh);
+	return why;
+}
+
+/* Delete one agent (a planned ACT_DELETE_AGENT), after reading it again.
+ * Return -1 when Azure DevOps failed (no more agent deletions in this
+ * pool this cycle), else 0. */
+static int
+delete_agent(struct janitor *j, struct cycle *c, struct action *a)
+{
+	enum ado_delete_result ar;
+	const char *why;
+	char err[512];
+	int failed;
+
+	err[0] = '\0';
+	why = recheck_agent(j, c, a, err, sizeof(err), &failed);
+	if (!failed && why != NULL && strcmp(why, "gone") == 0) {
+		log_action(j, "already gone", a, LOG_INFO, "");
+		return 0;
+	}
+	if (!failed && why != NULL) {
+		metrics_add(j->m_agents_kept, 1, a->pool, why);
+		log_action(j, "kept: the agent changed since it was listed", a, LOG_INFO, why);
+		hold(&c->plan, a, why);
+		return 0;
+	}
+	ar = failed ? ADO_FAILED : ado_delete_agent(&j->ado, c->pool_id, a->agent->id, err,
+	    sizeof(err));
+	if (ar == ADO_DELETED) {
+		count_deletion(j, a);
+		log_action(j, "deleted", a, LOG_INFO, "");
+	} else if (ar == ADO_GONE) {
+		log_action(j, "already gone", a, LOG_INFO, "");
+	} else if (ar == ADO_BUSY) {
+		metrics_add(j->m_agents_kept, 1, a->pool, "busy");
+		log_action(j, "kept: Azure DevOps says it is running a job", a, LOG_INFO, "");
+	} else {
+		c->failed = 1;
+		pool_error(j, a->pool);
+		log_action(j, "delete failed; no more deletions in this pool this cycle", a,
+		    LOG_ERROR, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Delete a pod, or its Job (a planned ACT_DELETE_POD or ACT_DELETE_JOB). */
+static void
+delete_pod(struct janitor *j, struct cycle *c, struct action *a, const char *key)
+{
+	enum kube_delete_result kr;
+	struct kube_object about;
+	char err[512], msg[512];
+
+	err[0] = '\0';
+	kr = a->kind == ACT_DELETE_JOB ?
+	    kube_delete_job(&j->kube, a->pod->namespace, a->pod->owner_name,
+	    a->pod->owner_uid, err, sizeof(err)) :
+	    kube_delete_pod(&j->kube, a->pod->namespace, a->pod->name, a->pod->uid,
+	    err, sizeof(err));
+	if (kr != KUBE_REFUSED)
+		holdback_clear(&j->held, key);
+	if (kr == KUBE_DELETED) {
+		count_deletion(j, a);
+		log_action(j, "deleted", a, LOG_INFO, "");
+		snprintf(msg, sizeof(msg), "pipewarden-janitor deleted %s %s: %s",
+		    a->kind == ACT_DELETE_JOB ? "Job" : "pod",
+		    a->kind == ACT_DELETE_JOB ? a->pod->owner_name : a->pod->name,
+		    a->reason);
+		about = kube_pod_object(a->pod);
+		if (kube_event(&j->kube, &about, "Normal", "PipewardenCleanup", "Delete", msg,
+		    c->now, err, sizeof(err)) == -1)
+			log_warn("could not record an Event", "pod", a->pod->name,
+			    "error", err, NULL);
+	} else if (kr == KUBE_GONE || kr == KUBE_REPLACED) {
+		log_action(j, kr == KUBE_GONE ? "already gone" :
+		    "not deleted: replaced since it was listed", a, LOG_INFO, "");
+	} else if (kr == KUBE_REFUSED) {
+		refused(j, key, what(a), a->pod->namespace, a->kind == ACT_DELETE_JOB ?
+		    a->pod->owner_name : a->pod->name, err);
+	} else {
+		c->failed = 1;
+		log_action(j, "delete failed", a, LOG_ERROR, err);
+	}
+}
+
+/*
+ * Delete what the plan's items [first, n) say, in order.  At most
+ * maxDeletionsPerCycle deletions are attempted a cycle (pods and agents
+ * apart); an object held back after a refusal is not attempted and costs
+ * nothing.  Leader-only items start only while the Lease is fresh; nothing
+ * starts past the cycle's deadline or once stopping.  An agent delete that
+ * fails on an outage or auth error stops the agent deletions of this call
+ * (one pool).
+ */
 static void
 act(struct janitor *j, struct cycle *c, size_t first, int leader_only)
 {
-	enum kube_delete_result kr;
-	enum ado_delete_result ar;
-	struct kube_object about;
-	char err[512], msg[512];
+	size_t max = (size_t)j->cfg->janitor.max_deletions_per_cycle, *attempts;
 	int agents_stopped = 0;
+	char key[192];
 	size_t i;
 
 	for (i = first; i < c->plan.n; i++) {
@@ -425,50 +592,24 @@ act(struct janitor *j, struct cycle *c, size_t first, int leader_only)
 			hold(&c->plan, a, "azure-devops-unavailable");
 			continue;
 		}
-		err[0] = '\0';
-		if (a->kind == ACT_DELETE_AGENT) {
-			ar = ado_delete_agent(&j->ado, c->pool_id, a->agent->id, err, sizeof(err));
-			if (ar == ADO_DELETED) {
-				count_deletion(j, a);
-				log_action(j, "deleted", a, LOG_INFO, "");
-			} else if (ar == ADO_GONE) {
-				log_action(j, "already gone", a, LOG_INFO, "");
-			} else if (ar == ADO_BUSY) {
-				metrics_add(j->m_agents_kept, 1, a->pool, "busy");
-				log_action(j, "kept: Azure DevOps says it is running a job", a,
-				    LOG_INFO, "");
-			} else {
-				c->failed = agents_stopped = 1;
-				pool_error(j, a->pool);
-				log_action(j, "delete failed; no more deletions in this pool this "
-				    "cycle", a, LOG_ERROR, err);
+		if (a->kind != ACT_DELETE_AGENT) {
+			held_key(key, sizeof(key), what(a), a->kind == ACT_DELETE_JOB ?
+			    a->pod->owner_uid : a->pod->uid);
+			if (held_back(j, key)) {
+				hold(&c->plan, a, "refused-earlier");
+				continue;
 			}
+		}
+		attempts = a->kind == ACT_DELETE_AGENT ? &c->agent_attempts : &c->pod_attempts;
+		if (*attempts >= max) {
+			hold(&c->plan, a, "deletion-cap");
 			continue;
 		}
-		kr = a->kind == ACT_DELETE_JOB ?
-		    kube_delete_job(&j->kube, a->pod->namespace, a->pod->owner_name,
-		    a->pod->owner_uid, err, sizeof(err)) :
-		    kube_delete_pod(&j->kube, a->pod->namespace, a->pod->name, a->pod->uid,
-		    err, sizeof(err));
-		if (kr == KUBE_DELETED) {
-			count_deletion(j, a);
-			log_action(j, "deleted", a, LOG_INFO, "");
-			snprintf(msg, sizeof(msg), "pipewarden-janitor deleted %s %s: %s",
-			    a->kind == ACT_DELETE_JOB ? "Job" : "pod",
-			    a->kind == ACT_DELETE_JOB ? a->pod->owner_name : a->pod->name,
-			    a->reason);
-			about = kube_pod_object(a->pod);
-			if (kube_event(&j->kube, &about, "Normal", "PipewardenCleanup", "Delete", msg,
-			    c->now, err, sizeof(err)) == -1)
-				log_warn("could not record an Event", "pod", a->pod->name,
-				    "error", err, NULL);
-		} else if (kr == KUBE_GONE || kr == KUBE_REPLACED) {
-			log_action(j, kr == KUBE_GONE ? "already gone" :
-			    "not deleted: replaced since it was listed", a, LOG_INFO, "");
-		} else {
-			c->failed = 1;
-			log_action(j, "delete failed", a, LOG_ERROR, err);
-		}
+		(*attempts)++;
+		if (a->kind == ACT_DELETE_AGENT)
+			agents_stopped = delete_agent(j, c, a) == -1;
+		else
+			delete_pod(j, c, a, key);
 	}
 }
 
@@ -719,7 +860,7 @@ static void
 record_interruptions(struct janitor *j, struct cycle *c, const struct pool_agents *pool,
     const struct pod_lookup *lk, struct patch_plan *pp)
 {
-	static const char *const key[1] = { KUBE_ANN_INTERRUPTION };
+	static const char *const ann[1] = { KUBE_ANN_INTERRUPTION };
 	struct kube_object about;
 	size_t i, done = 0, max = (size_t)j->cfg->janitor.max_patches_per_cycle;
 	char msg[1024], err[512];
@@ -732,8 +873,14 @@ record_interruptions(struct janitor *j, struct cycle *c, const struct pool_agent
 	for (i = 0; i < pp->n; i++) {
 		const struct pod_info *pod = pp->items[i].pod;
 		const struct agent_info *ag = pp->items[i].agent;
-		const char *value[1] = { pod->end_reason };
+		char recorded[192], key[192];
+		const char *value[1] = { recorded };
+		enum kube_delete_result kr;
 
+		snprintf(recorded, sizeof(recorded), "%s:%s", ag->job.request_id, pod->end_reason);
+		held_key(key, sizeof(key), "patch", pod->uid);
+		if (held_back(j, key))
+			continue;
 		if (j->opts->dry_run) {
 			log_info("would record a job interruption", "namespace", pod->namespace,
 			    "pod", pod->name, "pool", pool->pool, "reason", pod->end_reason, NULL);
@@ -743,9 +890,14 @@ record_interruptions(struct janitor *j, struct cycle *c, const struct pool_agent
 		if (j->stopping || mono() >= c->deadline || !leader_may_act(j, c))
 			break;
 		c->patches++;
-		if (kube_annotate(&j->kube, pod, key, value, 1, err, sizeof(err)) != KUBE_DELETED) {
-			log_error("recording a job interruption failed; the next cycle tries again",
-			    "namespace", pod->namespace, "pod", pod->name, "error", err, NULL);
+		kr = kube_annotate(&j->kube, pod, ann, value, 1, err, sizeof(err));
+		if (kr == KUBE_REFUSED)
+			refused(j, key, "pod", pod->namespace, pod->name, err);
+		if (kr != KUBE_DELETED) {
+			if (kr != KUBE_REFUSED)
+				log_error("recording a job interruption failed; the next cycle "
+				    "tries again", "namespace", pod->namespace, "pod", pod->name,
+				    "error", err, NULL);
 			continue;
 		}
 		pp->items[done++] = pp->items[i];
@@ -891,7 +1043,11 @@ annotate_pods(struct janitor *j, struct cycle *c, const struct pool_agents *pool
 	for (i = 0; i < pp.n; i++) {
 		const struct pod_info *pod = pp.items[i].pod;
 		const struct job_ref *job = &pp.items[i].agent->job;
+		char key[192];
 
+		held_key(key, sizeof(key), "patch", pod->uid);
+		if (held_back(j, key))
+			continue;
 		if (j->opts->dry_run) {
 			log_info("would annotate the pod with its pipeline job", "namespace",
 			    pod->namespace, "pod", pod->name, "pool", pool->pool, "pipeline",
@@ -904,6 +1060,10 @@ annotate_pods(struct janitor *j, struct cycle *c, const struct pool_agents *pool
 			break;
 		c->patches++;
 		kr = kube_annotate_pod(&j->kube, pod, job, err, sizeof(err));
+		if (kr == KUBE_REFUSED)
+			refused(j, key, "pod", pod->namespace, pod->name, err);
+		else
+			holdback_clear(&j->held, key);
 		if (kr == KUBE_DELETED)
 			log_info("annotated the pod with its pipeline job", "namespace",
 			    pod->namespace, "pod", pod->name, "pool", pool->pool, "pipeline",
@@ -946,15 +1106,14 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 	ado_set_deadline(&j->ado, mono() + (c->deadline - mono()) / (double)left);
 	cached = j->pool_ids[i] > 0;
 	if ((c->pool_id = pool_id(j, i, err, sizeof(err))) != -1 &&
-	    (rc = ado_list_agents(&j->ado, c->pool_id, j->cfg->janitor.only_managed_agents,
-	    &list, err, sizeof(err))) == -1 && cached &&
+	    (rc = ado_list_agents(&j->ado, c->pool_id, &list, err, sizeof(err))) == -1 &&
+	    cached &&
 	    j->ado.last_error == ADO_ERR_NOT_FOUND) {
 		log_info("the pool's id gave 404: looking the pool up again", "pool", name,
 		    NULL);
 		j->pool_ids[i] = 0;
 		if ((c->pool_id = pool_id(j, i, err, sizeof(err))) != -1)
-			rc = ado_list_agents(&j->ado, c->pool_id,
-			    j->cfg->janitor.only_managed_agents, &list, err, sizeof(err));
+			rc = ado_list_agents(&j->ado, c->pool_id, &list, err, sizeof(err));
 	}
 	if (rc == -1) {
 		pool_error(j, name);
@@ -976,28 +1135,25 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 	t = cpu_now();
 	rc = plan_pool_agents(&in, &pool, &c->plan);
 	c->plan_cpu += cpu_now() - t;
-	if (rc == -1) {
+	if (rc == -1 || plan_lookup_init(&lk, c->all_pods.pods, c->all_pods.n) == -1) {
 		log_error("out of memory while planning", NULL);
 		c->failed = 1;
 		goto out;
 	}
+	c->pods = &lk;
 	act(j, c, first, 1);
 	/* Then what the leader writes on pods: their agents' jobs, and the
 	 * jobs their end interrupted. */
-	if (plan_lookup_init(&lk, c->all_pods.pods, c->all_pods.n) == -1) {
-		log_error("out of memory while planning", NULL);
-		c->failed = 1;
-	} else {
-		annotate_pods(j, c, &pool, &lk);
-		record_interruptions(j, c, &pool, &lk, &recorded);
-		record_gone_jobs(j, c, i, &pool, &lk, &next);
-		remember_jobs(j, c, i, &pool, &lk, &recorded, &next);
-	}
-	patch_plan_release(&recorded);
-	plan_lookup_release(&lk);
+	annotate_pods(j, c, &pool, &lk);
+	record_interruptions(j, c, &pool, &lk, &recorded);
+	record_gone_jobs(j, c, i, &pool, &lk, &next);
+	remember_jobs(j, c, i, &pool, &lk, &recorded, &next);
+	c->pods = NULL;
 	/* The plan points into the list: its items go with it. */
 	c->plan.n = first;
 out:
+	patch_plan_release(&recorded);
+	plan_lookup_release(&lk);
 	ado_set_deadline(&j->ado, 0);
 	agent_list_release(&list);
 }
@@ -1021,6 +1177,8 @@ cycle(struct janitor *j)
 	reload_config(j);
 	memset(&c, 0, sizeof(c));
 	c.now = time(NULL);
+	j->cycles++;
+	holdback_prune(&j->held, j->cycles, max_skip(j));
 	c.start = mono();
 	c.deadline = c.start + (double)j->elector.duration / 2;
 	j->lease_lost = 0;
@@ -1229,6 +1387,7 @@ janitor_close(struct janitor *j)
 	if (j->sigfd != -1)
 		close(j->sigfd);
 	free(j->pool_ids);
+	holdback_release(&j->held);
 	if (j->cfg != NULL)
 		forget_jobs(j->seen, j->cfg->npools);
 	free(j->seen);
@@ -1318,8 +1477,7 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 	for (i = 0; i < j.cfg->npools; i++) {
 		pools[i].pool = j.cfg->pools[i];
 		if ((pools[i].id = pool_id(&j, i, err, sizeof(err))) == -1 ||
-		    ado_list_agents(&j.ado, pools[i].id, j.cfg->janitor.only_managed_agents,
-		    &lists[i], err, sizeof(err)) == -1) {
+		    ado_list_agents(&j.ado, pools[i].id, &lists[i], err, sizeof(err)) == -1) {
 			if ((pools[i].error = strdup(err)) == NULL)
 				goto nomem;
 			pools[i].id = 0;
@@ -1336,6 +1494,7 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 		first = c.plan.n;
 		if (plan_pool_agents(&in, &pa, &c.plan) == -1)
 			goto nomem;
+		plan_cap(&c.plan, first, j.cfg->janitor.max_deletions_per_cycle);
 		pools[i].agents = lists[i].agents;
 		pools[i].n = lists[i].n;
 		pools[i].nactions = c.plan.n - first;

@@ -36,10 +36,26 @@ own_namespace(char *buf, size_t len)
 	return "pipewarden-system";
 }
 
+/* A PAT file: AZP_TOKEN_FILE, set and not empty. */
+static int
+have_pat(void)
+{
+	const char *f = getenv("AZP_TOKEN_FILE");
+
+	return f != NULL && f[0] != '\0';
+}
+
+/* What the janitor needs of a config besides its validity. */
+static int
+janitor_check_config(const struct config *cfg, char *err, size_t errlen)
+{
+	return config_janitor_auth(cfg, have_pat(), err, errlen);
+}
+
 int
 main(int argc, char **argv)
 {
-	struct cli_common common = { CONFIG_DEFAULT_PATH, 0, 0, 0 };
+	struct cli_common common = { CONFIG_DEFAULT_PATH, 0, 0, 0, janitor_check_config };
 	const char *node = getenv("NODE_NAME");
 	const char *kube_api = NULL, *kube_token = SA_DIR "/token", *kube_ca = SA_DIR "/ca.crt";
 	const char *ado_ca = NULL, *metrics_port = "9091", *output = NULL;

@@ -1,22 +1,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/array.h"
 #include "../common/names.h"
 #include "plan.h"
 
 static int
 add(struct plan *p, struct action a)
 {
-	struct action *items;
-	size_t cap;
-
-	if (p->n == p->cap) {
-		cap = p->cap ? p->cap * 2 : 64;
-		if ((items = realloc(p->items, cap * sizeof(*items))) == NULL)
-			return -1;
-		p->items = items;
-		p->cap = cap;
-	}
+	if (array_grow(&p->items, &p->cap, p->n, sizeof(*p->items), 64) == -1)
+		return -1;
 	p->items[p->n++] = a;
 	return 0;
 }
@@ -109,66 +102,13 @@ plan_pod(const struct plan_input *in, struct plan *p, const struct pod_info *pod
 	}
 	if (pod->owner == OWNER_JOB && job_planned(p, pod))
 		return 0;
-	if (p->pod_deletions >= (size_t)cfg->max_deletions_per_cycle) {
-		a.reason = "deletion-cap";
-		return add(p, a);
-	}
 	a.kind = pod->owner == OWNER_JOB ? ACT_DELETE_JOB : ACT_DELETE_POD;
 	a.reason = reason;
 	p->pod_deletions++;
 	return add(p, a);
 }
 
-/* The uids and names of every managed pod, sorted, so that each agent is
- * matched in log time (a pool of 20,000 agents against 5,000 pods). */
-struct pod_index {
-	const char	**uids;
-	const char	**names;
-	size_t		 n;
-};
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static int
-index_build(struct pod_index *ix, const struct pod_info *pods, size_t n)
-{
-	size_t i;
-
-	ix->n = n;
-	ix->uids = calloc(n + 1, sizeof(*ix->uids));
-	ix->names = calloc(n + 1, sizeof(*ix->names));
-	if (ix->uids == NULL || ix->names == NULL)
-		return -1;
-	for (i = 0; i < n; i++) {
-		ix->uids[i] = pods[i].uid;
-		ix->names[i] = pods[i].name;
-	}
-	qsort(ix->uids, n, sizeof(*ix->uids), cmp_str);
-	qsort(ix->names, n, sizeof(*ix->names), cmp_str);
-	return 0;
-}
-
-static void
-index_release(struct pod_index *ix)
-{
-	free(ix->uids);
-	free(ix->names);
-}
-
-/* Whether a managed pod backs the agent: by its PIPEWARDEN_POD_UID where
- * it has one, else by its name. */
-static int
-backed(const struct pod_index *ix, const struct agent_info *ag)
-{
-	const char *key = ag->pod_uid != NULL ? ag->pod_uid : ag->name;
-
-	return bsearch(&key, ag->pod_uid != NULL ? ix->uids : ix->names, ix->n,
-	    sizeof(const char *), cmp_str) != NULL;
-}
+static int	same_str(const char *a, const char *b);
 
 static int
 kept_by_glob(const struct janitor_config *cfg, const char *name)
@@ -182,12 +122,13 @@ kept_by_glob(const struct janitor_config *cfg, const char *name)
 }
 
 /* Why an agent is kept, or NULL when it may be deleted.  Every rule must
- * let it go; the first that does not names the reason. */
+ * let it go; the first that does not names the reason.  complete: the
+ * agents and every managed pod were listed whole; pods finds the pod that
+ * backs an agent. */
 static const char *
-agent_keep_reason(const struct plan_input *in, const struct pod_index *ix,
-    const struct pool_agents *pool, const struct agent_info *ag)
+agent_keep_reason(const struct janitor_config *cfg, time_t now, int complete,
+    const struct pod_lookup *pods, const struct agent_info *ag)
 {
-	const struct janitor_config *cfg = in->cfg;
 	time_t since = ag->status_changed != 0 ? ag->status_changed : ag->created;
 
 	if (ag->online)
@@ -200,12 +141,27 @@ agent_keep_reason(const struct plan_input *in, const struct pod_index *ix,
 		return "unmanaged";
 	if (kept_by_glob(cfg, ag->name))
 		return "keep-agents";
-	if (in->now - since <= cfg->offline_grace_seconds)
+	if (now - since <= cfg->offline_grace_seconds)
 		return "grace";
-	if (!pool->complete || !in->all_pods_complete)
+	if (!complete)
 		return "incomplete-list";
-	if (backed(ix, ag))
+	if (plan_lookup_agent(pods, ag) != NULL)
 		return "pod-exists";
+	return NULL;
+}
+
+const char *
+plan_agent_recheck(const struct janitor_config *cfg, time_t now, const struct agent_info *listed,
+    const struct agent_info *fresh, const struct pod_lookup *pods)
+{
+	const char *why;
+
+	if (fresh->id != listed->id || fresh->status_changed != listed->status_changed)
+		return "changed";
+	if (!same_str(fresh->pod_uid, listed->pod_uid))
+		return "re-registered";
+	if ((why = agent_keep_reason(cfg, now, 1, pods, fresh)) != NULL)
+		return why;
 	return NULL;
 }
 
@@ -253,37 +209,57 @@ int
 plan_pool_agents(const struct plan_input *in, const struct pool_agents *pool,
     struct plan *p)
 {
-	const struct janitor_config *cfg = in->cfg;
-	struct pod_index ix = { NULL, NULL, 0 };
+	struct pod_lookup lk = { NULL, NULL, 0 };
+	int complete = pool->complete && in->all_pods_complete;
 	size_t i;
 
 	if (!in->leader)
 		return 0;
-	if (index_build(&ix, in->all_pods, in->n_all_pods) == -1)
+	if (plan_lookup_init(&lk, in->all_pods, in->n_all_pods) == -1)
 		goto nomem;
 	for (i = 0; i < pool->n; i++) {
 		const struct agent_info *ag = &pool->agents[i];
 		struct action a = { ACT_KEEP_AGENT, NULL, NULL, ag, pool->pool };
 
-		a.reason = agent_keep_reason(in, &ix, pool, ag);
+		a.reason = agent_keep_reason(in->cfg, in->now, complete, &lk, ag);
 		if (a.reason == NULL) {
-			if (p->agent_deletions >= (size_t)cfg->max_deletions_per_cycle) {
-				a.reason = "deletion-cap";
-			} else {
-				a.kind = ACT_DELETE_AGENT;
-				a.reason = "offline";
-				p->agent_deletions++;
-			}
+			a.kind = ACT_DELETE_AGENT;
+			a.reason = "offline";
+			p->agent_deletions++;
 		}
 		if (add(p, a) == -1)
 			goto nomem;
 	}
-	index_release(&ix);
+	plan_lookup_release(&lk);
 	return 0;
 nomem:
-	index_release(&ix);
+	plan_lookup_release(&lk);
 	plan_release(p);
 	return -1;
+}
+
+void
+plan_cap(struct plan *p, size_t first, long long max)
+{
+	size_t i, pods = 0, agents = 0;
+
+	for (i = first; i < p->n; i++) {
+		struct action *a = &p->items[i];
+		size_t *n = a->kind == ACT_DELETE_AGENT ? &agents : &pods;
+
+		if (!plan_is_delete(a))
+			continue;
+		if (*n < (size_t)max) {
+			(*n)++;
+			continue;
+		}
+		if (a->kind == ACT_DELETE_AGENT)
+			p->agent_deletions--;
+		else
+			p->pod_deletions--;
+		a->kind = a->agent != NULL ? ACT_KEEP_AGENT : ACT_KEEP_POD;
+		a->reason = "deletion-cap";
+	}
 }
 
 int
@@ -297,6 +273,7 @@ plan_make(const struct plan_input *in, struct plan *p)
 	for (j = 0; in->leader && j < in->npools; j++)
 		if (plan_pool_agents(in, &in->pools[j], p) == -1)
 			return -1;
+	plan_cap(p, 0, in->cfg->max_deletions_per_cycle);
 	return 0;
 }
 
@@ -404,14 +381,8 @@ find_pod(const struct pod_info *const *sorted, size_t n, const char *key, int by
 static int
 patch_plan_add(struct patch_plan *out, const struct pod_info *pod, const struct agent_info *ag)
 {
-	struct pod_patch *v;
-
-	if (out->n == out->cap) {
-		out->cap = out->cap ? out->cap * 2 : 16;
-		if ((v = realloc(out->items, out->cap * sizeof(*v))) == NULL)
-			return -1;
-		out->items = v;
-	}
+	if (array_grow(&out->items, &out->cap, out->n, sizeof(*out->items), 16) == -1)
+		return -1;
 	out->items[out->n].pod = pod;
 	out->items[out->n].agent = ag;
 	out->n++;
@@ -475,6 +446,30 @@ plan_pod_annotations(const struct pool_agents *pool, const struct pod_lookup *po
 }
 
 int
+plan_interruption_recorded(const struct pod_info *pod, const char *request_id)
+{
+	const char *v = pod->interruption, *colon;
+
+	if (v == NULL || request_id == NULL)
+		return 0;
+	/* A value without a request (an earlier version's) is its reason
+	 * alone, written for the request annotated then. */
+	if ((colon = strchr(v, ':')) == NULL)
+		return pod->job.request_id != NULL && strcmp(pod->job.request_id, request_id) == 0;
+	return strlen(request_id) == (size_t)(colon - v) &&
+	    strncmp(v, request_id, (size_t)(colon - v)) == 0;
+}
+
+int
+plan_interrupted(const struct pod_info *pod, const struct agent_info *ag)
+{
+	if (pod->end_reason == NULL || plan_interruption_recorded(pod, ag->job.request_id))
+		return 0;
+	/* A death before the request was assigned belongs to the job before. */
+	return pod->end_time == 0 || ag->assigned == 0 || pod->end_time >= ag->assigned;
+}
+
+int
 plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods,
     int only_managed, size_t max, struct patch_plan *out)
 {
@@ -482,10 +477,11 @@ plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods
 	size_t i;
 
 	for (i = 0; i < pool->n && out->n < max; i++) {
-		if (!pool->agents[i].busy || (only_managed && !pool->agents[i].managed))
+		if (!pool->agents[i].busy || pool->agents[i].job.request_id == NULL ||
+		    (only_managed && !pool->agents[i].managed))
 			continue;
 		pod = plan_lookup_agent(pods, &pool->agents[i]);
-		if (pod != NULL && pod->end_reason != NULL && pod->interruption == NULL &&
+		if (pod != NULL && plan_interrupted(pod, &pool->agents[i]) &&
 		    patch_plan_add(out, pod, &pool->agents[i]) == -1)
 			return -1;
 	}
@@ -545,7 +541,7 @@ plan_running_jobs(const struct pool_agents *pool, const struct pod_lookup *pods,
 		if (!runs_job(&pool->agents[i], only_managed))
 			continue;
 		pod = plan_lookup_agent(pods, &pool->agents[i]);
-		if (pod != NULL && pod->interruption == NULL &&
+		if (pod != NULL && !plan_interruption_recorded(pod, pool->agents[i].job.request_id) &&
 		    patch_plan_add(out, pod, &pool->agents[i]) == -1)
 			return -1;
 	}

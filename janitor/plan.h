@@ -50,7 +50,12 @@ struct pod_info {
 	const char	*end_reason;	/* why its work ended abnormally (OOMKilled,
 					 * Evicted, Preempted, DeadlineExceeded,
 					 * NodeLost, NodeDeleted), or NULL */
-	const char	*interruption;	/* pipewarden.io/interruption, or NULL */
+	time_t		 end_time;	/* when it ended, where the pod says (an OOM
+					 * kill's finishedAt, also from lastState);
+					 * 0: the pod's own end (evicted, preempted,
+					 * ...), which ends every job it runs */
+	const char	*interruption;	/* pipewarden.io/interruption
+					 * ("<requestId>:<reason>"), or NULL */
 	int		 going;		/* being removed: deleting, or a
 					 * DisruptionTarget whose cause deletes it
 					 * (preemption, the Eviction API, the taint
@@ -69,6 +74,7 @@ struct agent_info {
 	int		 managed;	/* capability PIPEWARDEN_MANAGED=true */
 	const char	*pod_uid;	/* capability PIPEWARDEN_POD_UID; NULL when absent */
 	struct job_ref	 job;		/* what it runs, when busy */
+	time_t		 assigned;	/* assignedRequest.assignTime; 0 when absent */
 };
 
 struct pool_agents {
@@ -130,7 +136,8 @@ struct plan {
  *   the leader only;
  * - plan_pool_agents: one pool's agents, against every managed pod
  *   (in->all_pods), the leader only.
- * plan_make does all three, as a cycle would, from one input.
+ * plan_make does all three, as a cycle would, from one input, and applies
+ * the cycle's cap (plan_cap).
  */
 int	plan_node_pods(const struct plan_input *in, struct plan *p);
 int	plan_unscheduled_pods(const struct plan_input *in, struct plan *p);
@@ -138,10 +145,31 @@ int	plan_pool_agents(const struct plan_input *in, const struct pool_agents *pool
 	    struct plan *p);
 int	plan_make(const struct plan_input *in, struct plan *p);
 
+/* The cycle's cap on a plan's items [first, n): past max deletions of pods
+ * (and Jobs), and apart of agents, each further deletion becomes kept with
+ * reason "deletion-cap".  The janitor counts the deletions it attempts
+ * (a Job kept on its read, or an object held back after a refusal, costs
+ * nothing); this is what `report` shows of it. */
+void	plan_cap(struct plan *p, size_t first, long long max);
+
 void	plan_release(struct plan *p);
 
 /* Whether an action deletes something. */
 int	plan_is_delete(const struct action *a);
+
+struct pod_lookup;
+
+/*
+ * An agent read again right before its DELETE (fresh), against the one the
+ * plan decided on (listed): why it must now be kept, or NULL when it still
+ * passes every rule with the same statusChangedOn and the same
+ * PIPEWARDEN_POD_UID.  "changed" and "re-registered" say it came back (an
+ * agent registered again under its name keeps its id); other reasons are
+ * the plan's own.
+ */
+const char *plan_agent_recheck(const struct janitor_config *cfg, time_t now,
+	    const struct agent_info *listed, const struct agent_info *fresh,
+	    const struct pod_lookup *pods);
 
 /* Managed pods found by uid or name, as an agent names its pod
  * (PIPEWARDEN_POD_UID where it has one, else its name). */
@@ -197,6 +225,17 @@ void	patch_plan_release(struct patch_plan *p);
  */
 int	plan_interruptions(const struct pool_agents *pool, const struct pod_lookup *pods,
 	    int only_managed, size_t max, struct patch_plan *out);
+
+/* Whether pod's pipewarden.io/interruption already records request_id
+ * ("<requestId>:<reason>"; a value without ':' was written by an earlier
+ * version for the request then in pipewarden.io/job-request-id). */
+int	plan_interruption_recorded(const struct pod_info *pod, const char *request_id);
+
+/* Whether pod's end interrupted the job ag runs: it ended abnormally
+ * (end_reason), not yet recorded for that request, and not before the
+ * request was assigned (an OOM kill in lastState of a restarted container
+ * belongs to the job before). */
+int	plan_interrupted(const struct pod_info *pod, const struct agent_info *ag);
 
 /*
  * Pipeline jobs whose pod is gone (#16: "an Event on its Job when the pod is

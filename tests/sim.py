@@ -26,11 +26,17 @@ import base64
 import copy
 import json
 import os
+import select
+import shutil
+import socket
 import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 SIGNIN_HTML = ("<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title>"
                "</head><body>Sign in to your account</body></html>")
@@ -126,6 +132,74 @@ class Server:
         self.httpd.server_close()
 
 
+class ServicesProxy:
+    """An HTTPS proxy on 127.0.0.1 (CONNECT, as a corporate proxy is) that
+    takes every tunnel to `target` on 127.0.0.1, whatever host was asked.
+    A janitor with HTTPS_PROXY set to it reaches the Azure DevOps simulator
+    by Azure DevOps Services' own name (https://dev.azure.com/ORG), which
+    workload identity needs; nothing leaves this machine."""
+
+    def __init__(self, target):
+        self.target = target
+        self.tunnels = []         # the host:port each CONNECT asked for
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.stopping = False
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.tunnel, args=(c,), daemon=True).start()
+
+    def tunnel(self, c):
+        up = None
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 8192:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            if len(line) < 2 or line[0] != "CONNECT":
+                c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                return
+            self.tunnels.append(line[1])
+            try:
+                up = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                return
+            c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            up.settimeout(None)
+            socks = [c, up]
+            while not self.stopping:
+                r, _, _ = select.select(socks, [], [], 1.0)
+                for s in r:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (up if s is c else c).sendall(data)
+        except OSError:
+            pass
+        finally:
+            c.close()
+            if up is not None:
+                up.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+
+
 # ---- Kubernetes ---------------------------------------------------------------
 
 class KubeSim:
@@ -141,9 +215,19 @@ class KubeSim:
         self.patches = []           # (ns, name, annotations) of each PATCH applied
         self.rv = 7340000
         self.faults = {}          # see handle()
+        self.refuse = set()       # names of pods (and Jobs) whose writes the policy refuses
         self.lock = threading.RLock()
         self.server = Server(certdir, self.handle)
         self.url = self.server.url
+
+    def refused(self, kind, ns, name, verb):
+        """What kube-apiserver answers when the shipped ValidatingAdmissionPolicy
+        (reason: Forbidden) refuses a write: 403 with the policy's message."""
+        return 403, {}, status_body(
+            403, "Forbidden", '%s "%s" is forbidden: ValidatingAdmissionPolicy '
+            "'pipewarden-janitor-scope' with binding 'pipewarden-janitor-scope' denied request: "
+            "the janitor may %s only managed pods in namespaces labelled "
+            "pipewarden.io/injection=enabled" % (kind, name, verb), {"name": name, "kind": kind})
 
     def next_rv(self):
         self.rv += 1
@@ -192,12 +276,18 @@ class KubeSim:
                 return self.get_job(parts[4], parts[6])
             if path.startswith("/api/v1/namespaces/") and len(parts) == 6 and parts[4] == "pods" \
                     and method == "DELETE":
+                if parts[5] in self.refuse:
+                    return self.refused("pods", parts[3], parts[5], "delete")
                 return self.delete_pod(parts[3], parts[5], body)
             if path.startswith("/apis/batch/v1/namespaces/") and len(parts) == 7 and \
                     parts[5] == "jobs" and method == "DELETE":
+                if parts[6] in self.refuse:
+                    return self.refused("jobs.batch", parts[4], parts[6], "delete")
                 return self.delete_job(parts[4], parts[6], body)
             if path.startswith("/api/v1/namespaces/") and len(parts) == 6 and parts[4] == "pods" \
                     and method == "PATCH":
+                if parts[5] in self.refuse:
+                    return self.refused("pods", parts[3], parts[5], "patch")
                 return self.patch_pod(parts[3], parts[5], headers.get("Content-Type", ""), body)
             if path.startswith("/api/v1/namespaces/") and path.endswith("/events") and method == "POST":
                 ev = json.loads(body)
@@ -438,14 +528,38 @@ class AdoSim:
         self.client_id = client_id
         self.assertion = assertion
         self.bearer = "eyJ0eXAiOiJKV1QifQ.PWTEST-entra-access-token.fakesig"
-        self.pools = {}           # name -> id
+        self.pools = {}           # name (the server's spelling) -> id
         self.agents = {}          # pool id -> [agent objects]
+        # The newest api-version served: Services 7.1; Azure DevOps Server
+        # 2022 "7.0", 2020 "6.0" (fixture fact 28).
+        self.max_api_version = "7.1"
+        # Agent names that register again (config.sh --replace) right after
+        # an agents list is served, before anything else is answered: same
+        # id, back online, a new pod uid (fixture fact 25).
+        self.reregister_after_list = set()
         self.faults = {}
         self.token_requests = 0
         self.lock = threading.RLock()
-        self.server = Server(certdir, self.handle)
+        self.server = Server(self.services_certs(certdir), self.handle)
         self.url = self.server.url + "/" + org
         self.authority = self.server.url + "/"
+        # Azure DevOps Services by its own name, through ServicesProxy
+        # (janitor_environ sets HTTPS_PROXY for workload identity).
+        self.services_url = "https://dev.azure.com/" + org
+        self.proxy = ServicesProxy(self.server.port)
+
+    @staticmethod
+    def services_certs(certdir):
+        """A serving certificate under certdir's CA that also names
+        dev.azure.com, so a client that asked for Services verifies it."""
+        d = certdir.rstrip("/") + "-ado"
+        if not os.path.exists(os.path.join(d, "tls.crt")):
+            os.makedirs(d, exist_ok=True)
+            for f in ("ca.crt", "ca.key"):
+                shutil.copy(os.path.join(certdir, f), os.path.join(d, f))
+            subprocess.run(["sh", os.path.join(HERE, "..", "certs", "make-certs.sh"), d,
+                            "dev.azure.com", "pipewarden-system"], check=True, capture_output=True)
+        return d
 
     def handle(self, method, path, q, headers, body):
         if path == "/%s/oauth2/v2.0/token" % self.tenant:
@@ -485,11 +599,15 @@ class AdoSim:
         if f.get("slow_down"):
             extra = {"Retry-After": "1", "X-RateLimit-Delay": "0.5", "X-RateLimit-Remaining": "0"}
         prefix = "/%s/_apis/distributedtask/pools" % self.org
+        refused = self.version_refused(q)
+        if refused:
+            return refused
         with self.lock:
             if path == prefix and method == "GET":
+                # The server filters poolName in SQL, without regard to case (fact 29).
                 name = q.get("poolName")
                 value = [{"id": i, "name": n, "isHosted": False, "poolType": "automation", "size": 1}
-                         for n, i in self.pools.items() if name is None or n == name]
+                         for n, i in self.pools.items() if name is None or n.lower() == name.lower()]
                 return 200, extra, {"count": len(value), "value": value}
             parts = path[len(prefix):].strip("/").split("/")
             if len(parts) >= 2 and parts[1] == "agents":
@@ -502,25 +620,85 @@ class AdoSim:
                                      "typeKey": "TaskAgentPoolNotFoundException",
                                      "errorCode": 0, "eventId": 3000}
                 if len(parts) == 2 and method == "GET":
-                    return 200, extra, self.list_agents(pid, q)
+                    body = self.list_agents(pid, q)
+                    self.reregister(pid)
+                    return 200, extra, body
+                if len(parts) == 3 and method == "GET":
+                    for a in self.agents[pid]:
+                        if a["id"] == int(parts[2]):
+                            return 200, extra, self.shown(a, q)
+                    return 404, {}, self.agent_not_found(int(parts[2]))
                 if len(parts) == 3 and method == "DELETE":
                     return self.delete_agent(pid, int(parts[2]))
         return 404, {}, {"message": "not found", "typeKey": "NotFound"}
 
-    def list_agents(self, pid, q):
+    def version_refused(self, q):
+        """Azure DevOps Server refuses an api-version above its own with 400
+        (fixture fact 28)."""
+        asked = q.get("api-version", "")
+        num = lambda v: tuple(int(x) for x in v.split("-")[0].split("."))  # noqa: E731
+        try:
+            over = num(asked) > num(self.max_api_version)
+        except ValueError:
+            over = False
+        if not over:
+            return None
+        return 400, {}, {
+            "$id": "1", "innerException": None,
+            "message": "The requested REST API version of %s is out of range for this server. "
+                       "The latest REST API version this server supports is %s." % (asked, self.max_api_version),
+            "typeName": "Microsoft.VisualStudio.Services.WebApi.VssVersionOutOfRangeException, "
+                        "Microsoft.VisualStudio.Services.WebApi",
+            "typeKey": "VssVersionOutOfRangeException", "errorCode": 0, "eventId": 3000}
+
+    @staticmethod
+    def shown(a, q):
+        """An agent as a read with these includes shows it (facts 6, 26)."""
         inc = lambda k: q.get(k, "").lower() == "true" and "demands" not in q  # noqa: E731
-        out = []
-        for a in self.agents[pid]:
-            a = copy.deepcopy(a)
-            if not inc("includeCapabilities"):
-                a.pop("systemCapabilities", None)
-                a.pop("userCapabilities", None)
-            if not inc("includeAssignedRequest"):
-                a.pop("assignedRequest", None)
-            if not inc("includeLastCompletedRequest"):
-                a.pop("lastCompletedRequest", None)
-            out.append(a)
+        a = copy.deepcopy(a)
+        if not inc("includeCapabilities"):
+            a.pop("systemCapabilities", None)
+            a.pop("userCapabilities", None)
+        if not inc("includeAssignedRequest"):
+            a.pop("assignedRequest", None)
+        if not inc("includeLastCompletedRequest"):
+            a.pop("lastCompletedRequest", None)
+        return a
+
+    def list_agents(self, pid, q):
+        out = [self.shown(a, q) for a in self.agents[pid]]
         return {"count": len(out), "value": out}
+
+    def register(self, pid, name, pod_uid, managed=True, now=None):
+        """config.sh --replace: an agent of that name keeps its id and comes
+        back online with the new pod's capabilities (fact 25); otherwise a
+        new agent with the next id."""
+        now = time.time() if now is None else now
+        for a in self.agents[pid]:
+            if a["name"] == name:
+                a["status"] = "online"
+                a["statusChangedOn"] = now_rfc3339(now)
+                a["systemCapabilities"]["PIPEWARDEN_POD_UID"] = pod_uid
+                a.pop("assignedRequest", None)
+                return a
+        aid = max([a["id"] for p in self.agents.values() for a in p] + [0]) + 1
+        a = agent(aid, name, status="online", changed_ago=0, created_ago=0, managed=managed,
+                  pod_uid=pod_uid, now=now)
+        self.agents[pid].append(a)
+        return a
+
+    def reregister(self, pid):
+        for a in list(self.agents[pid]):
+            if a["name"] in self.reregister_after_list:
+                self.reregister_after_list.discard(a["name"])
+                self.register(pid, a["name"], "uid-" + a["name"] + "-again")
+
+    @staticmethod
+    def agent_not_found(aid):
+        return {"$id": "1", "innerException": None, "message": "Agent %d was not found." % aid,
+                "typeName": "Microsoft.TeamFoundation.DistributedTask.WebApi."
+                            "TaskAgentNotFoundException",
+                "typeKey": "TaskAgentNotFoundException", "errorCode": 0, "eventId": 3000}
 
     def delete_agent(self, pid, aid):
         if self.faults.get("slow_delete"):
@@ -538,11 +716,7 @@ class AdoSim:
                         "eventId": 3000}
                 self.agents[pid].remove(a)
                 return 204, {}, b""
-        return 404, {}, {"$id": "1", "innerException": None,
-                         "message": "Agent %d was not found." % aid,
-                         "typeName": "Microsoft.TeamFoundation.DistributedTask.WebApi."
-                                     "TaskAgentNotFoundException",
-                         "typeKey": "TaskAgentNotFoundException", "errorCode": 0, "eventId": 3000}
+        return 404, {}, self.agent_not_found(aid)
 
     def token(self, body):
         self.token_requests += 1
@@ -565,17 +739,24 @@ class AdoSim:
                          "access_token": self.bearer}
 
     def stop(self):
+        self.proxy.stop()
         self.server.stop()
 
 
 def janitor_environ(ado, identity, namespace, wi, pat_file, assertion_file):
     """The environment of a janitor run as the DaemonSet gives it: downward
-    API names, and a PAT file or workload identity against `ado`."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AZP_", "PIPEWARDEN_"))}
+    API names, and a PAT file or workload identity against `ado`.  Workload
+    identity is an Azure DevOps Services feature: its janitor calls
+    ado.services_url through ado.proxy (HTTPS_PROXY; the Kubernetes API and
+    Entra's simulator on 127.0.0.1 are reached directly)."""
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("AZURE_", "AZP_", "PIPEWARDEN_")) and
+         k.lower() not in ("https_proxy", "http_proxy", "all_proxy", "no_proxy")}
     e.update({"POD_NAME": identity, "POD_NAMESPACE": namespace})
     if wi:
         e.update({"AZURE_CLIENT_ID": ado.client_id, "AZURE_TENANT_ID": ado.tenant,
-                  "AZURE_AUTHORITY_HOST": ado.authority, "AZURE_FEDERATED_TOKEN_FILE": assertion_file})
+                  "AZURE_AUTHORITY_HOST": ado.authority, "AZURE_FEDERATED_TOKEN_FILE": assertion_file,
+                  "HTTPS_PROXY": ado.proxy.url, "NO_PROXY": "127.0.0.1,localhost"})
     else:
         e["AZP_TOKEN_FILE"] = pat_file
     return e

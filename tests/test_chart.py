@@ -81,6 +81,7 @@ BAD_CONFIGS = [
     ("maxDeletionsPerCycle negative", {"janitor": {"maxDeletionsPerCycle": -1}}),
     ("intervalSeconds as a string", {"janitor": {"intervalSeconds": "60"}}),
     ("a leaseName that is no Lease name", {"janitor": {"leaseName": "Pipewarden_Janitor"}}),
+    ("an apiVersion that is no api-version", {"janitor": {"apiVersion": "latest"}}),
     ("a quantity that is no quantity", {"profiles": {"medium": {"requests": {"cpu": "one"}}}}),
     ("no profiles", {"profiles": None, "defaultProfile": None}),
     ("an empty defaultPool", {"defaultPool": ""}),
@@ -89,6 +90,7 @@ BAD_CONFIGS = [
 GOOD_CONFIGS = [
     ("the defaults", {}),
     ("a PAT identity", {"identity": {"mode": "pat", "patSecret": "azp-pat"}}),
+    ("Azure DevOps Server 2022 (api-version 7.0)", {"janitor": {"apiVersion": "7.0"}}),
     ("a GPU profile", {"profiles": {"gpu": {"requests": {"cpu": "2", "nvidia.com/gpu": "1"},
                                             "limits": {"nvidia.com/gpu": "1"}}},
                      "defaultProfile": "medium"}),

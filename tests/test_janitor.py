@@ -48,7 +48,8 @@ class Env:
         self.wi = wi
         with open(lib.DEFAULT_CONFIG) as f:
             c = json.load(f)
-        c["organizationUrl"] = self.ado.url
+        # Workload identity works with Azure DevOps Services only.
+        c["organizationUrl"] = self.ado.services_url if wi else self.ado.url
         c["pools"] = ["aks-pool"]
         c["janitor"]["intervalSeconds"] = 1
         self.config_obj = lib.deep_merge(c, cfg or {})
@@ -187,10 +188,22 @@ def test_standard_cycle(res, tmp):
     node_lists = [r for r in lists if r[2].get("fieldSelector") == "spec.nodeName=" + NODE]
     res.check(node_lists and all(r[2].get("resourceVersion") == "0" for r in node_lists),
               "the node's list uses resourceVersion=0 (the API server's cache)")
-    agent_lists = env.ado.server.requests("GET", "/contoso/_apis/distributedtask/pools/12/agents")
+    agent_reads = env.ado.server.requests("GET", "/contoso/_apis/distributedtask/pools/12/agents")
+    agent_lists = [r for r in agent_reads if r[1].endswith("/agents")]
     res.check(len(agent_lists) == 1 and agent_lists[0][2].get("includeAssignedRequest") == "true" and
               agent_lists[0][2].get("includeCapabilities") == "true" and "demands" not in agent_lists[0][2],
               "one agents list per pool, with includeAssignedRequest and includeCapabilities, never demands")
+    deletes = env.ado.server.requests("DELETE", "/contoso/_apis/distributedtask/pools/12/agents/")
+    rereads = [r for r in agent_reads if not r[1].endswith("/agents")]
+    log_ado = env.ado.server.requests()
+    res.check(len(rereads) == len(deletes) > 0 and
+              all(r[2].get("includeCapabilities") == "true" and r[2].get("includeAssignedRequest") == "true"
+                  for r in rereads) and
+              all(log_ado.index(d) == log_ado.index(g) + 1 for g, d in zip(rereads, deletes)) and
+              all(g[1] == d[1] for g, d in zip(rereads, deletes)),
+              "each agent DELETE right after a read of that agent, with the same includes")
+    res.check(all(r[2].get("api-version") == "7.1" for r in log_ado if "/oauth2/" not in r[1]),
+              "every Azure DevOps call carries api-version=7.1 (janitor.apiVersion)")
     res.check(env.ado.server.requests()[0][3].get("X-TFS-FedAuthRedirect") == "Suppress",
               "Azure DevOps requests ask for no sign-in redirect")
     lease = env.kube.leases.get((NS, "pipewarden-janitor"))
@@ -684,6 +697,210 @@ class Loop:
         return self.p.returncode, log
 
 
+def test_reregistered_agent(res, tmp):
+    """#21.1: an agent registered again under its name (config.sh --replace)
+    keeps its id; one that does so between the list and the DELETE is read
+    again and never deleted.  The simulator reuses the id, as Azure DevOps
+    does (fixture fact 25)."""
+    env = Env(tmp)
+    env.ado.agents[12] += [sim.agent(41, "fixed-agent", changed_ago=3600, pod_uid="uid-old-41"),
+                           sim.agent(42, "dead-42", changed_ago=3600, pod_uid="uid-gone-42")]
+    env.ado.reregister_after_list = {"fixed-agent"}
+    rc, log = env.once()
+    left = {a["id"]: a for a in env.ado.agents[12]}
+    res.check(rc == 0 and sorted(left) == [41] and left[41]["status"] == "online" and
+              left[41]["systemCapabilities"]["PIPEWARDEN_POD_UID"] == "uid-fixed-agent-again",
+              "the agent that came back under its id is kept; the dead one goes", str(sorted(left)))
+    deletes = [r[1] for r in env.ado.server.requests("DELETE")]
+    res.check(deletes == ["/contoso/_apis/distributedtask/pools/12/agents/42"],
+              "no DELETE of the agent that registered again", str(deletes))
+    res.check('"kept: the agent changed since it was listed"' in log and '"agentId":"41"' in log,
+              "the janitor says why it kept it")
+    # Re-registered with the same pod uid and the same statusChangedOn is
+    # impossible; but an agent gone between list and DELETE is just gone.
+    env.ado.agents[12].append(sim.agent(43, "dead-43", changed_ago=3600, pod_uid="uid-gone-43"))
+    real = env.ado.list_agents
+
+    def list_then_vanish(pid, q):
+        body = real(pid, q)
+        env.ado.agents[12] = [a for a in env.ado.agents[12] if a["id"] != 43]
+        return body
+    env.ado.list_agents = list_then_vanish
+    rc, log = env.once()
+    res.check(rc == 0 and not env.ado.server.requests("DELETE", "/contoso/_apis/distributedtask/pools/12/agents/43"),
+              "an agent gone before its DELETE: read 404, no DELETE, not an error")
+    env.stop()
+
+
+def test_capabilities_always(res, tmp):
+    """#21.2: includeCapabilities=true on every list, also with
+    onlyManagedAgents false: an offline agent whose PIPEWARDEN_POD_UID names
+    a live pod of another name is that pod's, and stays."""
+    env = Env(tmp, cfg={"janitor": {"onlyManagedAgents": False}})
+    env.kube.add_pod(sim.pod("agent-pod-b", uid="uid-b"))
+    env.ado.agents[12] += [sim.agent(51, "renamed-agent", changed_ago=3600, pod_uid="uid-b"),
+                           sim.agent(52, "dead-52", changed_ago=3600, pod_uid="uid-gone-52")]
+    rc, log = env.once()
+    lists = [r for r in env.ado.server.requests("GET") if r[1].endswith("/agents")]
+    res.check(lists and all(r[2].get("includeCapabilities") == "true" for r in lists),
+              "onlyManagedAgents false: the list still asks for capabilities")
+    res.check(rc == 0 and env.agent_ids() == [51], "the agent backed by its pod's uid stays; the dead one goes",
+              str(env.agent_ids()))
+    env.stop()
+
+
+def test_pool_name_case(res, tmp):
+    """#21.3: pool names match without regard to case, as Azure DevOps
+    matches them; the server's spelling is logged."""
+    env = Env(tmp)
+    env.ado.pools = {"AKS-Pool": 12}
+    env.ado.agents[12].append(sim.agent(61, "dead-61", changed_ago=3600, pod_uid="uid-gone-61"))
+    rc, log = env.once()
+    res.check(rc == 0 and env.agent_ids() == [], "config 'aks-pool' finds the pool 'AKS-Pool' and cleans it",
+              log[-600:])
+    res.check('"serverName":"AKS-Pool"' in log, "the server's spelling is logged")
+    env.stop()
+
+
+def test_api_version(res, tmp):
+    """#21.4: every call carries janitor.apiVersion; a server that does not
+    serve it (Azure DevOps Server 2022: up to 7.0) is a configuration error
+    of the pool, named as such; workload identity needs Services."""
+    env = Env(tmp)
+    env.ado.max_api_version = "7.0"
+    env.ado.agents[12].append(sim.agent(71, "dead-71", changed_ago=3600, pod_uid="uid-gone-71"))
+    loop = Loop(env)
+    loop.wait_cycles(1)
+    text = loop.metrics()
+    rc, log = loop.stop()
+    res.check(env.agent_ids() == [71] and
+              'pipewarden_janitor_pool_errors_total{pool="aks-pool",reason="api-version"}' in text,
+              "api-version 7.1 against a 7.0 server: none of the pool's agents deleted, reason api-version",
+              "\n".join(l for l in text.splitlines() if "pool_errors" in l))
+    res.check("'janitor.apiVersion'" in log and "serves up to 7.0" in log,
+              "the error names the key and the version the server offers",
+              [l for l in log.splitlines() if "api-version" in l][:1])
+    env.stop()
+    env = Env(tmp, cfg={"janitor": {"apiVersion": "7.0"}})
+    env.ado.max_api_version = "7.0"
+    env.ado.agents[12].append(sim.agent(72, "dead-72", changed_ago=3600, pod_uid="uid-gone-72"))
+    rc, log = env.once()
+    calls = [r for r in env.ado.server.requests() if "/oauth2/" not in r[1]]
+    res.check(rc == 0 and env.agent_ids() == [] and calls and
+              all(r[2].get("api-version") == "7.0" for r in calls),
+              "apiVersion 7.0: every call carries it and the pool is cleaned")
+    env.stop()
+    # Azure DevOps Server without a PAT: refused at start and by --check-config.
+    env = Env(tmp, cfg={"organizationUrl": "https://ado.contoso.local/DefaultCollection"})
+    e = env.environ()
+    e.pop("AZP_TOKEN_FILE", None)
+    p = subprocess.run([ARGS.bin, "--config", env.config, "--check-config"], env=e,
+                       capture_output=True, text=True, timeout=30)
+    res.check(p.returncode == 2 and "'organizationUrl'" in p.stderr and "PAT" in p.stderr,
+              "--check-config: Azure DevOps Server without a PAT is a configuration error (exit 2)",
+              p.stderr[-300:])
+    rc, log = env.once(env={"AZP_TOKEN_FILE": ""})
+    res.check(rc == 2 and "PAT" in log, "and the janitor does not start", log[-300:])
+    p = subprocess.run([ARGS.bin, "--config", env.config, "--check-config"], env=env.environ(),
+                       capture_output=True, text=True, timeout=30)
+    res.check(p.returncode == 0 and "configuration OK" in p.stdout, "with a PAT file it is accepted",
+              p.stderr[-300:])
+    env.stop()
+
+
+def oom_restarted(pod, finished_ago, now=None):
+    """The agent container restarted after an OOM kill (restartPolicy
+    OnFailure): running again, its death in lastState (as a kubelet shows it)."""
+    now = time.time() if now is None else now
+    statuses = pod["status"].setdefault("containerStatuses", [{"name": "agent", "restartCount": 0}])
+    for cs in statuses:
+        if cs["name"] == "agent":
+            cs["state"] = {"running": {"startedAt": sim.now_rfc3339(now - finished_ago + 1)}}
+            cs["lastState"] = {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                                              "startedAt": sim.now_rfc3339(now - 900),
+                                              "finishedAt": sim.now_rfc3339(now - finished_ago)}}
+            cs["restartCount"] = cs.get("restartCount", 0) + 1
+    return pod
+
+
+def test_interruption_attribution(res, tmp):
+    """#21.5: an OOM kill in a restarted container's lastState belongs to the
+    job before: the job it runs now is not blamed.  Each (pod, request) is
+    recorded once, and a later job of the same pod can be recorded too."""
+    env = Env(tmp)
+    now = time.time()
+    env.kube.add_pod(oom_restarted(sim.pod("restarted-agent"), finished_ago=300, now=now))
+    env.kube.add_pod(oom_restarted(sim.pod("oom-twice"), finished_ago=30, now=now))
+    a1 = sim.agent(81, "restarted-agent", status="online", busy=True, changed_ago=200,
+                   pod_uid="uid-restarted-agent")
+    a1["assignedRequest"]["assignTime"] = sim.now_rfc3339(now - 100)
+    a2 = sim.agent(82, "oom-twice", status="online", busy=True, changed_ago=200, pod_uid="uid-oom-twice")
+    a2["assignedRequest"]["assignTime"] = sim.now_rfc3339(now - 100)
+    env.ado.agents[12] += [a1, a2]
+    rc, log = env.once()
+    ann = lambda n: env.kube.pod(n)["metadata"].get("annotations", {}).get("pipewarden.io/interruption")  # noqa: E731
+    evs = [e["involvedObject"]["name"] for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
+    res.check(rc == 0 and ann("restarted-agent") is None and "restarted-agent" not in evs,
+              "an OOM kill before the request was assigned is not blamed on it", str(evs))
+    res.check(ann("oom-twice") == "1400082:OOMKilled" and evs.count("oom-twice") == 1,
+              "one during the request is recorded as <requestId>:OOMKilled", str(ann("oom-twice")))
+    env.once()
+    evs = [e["involvedObject"]["name"] for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
+    res.check(evs.count("oom-twice") == 1, "once per (pod, request)", str(evs))
+    # The container restarts, takes the next job, and is OOM-killed again.
+    oom_restarted(env.kube.pod("oom-twice"), finished_ago=5)
+    a2["assignedRequest"] = sim.assigned_request(82)
+    a2["assignedRequest"]["requestId"] = 1400099
+    a2["assignedRequest"]["assignTime"] = sim.now_rfc3339(time.time() - 20)
+    env.once()
+    evs = [e for e in env.kube.events if e["reason"] == "PipelineJobInterrupted"]
+    res.check(ann("oom-twice") == "1400099:OOMKilled" and len(evs) == 2 and "1400099" in evs[-1]["message"],
+              "the next job's OOM kill on the same pod is recorded too", str(ann("oom-twice")))
+    env.stop()
+
+
+def test_refused_writes(res, tmp):
+    """#21.6: a delete or patch refused by the API server (403 from the
+    shipped ValidatingAdmissionPolicy) holds back that object only: the cap
+    counts attempts, a refused object skips one cycle then twice as many,
+    and the others go on; a refused patch is not an API error."""
+    env = Env(tmp, cfg={"janitor": {"maxDeletionsPerCycle": 3}})
+    for i in (1, 2, 3):
+        env.kube.add_pod(sim.pod("a-refused-%d" % i, phase="Succeeded", finished_ago=1000, owner=None))
+    env.kube.add_pod(sim.pod("z-free-4", phase="Succeeded", finished_ago=1000, owner=None))
+    env.kube.refuse = {"a-refused-1", "a-refused-2", "a-refused-3"}
+    loop = Loop(env)
+    lib.wait_until(lambda: env.kube.pod("z-free-4") is None, 60 * SCALE, "the fourth pod's deletion")
+    loop.wait_cycles(6)
+    rc, log = loop.stop()
+    cycles = log.count('"msg":"cycle done"')
+    tries = [len(env.kube.server.requests("DELETE", "/api/v1/namespaces/ci-agents/pods/a-refused-%d" % i))
+             for i in (1, 2, 3)]
+    # Tried in cycles 1, 3, 6, 11, ...: never in two cycles in a row.
+    expect = len([c for c in (1, 3, 6, 11, 20, 37) if c <= cycles])
+    res.check(env.kube.pod("z-free-4") is None and cycles >= 6,
+              "three refused pods never keep a fourth from its deletion", "%d cycles" % cycles)
+    res.check(all(t <= expect for t in tries) and all(t >= 2 for t in tries),
+              "each refused pod is tried again after a growing wait, not every cycle",
+              "%s tries in %d cycles (at most %d)" % (tries, cycles, expect))
+    res.check(log.count('"msg":"write refused: held back, the other objects go on"') == sum(tries) and
+              'pods \\"a-refused-1\\" is forbidden: ValidatingAdmissionPolicy' in log,
+              "each refusal is logged once, with the API server's message")
+    env.stop()
+    # A refused PATCH: the pods after it are annotated, and --once exits 0.
+    env = Env(tmp)
+    for n, aid in (("a-refused-p", 91), ("b-ok-p", 92)):
+        env.kube.add_pod(sim.pod(n))
+        env.ado.agents[12].append(sim.agent(aid, n, status="online", busy=True, changed_ago=60,
+                                            pod_uid="uid-" + n))
+    env.kube.refuse = {"a-refused-p"}
+    rc, log = env.once()
+    ann = env.kube.pod("b-ok-p")["metadata"].get("annotations", {})
+    res.check(rc == 0 and ann.get("pipewarden.io/job-request-id") == "1400092",
+              "one refused PATCH: the next pod is still annotated and --once exits 0", "rc %d %s" % (rc, ann))
+    env.stop()
+
+
 def test_reload_in_place(res, tmp):
     """#13.1: a config changed in place is reloaded and used; the Azure DevOps
     client never points into the freed config (ASan: heap use-after-free)."""
@@ -845,9 +1062,9 @@ def test_interruptions(res, tmp):
               "the Event names the pipeline run, its request and the reason", json.dumps(runs)[:600])
     ann = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get("pipewarden.io/interruption")
            for p in env.kube.pods}
-    res.check(ann.get("oom-agent") == "OOMKilled" and ann.get("evicted-agent") == "Evicted" and
-              ann.get("preempted-agent") == "Preempted" and ann.get("done-agent") is None,
-              "the pod carries pipewarden.io/interruption", str(ann))
+    res.check(ann.get("oom-agent") == "1400031:OOMKilled" and ann.get("evicted-agent") == "1400032:Evicted" and
+              ann.get("preempted-agent") == "1400034:Preempted" and ann.get("done-agent") is None,
+              "the pod carries pipewarden.io/interruption: <requestId>:<reason>", str(ann))
     res.check('pipewarden_janitor_job_interruptions_total{pool="aks-pool",reason="OOMKilled"} 1' in text and
               'pipewarden_janitor_job_interruptions_total{pool="aks-pool",reason="Evicted"} 1' in text,
               "pipewarden_janitor_job_interruptions_total{pool,reason}",
@@ -1187,18 +1404,26 @@ def main():
     ap.add_argument("--wrapper", default="")
     ap.add_argument("--suite", default="janitor end-to-end")
     ap.add_argument("--quick", action="store_true", help="the main scenarios only (valgrind)")
+    ap.add_argument("--only", action="append", default=[], metavar="TEST",
+                    help="run this test function only (repeatable), e.g. test_refused_writes")
     ARGS = ap.parse_args()
     if ARGS.wrapper:
         SCALE = 10.0
     res = lib.Results(ARGS.suite, ARGS.results)
     with tempfile.TemporaryDirectory() as tmp:
-        tests = (test_standard_cycle, test_pod_annotations, test_interruptions, test_gone_pods, test_report, test_job_retry, test_job_backoff, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
+        tests = (test_standard_cycle, test_pod_annotations, test_interruptions, test_gone_pods, test_report, test_job_retry, test_job_backoff,
+                 test_reregistered_agent, test_capabilities_always, test_pool_name_case, test_api_version,
+                 test_interruption_attribution, test_refused_writes, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
                  test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)
         if ARGS.quick:
             tests = (test_standard_cycle, test_dry_run, test_ado_faults, test_workload_identity,
-                     test_metrics, test_gone_pods)
+                     test_metrics, test_gone_pods, test_reregistered_agent, test_refused_writes)
+        if ARGS.only:
+            tests = [t for t in tests if t.__name__ in ARGS.only]
+            if len(tests) != len(ARGS.only):
+                ap.error("--only: no such test among %s" % ", ".join(ARGS.only))
         for t in tests:
             try:
                 t(res, tmp)

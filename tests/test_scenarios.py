@@ -370,6 +370,9 @@ class Worker:
             a.pools = {"aks-pool": 12, "linux-large": 13}
             a.agents = {12: [], 13: []}
             a.faults = {}
+            a.max_api_version = "7.1"
+            a.reregister_after_list = set()
+            a.proxy.target = a.server.port
             a.server.clear()
         k.delete_pod, k.delete_job = self.real["delete_pod"], self.real["delete_job"]
         k.lease, k.list_pods = self.real["lease"], self.real["list_pods"]
@@ -394,7 +397,8 @@ class Worker:
     def inject(self, sc):
         """Set the scenario's fault; return (kube url, org url, extra config)."""
         k, a, f, rng = self.kube, self.ado, sc.fault, sc.rng
-        kube_url, org = k.url, a.url
+        # Workload identity works with Azure DevOps Services only.
+        kube_url, org = k.url, a.services_url if sc.wi else a.url
         if f == "kube_down":
             kube_url = self.closed
         elif f == "kube_401":
@@ -404,7 +408,10 @@ class Worker:
         elif f == "kube_429":
             k.faults["too_many"] = 1
         elif f == "ado_down":
-            org = self.closed + "/contoso"
+            if sc.wi:
+                a.proxy.target = int(self.closed.rsplit(":", 1)[1])
+            else:
+                org = self.closed + "/contoso"
         elif f == "ado_203":
             self.write("pat", "PWTESTPAT-expired-0000000000\n")
         elif f == "ado_malformed":

@@ -49,6 +49,9 @@ static const struct {
 	{ "{" BASE ",\"janitor\":{\"maxDeletionsPerCycle\":1.5}}", "'janitor.maxDeletionsPerCycle'" },
 	{ "{" BASE ",\"janitor\":{\"keepAgents\":[3]}}", "'janitor.keepAgents[0]'" },
 	{ "{" BASE ",\"janitor\":{\"leaseName\":\"Not A Name\"}}", "'janitor.leaseName'" },
+	{ "{" BASE ",\"janitor\":{\"apiVersion\":\"latest\"}}", "'janitor.apiVersion': 'latest' is not" },
+	{ "{" BASE ",\"janitor\":{\"apiVersion\":\"7\"}}", "'janitor.apiVersion'" },
+	{ "{" BASE ",\"janitor\":{\"apiVersion\":7.1}}", "'janitor.apiVersion': expected a string" },
 	{ "{" BASE ",\"janitor\":{\"stuckPendingSeconds\":900,\"pendingTimeoutSeconds\":600}}", "'janitor.pendingTimeoutSeconds': 600 is shorter" },
 	{ "{" BASE ",\"janitor\":{\"maxPatchesPerCycle\":-1}}", "'janitor.maxPatchesPerCycle'" },
 	{ "{" BASE ",\"janitor\":{\"identity\":{\"clientId\":\"x\"}}}", "'janitor.identity.clientId': 'x' is not a GUID" },
@@ -123,8 +126,40 @@ main(void)
 		CHECK(cfg->janitor.max_patches_per_cycle == 200);
 		CHECK_STR(cfg->janitor.client_id, "");
 		CHECK_STR(cfg->janitor.tenant_id, "");
+		CHECK_STR(cfg->janitor.api_version, "7.1");
 	}
 	config_free(cfg);
+
+	/* Azure DevOps Server: an older api-version, and a PAT (workload
+	 * identity is a Services feature). */
+	text = "{\"organizationUrl\":\"https://ado.contoso.local/DefaultCollection\","
+	    "\"defaultPool\":\"p\",\"profiles\":{\"m\":{}},"
+	    "\"janitor\":{\"apiVersion\":\"7.0\"}}";
+	cfg = config_parse(text, strlen(text), err, sizeof(err));
+	CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		CHECK_STR(cfg->janitor.api_version, "7.0");
+		CHECK(config_janitor_auth(cfg, 1, err, sizeof(err)) == 0);
+		CHECK(config_janitor_auth(cfg, 0, err, sizeof(err)) == -1 &&
+		    strstr(err, "'organizationUrl'") != NULL && strstr(err, "PAT") != NULL);
+	}
+	config_free(cfg);
+	{
+		static const char *const services[] = { "https://dev.azure.com/contoso",
+		    "https://contoso.visualstudio.com", "https://Contoso.VisualStudio.com/x" };
+		static const char *const others[] = { "https://dev.azure.com.evil.example/x",
+		    "https://visualstudio.com", "https://tfs.contoso.com/tfs" };
+		struct config c;
+		size_t k;
+
+		memset(&c, 0, sizeof(c));
+		for (k = 0; k < 3; k++) {
+			c.organization_url = (char *)services[k];
+			CHECK(config_janitor_auth(&c, 0, err, sizeof(err)) == 0);
+			c.organization_url = (char *)others[k];
+			CHECK(config_janitor_auth(&c, 0, err, sizeof(err)) == -1);
+		}
+	}
 
 	/* A trailing '/' is dropped: request paths never start with "//". */
 	text = "{\"organizationUrl\":\"https://dev.azure.com/contoso//\",\"defaultPool\":\"p\","

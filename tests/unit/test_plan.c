@@ -13,6 +13,7 @@
 #include "../../common/names.h"
 #include "../../common/timefmt.h"
 #include "../../janitor/ado.h"
+#include "../../janitor/holdback.h"
 #include "../../janitor/lease.h"
 #include "../../janitor/plan.h"
 #include "check.h"
@@ -229,17 +230,17 @@ test_own_pool(void)
 	struct janitor_config cfg = default_cfg();
 	const struct agent_info agents[] = {
 		/* id, name, online, enabled, busy, changed, created, managed, uid */
-		{ 1, "vm-agent", 0, 1, 0, NOW - 86400, NOW - 900000, 0, NULL, NO_JOB },
-		{ 2, "keda-placeholder-aks", 0, 1, 0, 0, NOW - 8000000, 1, "u-2", NO_JOB },
-		{ 3, "dead-1", 0, 1, 0, NOW - 700, NOW - 9000, 1, "u-3", NO_JOB },
-		{ 4, "disabled", 0, 0, 0, NOW - 90000, NOW - 99000, 1, "u-4", NO_JOB },
-		{ 5, "busy-offline", 0, 1, 1, NOW - 1900, NOW - 9000, 1, "u-5", NO_JOB },
-		{ 6, "young", 0, 1, 0, NOW - 600, NOW - 9000, 1, "u-6", NO_JOB },
-		{ 7, "online", 1, 1, 0, NOW - 99999, NOW - 99999, 1, "u-7", NO_JOB },
-		{ 8, "never-connected", 0, 1, 0, 0, NOW - 601, 1, "u-8", NO_JOB },
-		{ 9, "backed", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-9", NO_JOB },
-		{ 10, "by-name", 0, 1, 0, NOW - 9000, NOW - 9999, 1, NULL, NO_JOB },
-		{ 11, "KEDA-Placeholder-2", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-11", NO_JOB },
+		{ 1, "vm-agent", 0, 1, 0, NOW - 86400, NOW - 900000, 0, NULL, NO_JOB, 0 },
+		{ 2, "keda-placeholder-aks", 0, 1, 0, 0, NOW - 8000000, 1, "u-2", NO_JOB, 0 },
+		{ 3, "dead-1", 0, 1, 0, NOW - 700, NOW - 9000, 1, "u-3", NO_JOB, 0 },
+		{ 4, "disabled", 0, 0, 0, NOW - 90000, NOW - 99000, 1, "u-4", NO_JOB, 0 },
+		{ 5, "busy-offline", 0, 1, 1, NOW - 1900, NOW - 9000, 1, "u-5", NO_JOB, 0 },
+		{ 6, "young", 0, 1, 0, NOW - 600, NOW - 9000, 1, "u-6", NO_JOB, 0 },
+		{ 7, "online", 1, 1, 0, NOW - 99999, NOW - 99999, 1, "u-7", NO_JOB, 0 },
+		{ 8, "never-connected", 0, 1, 0, 0, NOW - 601, 1, "u-8", NO_JOB, 0 },
+		{ 9, "backed", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-9", NO_JOB, 0 },
+		{ 10, "by-name", 0, 1, 0, NOW - 9000, NOW - 9999, 1, NULL, NO_JOB, 0 },
+		{ 11, "KEDA-Placeholder-2", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-11", NO_JOB, 0 },
 	};
 	struct pod_info pods[2];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
@@ -248,9 +249,9 @@ test_own_pool(void)
 
 	memset(pods, 0, sizeof(pods));
 	pods[0] = (struct pod_info){ "ci", "pod-9", "u-9", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB, NULL, NULL, 0 };
+	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB, NULL, 0, NULL, 0 };
 	pods[1] = (struct pod_info){ "ci", "by-name", "u-x", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB, NULL, NULL, 0 };
+	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB, NULL, 0, NULL, 0 };
 	memset(&in, 0, sizeof(in));
 	in.cfg = &cfg;
 	in.now = NOW;
@@ -741,21 +742,21 @@ test_pod_annotations(void)
 	const struct job_ref older = { "1400001", "payments-api - CI", "20260901.1", NULL };
 	const struct agent_info agents[] = {
 		/* busy, backed by uid u-1: patched */
-		{ 1, "a-1", 1, 1, 1, 0, NOW - 60, 1, "u-1", job },
+		{ 1, "a-1", 1, 1, 1, 0, NOW - 60, 1, "u-1", job, 0 },
 		/* busy, no uid capability, backed by its name: patched */
-		{ 2, "pod-2", 1, 1, 1, 0, NOW - 60, 1, NULL, job },
+		{ 2, "pod-2", 1, 1, 1, 0, NOW - 60, 1, NULL, job, 0 },
 		/* busy, its pod already says so: nothing */
-		{ 3, "a-3", 1, 1, 1, 0, NOW - 60, 1, "u-3", job },
+		{ 3, "a-3", 1, 1, 1, 0, NOW - 60, 1, "u-3", job, 0 },
 		/* busy with a new request on the same pod: patched */
-		{ 4, "a-4", 1, 1, 1, 0, NOW - 60, 1, "u-4", job },
+		{ 4, "a-4", 1, 1, 1, 0, NOW - 60, 1, "u-4", job, 0 },
 		/* busy, its pod terminating: nothing */
-		{ 5, "a-5", 1, 1, 1, 0, NOW - 60, 1, "u-5", job },
+		{ 5, "a-5", 1, 1, 1, 0, NOW - 60, 1, "u-5", job, 0 },
 		/* idle: nothing (what it ran stays on its pod) */
-		{ 6, "a-6", 1, 1, 0, 0, NOW - 60, 1, "u-6", NO_JOB },
+		{ 6, "a-6", 1, 1, 0, 0, NOW - 60, 1, "u-6", NO_JOB, 0 },
 		/* busy, no pod of ours: nothing */
-		{ 7, "vm", 1, 1, 1, 0, NOW - 60, 0, NULL, job },
+		{ 7, "vm", 1, 1, 1, 0, NOW - 60, 0, NULL, job, 0 },
 		/* busy VM agent named like pod-6: not pod-6's while capabilities are known */
-		{ 8, "pod-6", 1, 1, 1, 0, NOW - 60, 0, NULL, job },
+		{ 8, "pod-6", 1, 1, 1, 0, NOW - 60, 0, NULL, job, 0 },
 	};
 	struct pod_info pods[6];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
@@ -805,21 +806,21 @@ test_gone_jobs(void)
 	const struct job_ref next = { "1401978", "payments-api - CI", "20260901.4", NULL };
 	const struct agent_info agents[] = {
 		/* 0: busy, its pod gone: recorded */
-		{ 1, "a-1", 0, 1, 1, 0, NOW - 60, 1, "u-1", job },
+		{ 1, "a-1", 0, 1, 1, 0, NOW - 60, 1, "u-1", job, 0 },
 		/* 1: busy, its pod still there: nothing */
-		{ 2, "a-2", 1, 1, 1, 0, NOW - 60, 1, "u-2", job },
+		{ 2, "a-2", 1, 1, 1, 0, NOW - 60, 1, "u-2", job, 0 },
 		/* 2: busy with another request than the one seen: nothing */
-		{ 3, "a-3", 0, 1, 1, 0, NOW - 60, 1, "u-3", next },
+		{ 3, "a-3", 0, 1, 1, 0, NOW - 60, 1, "u-3", next, 0 },
 		/* 3: idle now (the job ended; Azure DevOps knows how): nothing */
-		{ 4, "a-4", 0, 1, 0, 0, NOW - 60, 1, "u-4", NO_JOB },
+		{ 4, "a-4", 0, 1, 0, 0, NOW - 60, 1, "u-4", NO_JOB, 0 },
 		/* 4: busy, its pod gone after its agent container ended: nothing */
-		{ 5, "a-5", 0, 1, 1, 0, NOW - 60, 1, "u-5", job },
+		{ 5, "a-5", 0, 1, 1, 0, NOW - 60, 1, "u-5", job, 0 },
 		/* 5: busy, its pod gone, OOMKilled when last seen: recorded */
-		{ 6, "a-6", 0, 1, 1, 0, NOW - 60, 1, "u-6", job },
+		{ 6, "a-6", 0, 1, 1, 0, NOW - 60, 1, "u-6", job, 0 },
 		/* 6: a VM agent named like a remembered pod: never matched */
-		{ 7, "pod-7", 0, 1, 1, 0, NOW - 60, 0, NULL, job },
+		{ 7, "pod-7", 0, 1, 1, 0, NOW - 60, 0, NULL, job, 0 },
 		/* 7: busy, never seen by this leader: nothing */
-		{ 8, "a-8", 0, 1, 1, 0, NOW - 60, 1, "u-8", job },
+		{ 8, "a-8", 0, 1, 1, 0, NOW - 60, 1, "u-8", job, 0 },
 	};
 	struct pod_info was[7], now[2];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
@@ -862,6 +863,149 @@ test_gone_jobs(void)
 	plan_lookup_release(&lk);
 }
 
+/* An agent read again before its DELETE: deleted only when nothing changed. */
+static void
+test_recheck(void)
+{
+	struct janitor_config cfg = default_cfg();
+	const struct agent_info listed = { 3, "dead-1", 0, 1, 0, NOW - 7000, NOW - 9000, 1,
+	    "u-3", NO_JOB, 0 };
+	struct agent_info fresh = listed;
+	struct pod_info pods[1];
+	struct pod_lookup lk;
+
+	running_pods(pods, 1);
+	CHECK(plan_lookup_init(&lk, pods, 1) == 0);
+	CHECK(plan_agent_recheck(&cfg, NOW, &listed, &fresh, &lk) == NULL);
+	/* Registered again under its name (config.sh --replace): same id, back
+	 * online, a new pod's uid. */
+	fresh.online = 1;
+	fresh.status_changed = NOW - 5;
+	fresh.pod_uid = "u-new";
+	CHECK_STR(plan_agent_recheck(&cfg, NOW, &listed, &fresh, &lk), "changed");
+	fresh.status_changed = listed.status_changed;
+	CHECK_STR(plan_agent_recheck(&cfg, NOW, &listed, &fresh, &lk), "re-registered");
+	fresh.pod_uid = listed.pod_uid;
+	CHECK_STR(plan_agent_recheck(&cfg, NOW, &listed, &fresh, &lk), "online");
+	fresh.online = 0;
+	fresh.busy = 1;
+	CHECK_STR(plan_agent_recheck(&cfg, NOW, &listed, &fresh, &lk), "busy");
+	fresh.busy = 0;
+	fresh.enabled = 0;
+	CHECK_STR(plan_agent_recheck(&cfg, NOW, &listed, &fresh, &lk), "disabled");
+	fresh.enabled = 1;
+	/* Its pod appeared meanwhile (by uid). */
+	pods[0].uid = "u-3";
+	plan_lookup_release(&lk);
+	CHECK(plan_lookup_init(&lk, pods, 1) == 0);
+	CHECK_STR(plan_agent_recheck(&cfg, NOW, &listed, &fresh, &lk), "pod-exists");
+	plan_lookup_release(&lk);
+}
+
+/* An interruption counts once per (pod, request), and only for a death
+ * after the request was assigned. */
+static void
+test_interruption_per_request(void)
+{
+	const struct job_ref job = { "1401977", "payments-api - CI", "20260901.3", NULL };
+	const struct job_ref before = { "1401976", "payments-api - CI", "20260901.2", NULL };
+	struct agent_info ag = { 1, "a-1", 1, 1, 1, 0, NOW - 600, 1, "u-0", job, NOW - 100 };
+	struct pod_info pod;
+
+	running_pods(&pod, 1);
+	pod.end_reason = "OOMKilled";
+	/* A restarted container's lastState: killed before this job came. */
+	pod.end_time = NOW - 300;
+	CHECK(!plan_interrupted(&pod, &ag));
+	/* Killed while it ran this job. */
+	pod.end_time = NOW - 50;
+	CHECK(plan_interrupted(&pod, &ag));
+	/* A pod-level end (evicted, preempted) has no time: it ends every job. */
+	pod.end_time = 0;
+	CHECK(plan_interrupted(&pod, &ag));
+	/* Recorded for the job before: this one still counts. */
+	pod.end_time = NOW - 50;
+	pod.interruption = "1401976:OOMKilled";
+	CHECK(!plan_interruption_recorded(&pod, "1401977"));
+	CHECK(plan_interrupted(&pod, &ag));
+	/* Recorded for this one: once. */
+	pod.interruption = "1401977:OOMKilled";
+	CHECK(plan_interruption_recorded(&pod, "1401977"));
+	CHECK(!plan_interruption_recorded(&pod, "140197"));
+	CHECK(!plan_interrupted(&pod, &ag));
+	/* An earlier version's value: the reason alone, for the request then
+	 * annotated on the pod. */
+	pod.interruption = "OOMKilled";
+	pod.job = before;
+	CHECK(!plan_interruption_recorded(&pod, "1401977"));
+	pod.job = job;
+	CHECK(plan_interruption_recorded(&pod, "1401977"));
+	/* No end at all. */
+	pod.interruption = NULL;
+	pod.end_reason = NULL;
+	CHECK(!plan_interrupted(&pod, &ag));
+}
+
+/* A refused object skips the next cycle, then twice as many each time, at
+ * most max_skip; another object is never held by it. */
+static void
+test_holdback(void)
+{
+	struct holdback h;
+	unsigned long s = 0, tries = 0, c;
+
+	memset(&h, 0, sizeof(h));
+	CHECK(!holdback_held(&h, "pod/u-1", 1));
+	CHECK(holdback_refused(&h, "pod/u-1", 1, 60) == 1);
+	CHECK(holdback_held(&h, "pod/u-1", 2) && !holdback_held(&h, "pod/u-1", 3));
+	CHECK(!holdback_held(&h, "pod/u-2", 2));
+	CHECK(holdback_refused(&h, "pod/u-1", 3, 60) == 2);
+	CHECK(holdback_held(&h, "pod/u-1", 5) && !holdback_held(&h, "pod/u-1", 6));
+	holdback_clear(&h, "pod/u-1");
+	/* Refused every time it is tried: tried in cycles 1, 3, 6, 11, 20,
+	 * 37, 70, then once every max_skip + 1 (131, 192). */
+	for (c = 1; c <= 200; c++) {
+		if (holdback_held(&h, "pod/u-1", c))
+			continue;
+		tries++;
+		s = holdback_refused(&h, "pod/u-1", c, 60);
+	}
+	CHECK(s == 60 && tries == 9);
+	CHECK(holdback_refused(&h, "job/u-9", 200, 60) == 1 && h.n == 2);
+	holdback_clear(&h, "pod/u-1");
+	CHECK(!holdback_held(&h, "pod/u-1", 201) && h.n == 1);
+	/* Not tried again long after its hold: forgotten. */
+	holdback_prune(&h, 202, 60);
+	CHECK(h.n == 1);
+	holdback_prune(&h, 200 + 2 + 60 + 1, 60);
+	CHECK(h.n == 0);
+	holdback_release(&h);
+}
+
+/* Pool names match without regard to case; one agent parses alone. */
+static void
+test_ado_reads(void)
+{
+	static const char pools[] = "{\"count\":1,\"value\":[{\"id\":12,\"name\":\"AKS-Pool\"}]}";
+	static const char one[] = "{\"id\":7,\"name\":\"a-7\",\"status\":\"offline\","
+	    "\"enabled\":true,\"createdOn\":\"2026-09-01T10:00:00Z\","
+	    "\"systemCapabilities\":{\"PIPEWARDEN_MANAGED\":\"true\",\"PIPEWARDEN_POD_UID\":\"u-7\"},"
+	    "\"assignedRequest\":{\"requestId\":99,\"assignTime\":\"2026-09-01T11:59:00.1234567Z\"}}";
+	struct agent_list l;
+	char err[256], spelled[64];
+
+	CHECK(ado_parse_pool_id(pools, strlen(pools), "aks-pool", spelled, sizeof(spelled), err,
+	    sizeof(err)) == 12);
+	CHECK_STR(spelled, "AKS-Pool");
+	CHECK(ado_parse_pool_id(pools, strlen(pools), "aks-pool-2", spelled, sizeof(spelled), err,
+	    sizeof(err)) == -1);
+	CHECK(ado_parse_agent(one, strlen(one), &l, err, sizeof(err)) == 0 && l.n == 1);
+	CHECK(l.n == 1 && l.agents[0].id == 7 && l.agents[0].busy &&
+	    l.agents[0].assigned == NOW - 60 && strcmp(l.agents[0].pod_uid, "u-7") == 0);
+	agent_list_release(&l);
+	CHECK(ado_parse_agent("{\"id\":7}", 8, &l, err, sizeof(err)) == -1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -874,6 +1018,10 @@ main(int argc, char **argv)
 	test_own_pool();
 	test_pod_annotations();
 	test_gone_jobs();
+	test_recheck();
+	test_interruption_per_request();
+	test_holdback();
+	test_ado_reads();
 	test_pods();
 	test_job_busy();
 	test_job_state();
