@@ -28,6 +28,7 @@ import copy
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import ssl
@@ -1112,6 +1113,22 @@ class Container:
         return [CHROOT, "--userspec=65532:65532", self.root] + container["command"] + args + list(extra)
 
 
+def documented_helm(verb):
+    """`helm VERB ...` as docs/install.md shows it, as arguments after the
+    verb: the suite runs the documented command, so the page cannot rot.
+    The chart path becomes the tree's, and the user's `-f my-values.yaml`
+    is left to the caller (the test's own values)."""
+    with open(os.path.join(lib.ROOT, "docs", "install.md")) as f:
+        text = f.read().replace("\\\n", " ")
+    m = re.search(r"(?:^ {4}|`)helm %s ([^`\n]*)" % verb, text, re.M)
+    assert m, "docs/install.md shows no `helm %s` command" % verb
+    args = shlex.split(m.group(1))
+    if "-f" in args:
+        i = args.index("-f")
+        del args[i:i + 2]
+    return [CHART if a == "charts/pipewarden" else a for a in args]
+
+
 def helm(w, *args, values=None):
     cmd = [cluster.helm_bin()] + list(args) + ["--kubeconfig", w.cp.admin_kubeconfig]
     if values is not None:
@@ -1306,8 +1323,11 @@ def test_helm_lifecycle(res, w):
     w.api.create(ns_path("secrets", SYS_NS), {"apiVersion": "v1", "kind": "Secret",
                                               "metadata": {"name": "azp-pat"},
                                               "stringData": {"token": PAT}})
-    p = helm(w, "install", RELEASE, CHART, "--namespace", SYS_NS, "--create-namespace", values=chart_values(w))
-    if not res.check(p.returncode == 0, "helm install", (p.stdout + p.stderr)[-800:]):
+    args = documented_helm("install")
+    res.check(args[:2] == [RELEASE, CHART] and SYS_NS in args,
+              "docs/install.md's helm install names the release, the chart and the namespace", str(args))
+    p = helm(w, "install", *args, values=chart_values(w))
+    if not res.check(p.returncode == 0, "helm install, as docs/install.md shows it", (p.stdout + p.stderr)[-800:]):
         return
     sec = w.api.get(ns_path("secrets", SYS_NS, "pipewarden-webhook-tls"))["data"]
     mwc = w.api.get("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pipewarden")
@@ -1354,7 +1374,7 @@ def test_helm_lifecycle(res, w):
               "leads and deletes its node's finished pod", p.stderr[-800:])
 
     # helm upgrade with changed values: the CA stays, the new config is served.
-    p = helm(w, "upgrade", RELEASE, CHART, "--namespace", SYS_NS,
+    p = helm(w, "upgrade", *documented_helm("upgrade"),
              values=chart_values(w, config={"defaultPool": "linux-large", "pools": ["aks-pool", "linux-large"]},
                                  webhook={"timeoutSeconds": 7, "replicas": 3}))
     if not res.check(p.returncode == 0, "helm upgrade", (p.stdout + p.stderr)[-800:]):
@@ -1380,7 +1400,7 @@ def test_helm_lifecycle(res, w):
     made = release_objects(w)
     w.stop_webhook()
     w.service_port.stop()
-    p = helm(w, "uninstall", RELEASE, "--namespace", SYS_NS, "--wait", "--timeout", "60s")
+    p = helm(w, "uninstall", *documented_helm("uninstall"), "--wait", "--timeout", "60s")
     if not res.check(p.returncode == 0, "helm uninstall", (p.stdout + p.stderr)[-800:]):
         return
     left = [o for o in made if w.api.exists(object_path(*o))]
