@@ -26,8 +26,9 @@ PLAN_SRC    := janitor/holdback.c janitor/plan.c janitor/ado.c janitor/lease.c j
 POLICY_SRC  := webhook/policy.c webhook/review.c
 WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/arena.c webhook/certs.c \
                webhook/server.c webhook/main.c
-JANITOR_SRC := $(COMMON_SRC) $(PLAN_SRC) common/http.c common/secret.c \
-               janitor/kube.c janitor/loop.c janitor/main.c
+JANITOR_SRC := $(COMMON_SRC) $(PLAN_SRC) common/http.c common/secret.c janitor/signals.c \
+               janitor/setup.c janitor/leader.c janitor/act.c janitor/jobs.c janitor/health.c \
+               janitor/kube.c janitor/loop.c janitor/reportcmd.c janitor/main.c
 UNIT_TESTS  := test_buf test_file test_quantity test_names test_config test_metrics \
                test_policy test_plan test_allocfail
 

@@ -10,9 +10,8 @@
  * fails the parse), so one request's parse never takes more than that,
  * whatever its body holds.  cJSON's hooks are process-wide, so this is for
  * the webhook's one event-loop thread only, and every cJSON tree made
- * inside must also be deleted (or abandoned) inside.  Under
- * AddressSanitizer the allocations go to malloc, one by one, so the
- * sanitizer still sees each, and the budget is still kept.
+ * inside must also be deleted (or abandoned) inside.  The sanitizer build
+ * uses the same arena and budget, with the unused space poisoned.
  */
 
 /* Start routing cJSON's allocations to the arena, at most budget bytes. */

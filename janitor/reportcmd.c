@@ -1,0 +1,105 @@
+/*
+ * `pipewarden-janitor report`: each pool's agents, the pod behind each and
+ * what the next cycle would do and why, from the same lists and the same
+ * pure plan as a leader's cycle.  It writes nothing and takes no Lease.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/buf.h"
+#include "janitor.h"
+#include "report.h"
+
+int
+janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
+{
+	struct janitor j;
+	struct report_pool *pools = NULL;
+	struct pod_list all_pods;
+	struct plan plan;
+	struct agent_list *lists = NULL;
+	struct pool_agents pa;
+	struct plan_input in;
+	struct pod_lookup lk = { NULL, NULL, 0 };
+	struct buf out;
+	char err[512];
+	size_t i, first;
+	int rc = 2;
+
+	memset(&all_pods, 0, sizeof(all_pods));
+	memset(&plan, 0, sizeof(plan));
+	buf_init(&out, 256 * 1024 * 1024);
+	if (setup_open(&j, opts, cfg) == -1)
+		goto out;
+	rc = 1;
+	if (kube_list_pods(&j.kube, NULL, KUBE_MANAGED_SELECTOR, NULL, 0, &all_pods, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "pipewarden-janitor report: listing managed pods failed: %s\n", err);
+		goto out;
+	}
+	/* What a leader would plan now, from every managed pod. */
+	memset(&in, 0, sizeof(in));
+	in.cfg = &j.cfg->janitor;
+	in.now = time(NULL);
+	in.node = "";
+	in.leader = 1;
+	in.all_pods = all_pods.pods;
+	in.n_all_pods = all_pods.n;
+	in.all_pods_complete = 1;
+	pools = calloc(j.cfg->npools + 1, sizeof(*pools));
+	lists = calloc(j.cfg->npools + 1, sizeof(*lists));
+	if (pools == NULL || lists == NULL || plan_lookup_init(&lk, all_pods.pods,
+	    all_pods.n) == -1)
+		goto nomem;
+	rc = 0;
+	for (i = 0; i < j.cfg->npools; i++) {
+		pools[i].pool = j.cfg->pools[i];
+		if ((pools[i].id = loop_pool_id(&j, i, err, sizeof(err))) == -1 ||
+		    ado_list_agents(&j.ado, pools[i].id, &lists[i], err, sizeof(err)) == -1) {
+			if ((pools[i].error = strdup(err)) == NULL)
+				goto nomem;
+			pools[i].id = 0;
+			rc = 1;
+			continue;
+		}
+		/* What a leader would plan now, the cycle's caps included. */
+		pa.pool = pools[i].pool;
+		pa.agents = lists[i].agents;
+		pa.n = lists[i].n;
+		pa.complete = 1;
+				first = plan.n;
+		if (plan_pool_agents(&in, &pa, &plan) == -1)
+			goto nomem;
+		plan_cap(&plan, first, j.cfg->janitor.max_deletions_per_cycle);
+		pools[i].agents = lists[i].agents;
+		pools[i].n = lists[i].n;
+		pools[i].nactions = plan.n - first;
+	}
+	/* Each pool's actions, once the plan has stopped growing (and moving). */
+	for (i = 0, first = 0; i < j.cfg->npools; i++) {
+		pools[i].actions = pools[i].error == NULL ? plan.items + first : NULL;
+		first += pools[i].nactions;
+	}
+	if (report_render(&out, json, pools, j.cfg->npools, &lk, in.now) == -1)
+		goto nomem;
+	fwrite(out.data, 1, out.len, stdout);
+	goto out;
+nomem:
+	fprintf(stderr, "pipewarden-janitor report: out of memory\n");
+	rc = 1;
+out:
+	plan_lookup_release(&lk);
+	for (i = 0; pools != NULL && i < j.cfg->npools; i++) {
+		free((char *)pools[i].error);
+		agent_list_release(&lists[i]);
+	}
+	free(pools);
+	free(lists);
+	plan_release(&plan);
+	pod_list_release(&all_pods);
+	buf_release(&out);
+	setup_close(&j);
+	return rc;
+}
