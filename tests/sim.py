@@ -537,6 +537,7 @@ class AdoSim:
         # an agents list is served, before anything else is answered: same
         # id, back online, a new pod uid (fixture fact 25).
         self.reregister_after_list = set()
+        self.reregistered = set()     # (pool id, agent id) already registered again
         self.faults = {}
         self.token_requests = 0
         self.lock = threading.RLock()
@@ -676,22 +677,30 @@ class AdoSim:
         now = time.time() if now is None else now
         for a in self.agents[pid]:
             if a["name"] == name:
-                a["status"] = "online"
-                a["statusChangedOn"] = now_rfc3339(now)
-                a["systemCapabilities"]["PIPEWARDEN_POD_UID"] = pod_uid
-                a.pop("assignedRequest", None)
-                return a
+                return self.replaced(a, pod_uid, now)
         aid = max([a["id"] for p in self.agents.values() for a in p] + [0]) + 1
         a = agent(aid, name, status="online", changed_ago=0, created_ago=0, managed=managed,
                   pod_uid=pod_uid, now=now)
         self.agents[pid].append(a)
         return a
 
+    @staticmethod
+    def replaced(a, pod_uid, now):
+        """What ReplaceAgentAsync leaves: the same id, online, the new pod's
+        capabilities."""
+        a["status"] = "online"
+        a["statusChangedOn"] = now_rfc3339(now)
+        a["systemCapabilities"]["PIPEWARDEN_POD_UID"] = pod_uid
+        a.pop("assignedRequest", None)
+        return a
+
     def reregister(self, pid):
-        for a in list(self.agents[pid]):
-            if a["name"] in self.reregister_after_list:
-                self.reregister_after_list.discard(a["name"])
-                self.register(pid, a["name"], "uid-" + a["name"] + "-again")
+        """After a list of pool pid: its agents named in reregister_after_list
+        register again, once each (a name may stand in several pools)."""
+        for a in self.agents[pid]:
+            if a["name"] in self.reregister_after_list and (pid, a["id"]) not in self.reregistered:
+                self.reregistered.add((pid, a["id"]))
+                self.replaced(a, "uid-" + a["name"] + "-again", time.time())
 
     @staticmethod
     def agent_not_found(aid):

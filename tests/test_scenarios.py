@@ -70,7 +70,7 @@ FAULTS = [("none", 580), ("kube_down", 30), ("kube_401", 30), ("kube_5xx", 50), 
           ("ado_5xx", 2), ("ado_429", 4), ("pool_missing", 30), ("entra_down", 1),
           ("lease_conflict", 30), ("lease_stolen", 30), ("agent_busy_race", 40),
           ("agent_gone_race", 30), ("pod_replaced", 40), ("job_pod_appears", 28),
-          ("leader_slowed", 2)]
+          ("leader_slowed", 2), ("agent_reregistered", 30)]
 
 # A slowed leader: every agent DELETE takes this long, and the janitor runs
 # with a 1 s interval, so its Lease is 17 s and half of it 8.5 s.
@@ -310,8 +310,9 @@ def agent_deletable(sc, s, listed=None):
         return False
     if listed is None:
         listed = {(p["uid"], p["name"]) for p, _ in sc.pods if p["managed"]}
-    # Without onlyManagedAgents the list has no capabilities: by name only.
-    if s["pod_uid"] is not None and sc.only_managed:
+    # The list always carries capabilities: by PIPEWARDEN_POD_UID where the
+    # agent has one, else by name.
+    if s["pod_uid"] is not None:
         return not any(uid == s["pod_uid"] for uid, _ in listed)
     return not any(name == s["name"] for _, name in listed)
 
@@ -372,6 +373,7 @@ class Worker:
             a.faults = {}
             a.max_api_version = "7.1"
             a.reregister_after_list = set()
+            a.reregistered = set()
             a.proxy.target = a.server.port
             a.server.clear()
         k.delete_pod, k.delete_job = self.real["delete_pod"], self.real["delete_job"]
@@ -452,6 +454,11 @@ class Worker:
                     if ag["id"] == aid:
                         ag["assignedRequest"] = {"requestId": 1, "planType": "Build"}
             self.hooks["delete_agent"] = busy
+        elif f == "agent_reregistered":
+            # Every offline agent registers again under its name (and id)
+            # right after the list: a DELETE decided from it meets a live agent.
+            a.reregister_after_list = {ag["name"] for p in a.agents.values() for ag in p
+                                       if ag["status"] == "offline"}
         elif f == "agent_gone_race":
             def gone(pid, aid):
                 a.agents[pid] = [ag for ag in a.agents[pid] if ag["id"] != aid]
@@ -600,6 +607,9 @@ def check(w, sc, ids, outs):
             str(agent_deletes[:4]))
     if f == "lease_stolen":
         inv("a Lease taken mid-cycle: no agent is deleted", not agent_deletes, str(agent_deletes))
+    if f == "agent_reregistered":
+        inv("agents registered again under their ids after the list: none is deleted",
+            not agent_deletes, str(agent_deletes))
     if f == "leader_slowed":
         # DESIGN "Leader safety": no leader-only deletion starts more than
         # half the Lease after the last successful renewal.
@@ -643,9 +653,9 @@ def check(w, sc, ids, outs):
     ours = {"pipewarden.io/job-request-id", "pipewarden.io/pipeline", "pipewarden.io/run",
             "pipewarden.io/run-url", "pipewarden.io/interruption"}
     specs = {(s["ns"], s["name"]): s for s, _ in sc.pods}
-    # (without onlyManagedAgents the list has no capabilities: by name)
-    # (and an unmanaged agent is nobody's pod's while capabilities are known)
-    busy_keys = {(s["pod_uid"] if sc.only_managed else None) or s["name"] for s, _ in sc.agents
+    # (the list always carries capabilities: by pod uid where there is one;
+    # with onlyManagedAgents an unmanaged agent is nobody's pod's)
+    busy_keys = {s["pod_uid"] or s["name"] for s, _ in sc.agents
                  if s["busy"] and (s["managed"] or not sc.only_managed)}
     patches, bad = [r for r in kreq if r[0] == "PATCH"], []
     for r in patches:
