@@ -4,35 +4,16 @@
 #include <stddef.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-
 #include "../common/http.h"
-#include "../common/strpool.h"
+#include "kube_parse.h"
 #include "plan.h"
 
 /*
- * The Kubernetes API: reading pods (pure parsing), listing, deleting,
- * Events and the Lease.
+ * The Kubernetes API client: listing pods, reading Jobs and Nodes,
+ * deleting, annotating, Events and the Lease.  What its answers say is read
+ * by kube_parse.c.
  */
 
-/* Managed pods as compact records whose strings the list owns (no JSON
- * tree is kept: a page is parsed one pod at a time). */
-struct pod_list {
-	struct pod_info	*pods;		/* owned */
-	size_t		 n, cap;
-	struct strpool	 strings;	/* the pods' strings */
-};
-
-/* Parse one PodList page and append its items to l; *continue_token gets
- * metadata.continue (the caller frees it) or NULL.  Return 0, or -1 with a
- * message (not a PodList). */
-int	kube_parse_pods(struct pod_list *l, const char *body, size_t len,
-	    char **continue_token, char *err, size_t errlen);
-void	pod_list_release(struct pod_list *l);
-
-/* Append a copy of pod (its strings copied into l's).  Return 0, or -1 when
- * out of memory (l is unchanged but for capacity). */
-int	pod_list_add(struct pod_list *l, const struct pod_info *pod);
 
 struct kube {
 	struct http_client	*http;		/* owned */
@@ -68,10 +49,6 @@ int	kube_list_pods(struct kube *k, const char *ns, const char *label_selector,
 	    const char *field_selector, int cached, struct pod_list *l, char *err,
 	    size_t errlen);
 
-/* Parse a Job body into j (exists set, finished from its conditions).
- * Return 0, or -1 with a message (not a Job). */
-int	kube_parse_job(const char *body, size_t len, struct job_info *j, char *err,
-	    size_t errlen);
 
 /* GET a Job.  Return 0 (j->exists 0 on a 404) or -1 with a message. */
 int	kube_get_job(struct kube *k, const char *ns, const char *name,
@@ -89,14 +66,6 @@ enum kube_delete_result	kube_delete_pod(struct kube *k, const char *ns,
 enum kube_delete_result	kube_delete_job(struct kube *k, const char *ns,
 			    const char *name, const char *uid, char *err, size_t errlen);
 
-/* The annotations the leader writes on managed pods: the pipeline job its
- * agent runs. */
-#define KUBE_ANN_REQUEST	"pipewarden.io/job-request-id"
-#define KUBE_ANN_PIPELINE	"pipewarden.io/pipeline"
-#define KUBE_ANN_RUN		"pipewarden.io/run"
-#define KUBE_ANN_RUN_URL	"pipewarden.io/run-url"
-/* ... and, once, why the job was interrupted (its Event's reason). */
-#define KUBE_ANN_INTERRUPTION	"pipewarden.io/interruption"
 
 /* Set (or, with a NULL value, remove) annotations of pod: a JSON merge
  * patch with the pod's uid as precondition.  KUBE_DELETED means written;
@@ -114,17 +83,6 @@ enum kube_delete_result	kube_annotate_pod(struct kube *k, const struct pod_info 
 /* GET a Node.  Return 1 when it exists, 0 on a 404, -1 with a message. */
 int	kube_node_exists(struct kube *k, const char *name, char *err, size_t errlen);
 
-/* What an Event is about (its involvedObject); the strings are borrowed. */
-struct kube_object {
-	const char	*api_version;
-	const char	*kind;
-	const char	*namespace;
-	const char	*name;
-	const char	*uid;
-};
-
-/* A pod as an Event's subject (borrows pod's strings). */
-struct kube_object kube_pod_object(const struct pod_info *pod);
 
 /* Record a core/v1 Event about an object (best effort): type Normal or
  * Warning, its reason, the action taken, a message.  Return 0 or -1. */
@@ -134,21 +92,6 @@ int	kube_event(struct kube *k, const struct kube_object *about, const char *type
 
 /* ---- the Lease ----------------------------------------------------------- */
 
-struct lease {
-	int		 exists;
-	char		 holder[256];
-	long long	 duration;
-	time_t		 acquire;
-	long		 acquire_ns;
-	time_t		 renew;
-	long		 renew_ns;
-	long long	 transitions;
-	char		 resource_version[64];
-};
-
-/* Parse a Lease body.  Return 0, or -1 with a message (not a Lease). */
-int	kube_parse_lease(const char *body, size_t len, struct lease *l, char *err,
-	    size_t errlen);
 
 /* GET the Lease.  Return 0 (l->exists says whether it was found) or -1. */
 int	kube_get_lease(struct kube *k, const char *name, struct lease *l,

@@ -1,0 +1,79 @@
+#ifndef PW_KUBE_PARSE_H
+#define PW_KUBE_PARSE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "../common/strpool.h"
+#include "plan.h"
+
+/*
+ * Reading the Kubernetes API's answers into plain data (pure): pods, one
+ * at a time from a page, into compact records; Jobs; Leases.  The client
+ * is kube.c.
+ */
+
+/* The annotations the leader writes on managed pods: the pipeline job its
+ * agent runs. */
+#define KUBE_ANN_REQUEST	"pipewarden.io/job-request-id"
+#define KUBE_ANN_PIPELINE	"pipewarden.io/pipeline"
+#define KUBE_ANN_RUN		"pipewarden.io/run"
+#define KUBE_ANN_RUN_URL	"pipewarden.io/run-url"
+/* ... and, once, why the job was interrupted (its Event's reason). */
+#define KUBE_ANN_INTERRUPTION	"pipewarden.io/interruption"
+
+/* Managed pods as compact records whose strings the list owns (no JSON
+ * tree is kept: a page is parsed one pod at a time). */
+struct pod_list {
+	struct pod_info	*pods;		/* owned */
+	size_t		 n, cap;
+	struct strpool	 strings;	/* the pods' strings */
+};
+
+/* Parse one PodList page and append its items to l; *continue_token gets
+ * metadata.continue (the caller frees it) or NULL.  Return 0, or -1 with a
+ * message (not a PodList). */
+int	kube_parse_pods(struct pod_list *l, const char *body, size_t len,
+	    char **continue_token, char *err, size_t errlen);
+void	pod_list_release(struct pod_list *l);
+
+/* Append a copy of pod (its strings copied into l's).  Return 0, or -1 when
+ * out of memory (l is unchanged but for capacity). */
+int	pod_list_add(struct pod_list *l, const struct pod_info *pod);
+
+/* Parse a Job body into j (exists set, finished from its conditions).
+ * Return 0, or -1 with a message (not a Job). */
+int	kube_parse_job(const char *body, size_t len, struct job_info *j, char *err,
+	    size_t errlen);
+
+/* What an Event is about (its involvedObject); the strings are borrowed. */
+struct kube_object {
+	const char	*api_version;
+	const char	*kind;
+	const char	*namespace;
+	const char	*name;
+	const char	*uid;
+};
+
+/* A pod as an Event's subject (borrows pod's strings). */
+struct kube_object kube_pod_object(const struct pod_info *pod);
+
+/* ---- the Lease ----------------------------------------------------------- */
+
+struct lease {
+	int		 exists;
+	char		 holder[256];
+	long long	 duration;
+	time_t		 acquire;
+	long		 acquire_ns;
+	time_t		 renew;
+	long		 renew_ns;
+	long long	 transitions;
+	char		 resource_version[64];
+};
+
+/* Parse a Lease body.  Return 0, or -1 with a message (not a Lease). */
+int	kube_parse_lease(const char *body, size_t len, struct lease *l, char *err,
+	    size_t errlen);
+
+#endif
