@@ -21,34 +21,20 @@
 #include "../common/log.h"
 #include "../common/metrics.h"
 #include "arena.h"
+#include "budget.h"
 #include "certs.h"
+#include "conns.h"
 #include "policy.h"
 #include "review.h"
 #include "server.h"
 
 #define BODY_MAX	(4 * 1024 * 1024)	/* two objects of etcd's 1.5 MiB */
-/* Memory, so the process stays under its container's 64 MiB whatever
- * arrives: all request bodies held at once, and one request's parse (one
- * at a time: every callback runs on the loop's one thread). */
-#define BODIES_BUDGET	(24 * 1024 * 1024)
+/* One request's parse (one at a time: every callback runs on the loop's
+ * one thread); all bodies together are budget.c's. */
 #define PARSE_BUDGET	(16 * 1024 * 1024)
-/* Of the bodies' budget, this much is only for bodies of at most
- * LARGE_BODY (real pods are a few KiB): a flood of large bodies cannot
- * keep ordinary pods out. */
-#define SMALL_RESERVE	(4 * 1024 * 1024)
-#define LARGE_BODY	(256 * 1024)
 #define DRAIN_MAX	(64 * 1024 * 1024)	/* past this, answer and close */
 #define STOP_GRACE	20			/* seconds for in-flight requests */
 #define CERT_KEEP	600			/* seconds a replaced pair lives */
-
-/* Per-connection state, MHD's socket context: when the connection must
- * have delivered its next whole request.  Listed for the deadline sweep. */
-struct conn {
-	struct conn	*prev, *next;
-	int		 fd;
-	double		 deadline;	/* monotonic seconds */
-	int		 cut;		/* shut down by the sweep */
-};
 
 struct server {
 	const struct server_options *opts;
@@ -61,13 +47,14 @@ struct server {
 	int			 sigfd;
 	int			 timerfd;
 	unsigned int		 in_flight;
-	size_t			 buffered;	/* bytes charged by all bodies */
+	struct budget		 bodies;	/* what all bodies hold */
 	double			 last_request;	/* monotonic start of the newest */
 	int			 stopping;	/* SIGTERM: /readyz fails */
 	double			 quiesce_at;	/* then stop accepting, at this time */
 	int			 quiesced;
 	time_t			 stop_deadline;
-	struct conn		*conns;		/* every open TLS connection */
+	struct conns		 conns;		/* every open TLS connection; each
+						 * is MHD's socket context */
 
 	struct metric_family	*m_requests;
 	struct metric_family	*m_duration;
@@ -80,7 +67,7 @@ struct server {
 struct request {
 	struct server	*srv;
 	struct buf	 body;
-	size_t		 charged;	/* of srv->buffered, for this body */
+	size_t		 charged;	/* of srv->bodies, for this body */
 	int		 over_budget;	/* the global budget refused it: 503 */
 	size_t		 drained;
 	int		 mutate;	/* POST /mutate */
@@ -201,25 +188,16 @@ deny_uninspectable(struct server *srv, struct MHD_Connection *conn, struct reque
 	return respond(srv, conn, MHD_HTTP_OK, answer, len, "application/json");
 }
 
-/* Charge more bytes of body to the global budget; -1 when they do not fit
- * (the body is then dropped and drained, and answered 503). */
+/* Charge the bytes of body received so far; -1 when they do not fit (the
+ * body is then dropped and drained, and answered 503). */
 static int
 charge_body(struct server *srv, struct request *req, size_t total)
 {
-	size_t budget = total > LARGE_BODY ? BODIES_BUDGET - SMALL_RESERVE : BODIES_BUDGET;
-
-	if (total <= req->charged)
+	if (budget_charge(&srv->bodies, &req->charged, total) == 0)
 		return 0;
-	if (srv->buffered > budget || total - req->charged > budget - srv->buffered) {
-		req->over_budget = 1;
-		srv->buffered -= req->charged;
-		req->charged = 0;
-		buf_release(&req->body);
-		return -1;
-	}
-	srv->buffered += total - req->charged;
-	req->charged = total;
-	return 0;
+	req->over_budget = 1;
+	buf_release(&req->body);
+	return -1;
 }
 
 /* The whole body is in: decide and answer. */
@@ -282,13 +260,10 @@ static void
 conn_deadline(struct MHD_Connection *conn, double deadline, int tighten)
 {
 	const union MHD_ConnectionInfo *ci;
-	struct conn *c;
 
 	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	if (ci == NULL || (c = ci->socket_context) == NULL)
-		return;
-	if (!tighten || deadline < c->deadline)
-		c->deadline = deadline;
+	if (ci != NULL && ci->socket_context != NULL)
+		conns_deadline(ci->socket_context, deadline, tighten);
 }
 
 /* A TLS connection opens or closes.  From accept, a client has
@@ -301,46 +276,32 @@ notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 {
 	struct server *srv = cls;
 	const union MHD_ConnectionInfo *ci;
-	struct conn *c = *socket_context;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		/* Out of memory: unbounded but served (MHD's own timeout). */
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
-			return;		/* unbounded but served: MHD's own timeout */
-		c->fd = ci->connect_fd;
-		c->deadline = mono_now() + srv->opts->request_timeout;
-		c->next = srv->conns;
-		if (srv->conns != NULL)
-			srv->conns->prev = c;
-		srv->conns = c;
-		*socket_context = c;
-	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c != NULL) {
-		if (c->prev != NULL)
-			c->prev->next = c->next;
-		else
-			srv->conns = c->next;
-		if (c->next != NULL)
-			c->next->prev = c->prev;
-		free(c);
+		if (ci != NULL)
+			*socket_context = conns_open(&srv->conns, ci->connect_fd,
+			    mono_now() + srv->opts->request_timeout);
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		conns_close(&srv->conns, *socket_context);
 		*socket_context = NULL;
 	}
 }
 
-/* Cut every connection past its deadline: libmicrohttpd sees the shut
- * down socket on its next run and closes the connection. */
+/* A connection past its deadline: libmicrohttpd sees the shut down socket
+ * on its next run and closes the connection. */
+static void
+cut_connection(int fd)
+{
+	shutdown(fd, SHUT_RDWR);
+	log_debug("connection cut: no whole request by its deadline", NULL);
+}
+
 static void
 sweep_deadlines(struct server *srv)
 {
-	double now = mono_now();
-	struct conn *c;
-
-	for (c = srv->conns; c != NULL; c = c->next) {
-		if (c->cut || now < c->deadline)
-			continue;
-		c->cut = 1;
-		shutdown(c->fd, SHUT_RDWR);
-		log_debug("connection cut: no whole request by its deadline", NULL);
-	}
+	conns_sweep(&srv->conns, mono_now(), cut_connection);
 }
 
 static enum MHD_Result
@@ -467,7 +428,7 @@ request_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	(void)toe;
 	if (req == NULL)
 		return;
-	srv->buffered -= req->charged;
+	budget_return(&srv->bodies, &req->charged);
 	buf_release(&req->body);
 	free(req);
 	*req_cls = NULL;
