@@ -70,7 +70,7 @@ help:
 deps: build/.deps
 build/.deps:
 ifneq ($(NODEPS),1)
-	@sh tests/ensure-packages $(BUILD_DEPS) $(TEST_DEPS)
+	@sh tests/support/ensure-packages $(BUILD_DEPS) $(TEST_DEPS)
 endif
 	@mkdir -p build && touch $@
 
@@ -87,7 +87,7 @@ $(B)/bin/pipewarden-janitor: $(JANITOR_SRC:%.c=$(B)/obj/%.o)
 	$(CC) $(LDFLAGS) -o $@ $^ $(JLIBS)
 
 $(B)/tools/policy-run: $(COMMON_SRC:%.c=$(B)/obj/%.o) $(POLICY_SRC:%.c=$(B)/obj/%.o) \
-    $(B)/obj/tests/policy_run.o
+    $(B)/obj/tests/support/policy_run.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -140,7 +140,7 @@ build/fuzz/%: tests/fuzz/fuzz_%.c $(FUZZ_SRC)
 	    -fno-sanitize-recover=all -o $@ $^ $(LIBS) -lcurl
 
 fuzz-deps:
-	@sh tests/ensure-packages clang libclang-rt-14-dev
+	@sh tests/support/ensure-packages clang libclang-rt-14-dev
 
 build/fuzz/%: | fuzz-deps
 
@@ -158,7 +158,7 @@ fuzz: fuzz-deps $(FUZZERS:%=build/fuzz/%)
 # from this system's Debian packages (image/rootfs.sh, image/build.sh).
 
 image: all
-	@sh tests/ensure-packages $(IMAGE_DEPS)
+	@sh tests/support/ensure-packages $(IMAGE_DEPS)
 	@sh image/rootfs.sh bin build/image/rootfs
 	@sh image/build.sh build/image/rootfs build/image $(VERSION)
 
@@ -168,14 +168,14 @@ image: all
 -include $(shell find build -name '*.d' -type f 2>/dev/null)
 
 # ---- tests ---------------------------------------------------------------
-# Each suite prints "N passed, N failed"; tests/summary adds them up.
+# Each suite prints "N passed, N failed"; tests/support/summary.py adds them up.
 
 test: all controlplane
 	@rm -f build/results
 	$(MAKE) --no-print-directory unit fuzz-replay e2e e2e-cluster manifests SUITE_TAG=
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory valgrind
-	@$(PYTHON) tests/summary.py build/results
+	@$(PYTHON) tests/support/summary.py build/results
 
 unit: all unit-bin
 	@for t in $(UNIT_TESTS); do $(B)/tests/$$t > build/unit.out || \
@@ -188,37 +188,37 @@ SCENARIOS      ?= 10000
 SCENARIOS_ASAN ?= 1000
 
 e2e: all
-	$(PYTHON) tests/run_cases.py --policy $(B)/tools/policy-run --results build/results \
+	$(PYTHON) tests/e2e/run_cases.py --policy $(B)/tools/policy-run --results build/results \
 	    --suite "policy golden cases $(SUITE_TAG)"
-	$(PYTHON) tests/test_webhook.py --bin $(B)/bin/pipewarden-webhook --results build/results \
+	$(PYTHON) tests/e2e/test_webhook.py --bin $(B)/bin/pipewarden-webhook --results build/results \
 	    --suite "webhook end-to-end $(SUITE_TAG)"
-	$(PYTHON) tests/test_janitor.py --bin $(B)/bin/pipewarden-janitor --results build/results \
+	$(PYTHON) tests/e2e/test_janitor.py --bin $(B)/bin/pipewarden-janitor --results build/results \
 	    --suite "janitor end-to-end $(SUITE_TAG)"
-	$(PYTHON) tests/test_scenarios.py --bin $(B)/bin/pipewarden-janitor --results build/results \
+	$(PYTHON) tests/e2e/test_scenarios.py --bin $(B)/bin/pipewarden-janitor --results build/results \
 	    --count $(SCENARIOS) --suite "janitor randomized scenarios $(SUITE_TAG)"
-	$(PYTHON) tests/test_monitoring.py --webhook $(B)/bin/pipewarden-webhook \
+	$(PYTHON) tests/e2e/test_monitoring.py --webhook $(B)/bin/pipewarden-webhook \
 	    --janitor $(B)/bin/pipewarden-janitor --results build/results \
 	    --suite "dashboard and alerts on Prometheus $(SUITE_TAG)"
 
 # The test control plane and Helm, built once from their Go modules
-# (tests/controlplane/go.mod, helm/go.mod) into ~/.cache/pipewarden.
+# (tests/cluster/controlplane/go.mod, helm/go.mod) into ~/.cache/pipewarden.
 controlplane:
-	@sh tests/controlplane/build.sh
+	@sh tests/cluster/controlplane/build.sh
 
-# pipewarden installed on a real control plane (tests/test_cluster.py); the
+# pipewarden installed on a real control plane (tests/cluster/test_cluster.py); the
 # image and the Helm chart in the plain run only (the image holds bin/).
 CLUSTER_IMAGE = $(if $(filter 1,$(SANITIZE)),,--image build/image)
 e2e-cluster: all controlplane $(if $(filter 1,$(SANITIZE)),,image)
-	$(PYTHON) tests/test_cluster.py --webhook $(B)/bin/pipewarden-webhook \
+	$(PYTHON) tests/cluster/test_cluster.py --webhook $(B)/bin/pipewarden-webhook \
 	    --janitor $(B)/bin/pipewarden-janitor $(CLUSTER_IMAGE) --results build/results \
 	    --suite "real control plane $(SUITE_TAG)"
 
 # Render, validate and check the install path (kustomize, RBAC, promtool; the
 # Helm chart: lint, the same objects as kustomize, its values schema).
 manifests: all controlplane
-	$(PYTHON) tests/test_manifests.py --webhook $(B)/bin/pipewarden-webhook \
+	$(PYTHON) tests/install/test_manifests.py --webhook $(B)/bin/pipewarden-webhook \
 	    --janitor $(B)/bin/pipewarden-janitor --results build/results
-	$(PYTHON) tests/test_chart.py --helm $$(sh tests/controlplane/build.sh --print-dir helm)/helm \
+	$(PYTHON) tests/install/test_chart.py --helm $$(sh tests/cluster/controlplane/build.sh --print-dir helm)/helm \
 	    --janitor $(B)/bin/pipewarden-janitor --results build/results
 
 check-asan:
@@ -227,20 +227,20 @@ check-asan:
 	    unit fuzz-replay e2e e2e-cluster
 
 valgrind: all unit-bin
-	$(PYTHON) tests/valgrind.py --build $(B) --results build/results $(UNIT_TESTS)
+	$(PYTHON) tests/support/valgrind.py --build $(B) --results build/results $(UNIT_TESTS)
 
 demo: all
-	@sh tests/demo.sh
+	@sh tests/demo/demo.sh
 
 bench: all controlplane $(B)/bench/ceiling $(B)/bench/newconn
-	@$(PYTHON) tests/bench.py --build $(B)
-	@$(PYTHON) tests/bench_cluster.py --webhook $(B)/bin/pipewarden-webhook \
+	@$(PYTHON) tests/bench/bench.py --build $(B)
+	@$(PYTHON) tests/bench/bench_cluster.py --webhook $(B)/bin/pipewarden-webhook \
 	    --janitor $(B)/bin/pipewarden-janitor
 
 # At least a million requests; RSS at the start and the end must agree within 1 MiB.
 SOAK_REQUESTS ?= 1000000
 soak: all
-	@$(PYTHON) tests/bench.py --build $(B) --soak $(SOAK_REQUESTS)
+	@$(PYTHON) tests/bench/bench.py --build $(B) --soak $(SOAK_REQUESTS)
 
 $(B)/bench/ceiling: $(B)/obj/tests/bench/ceiling.o $(B)/obj/common/file.o
 	@mkdir -p $(dir $@)

@@ -15,7 +15,7 @@
 - every rendering validates against the Kubernetes schema (k8s-validate).
 
 What kube-apiserver makes of the same renderings (server-side dry run, a
-real install, upgrade and uninstall) is in tests/test_cluster.py.
+real install, upgrade and uninstall) is in tests/cluster/test_cluster.py.
 
 usage: test_chart.py --helm BIN --janitor BIN [--results FILE]
 """
@@ -32,7 +32,7 @@ import tempfile
 
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import lib  # noqa: E402
 
 CHART = os.path.join(lib.ROOT, "charts", "pipewarden")

@@ -4,7 +4,7 @@
 # ScaledJob creates for an Azure Pipelines agent, shows what it injected as
 # a before/after diff, then a denial and the metrics, and stops it.
 set -eu
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=/usr/bin/python3
 tmp=$(mktemp -d)
 pid=""
@@ -91,4 +91,4 @@ curl -s --cacert "$tmp/certs/ca.crt" "https://localhost:$port/readyz"
 wait "$pid" && echo "   exited 0"
 pid=""
 
-/usr/bin/python3 tests/demo_janitor.py
+/usr/bin/python3 tests/demo/demo_janitor.py

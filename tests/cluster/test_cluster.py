@@ -2,14 +2,14 @@
 """pipewarden on a real control plane.
 
 Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler
-(tests/cluster.py), three fake Nodes and a test kubelet, installs pipewarden
+(tests/cluster/cluster.py), three fake Nodes and a test kubelet, installs pipewarden
 from its own kustomize output (the self-signed overlay; the one test-only
 change: the MutatingWebhookConfiguration calls the webhook on loopback by
 `url`), runs the real webhook and one real janitor process per node, each with
 a token of the janitor's ServiceAccount bound to its DaemonSet pod on that
 node, and checks what kube-apiserver, the Job controller, the garbage
 collector and the scheduler make of it.  Azure DevOps and Entra are the
-simulators of tests/sim.py.
+simulators of tests/support/sim.py.
 
 Then the way users install (#15): the container image, unpacked from its
 OCI layout, runs both programs as its user with only its own files; every
@@ -43,7 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "install"))
 import cluster  # noqa: E402
 import lib  # noqa: E402
 import sim  # noqa: E402
@@ -739,14 +740,31 @@ def test_janitor_annotations(res, w):
     evs = [e for e in events_for(w, AGENT_NS, "oom-killed") if e["reason"] == "PipelineJobInterrupted"]
     ann = w.api.get(ns_path("pods", AGENT_NS, "oom-killed"))["metadata"].get("annotations", {})
     res.check(len(evs) == 1 and evs[0]["type"] == "Warning" and "OOMKilled" in evs[0]["message"] and
-              "payments-api - CI" in evs[0]["message"] and ann.get("pipewarden.io/interruption") == "OOMKilled",
+              "payments-api - CI" in evs[0]["message"] and
+              ann.get("pipewarden.io/interruption") == "1400701:OOMKilled",
               "an OOMKilled agent pod's job: one Warning Event (over two cycles) and the interruption annotation",
               json.dumps(evs)[:600] + json.dumps(ann) + p.stderr[-400:])
     q = w.cp.kubectl("-n", AGENT_NS, "get", "events", "--field-selector",
                      "involvedObject.name=oom-killed,reason=PipelineJobInterrupted")
     res.check(q.returncode == 0 and "PipelineJobInterrupted" in q.stdout, "kubectl get events shows it",
               q.stdout + q.stderr)
-    w.ado.agents[12] = [a for a in w.ado.agents[12] if a["id"] not in (700, 701)]
+    # #21: a container restarted after an OOM kill keeps that death in its
+    # lastState (as a kubelet writes it); the job its agent runs now was
+    # assigned after it, and is not blamed.
+    managed_pod(w, "restarted-agent", n1, "Running", last_oom_ago=300)
+    rp = w.api.get(ns_path("pods", AGENT_NS, "restarted-agent"))
+    again = sim.agent(702, "restarted-agent", status="online", busy=True, changed_ago=200,
+                      pod_uid=rp["metadata"]["uid"])
+    again["assignedRequest"]["assignTime"] = sim.now_rfc3339(time.time() - 100)
+    w.ado.agents[12].append(again)
+    p = w.janitor_once(n1)
+    evs = [e for e in events_for(w, AGENT_NS, "restarted-agent") if e["reason"] == "PipelineJobInterrupted"]
+    ann = w.api.get(ns_path("pods", AGENT_NS, "restarted-agent"))["metadata"].get("annotations", {})
+    res.check(p.returncode == 0 and not evs and "pipewarden.io/interruption" not in ann and
+              ann.get("pipewarden.io/job-request-id") == "1400702",
+              "an OOM kill in a restarted container's lastState is not blamed on the job it runs now",
+              json.dumps(evs)[:300] + json.dumps(ann))
+    w.ado.agents[12] = [a for a in w.ado.agents[12] if a["id"] not in (700, 701, 702)]
     api = w.janitor_api(n1)
 
     def patch(name, body):
@@ -1046,9 +1064,18 @@ def test_privileges(res, w):
                   json.dumps(body)[:300])
     st, body = api.raw("DELETE", ns_path("pods", AGENT_NS, "vap-own-node"))
     res.check(st == 200, "the policy: it can delete a managed pod on its own node (%d)" % st, json.dumps(body)[:300])
-    # The probes go (an admin's delete): left behind, a managed-labelled pod
-    # in a namespace that did not opt in would fail every later janitor
-    # cycle on that node with the policy's 403.
+    # #21: a delete the policy refuses holds back that pod only: the
+    # janitor deletes the next one in the same cycle and exits 0.
+    w.kubelet.set_status(OTHER_NS, "vap-other-ns", "Succeeded", finished_ago=3600)
+    managed_pod(w, "zz-after-refusal", n1, "Succeeded", finished_ago=3600)
+    p = w.janitor_once(n1)
+    res.check(p.returncode == 0 and w.api.exists(ns_path("pods", OTHER_NS, "vap-other-ns")) and
+              wait_gone(w.api, ns_path("pods", AGENT_NS, "zz-after-refusal")) and
+              "write refused: held back, the other objects go on" in p.stderr and
+              "ValidatingAdmissionPolicy" in p.stderr,
+              "a delete kube-apiserver's policy refuses (403) holds back that pod only: the next is "
+              "deleted, exit 0", p.stderr[-1200:])
+    # The probes go (an admin's delete).
     for ns, name in [(AGENT_NS, "vap-managed-other-node"), (AGENT_NS, "vap-unmanaged"), (OTHER_NS, "vap-other-ns")]:
         w.api.raw("DELETE", ns_path("pods", ns, name))
         wait_gone(w.api, ns_path("pods", ns, name), 30)

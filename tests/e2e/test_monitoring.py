@@ -25,7 +25,7 @@ import urllib.request
 
 import yaml
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import lib  # noqa: E402
 import sim  # noqa: E402
 import test_janitor  # noqa: E402

@@ -18,7 +18,7 @@ import time
 
 import jsonpatch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 HAVE_SHARED = os.path.isdir(os.path.join(SHARED, "tools"))
 JSONPATCH_APPLY = os.path.join(SHARED, "tools", "jsonpatch-apply")

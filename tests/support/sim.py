@@ -36,7 +36,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SIGNIN_HTML = ("<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title>"
                "</head><body>Sign in to your account</body></html>")
@@ -558,7 +558,7 @@ class AdoSim:
             os.makedirs(d, exist_ok=True)
             for f in ("ca.crt", "ca.key"):
                 shutil.copy(os.path.join(certdir, f), os.path.join(d, f))
-            subprocess.run(["sh", os.path.join(HERE, "..", "certs", "make-certs.sh"), d,
+            subprocess.run(["sh", os.path.join(ROOT, "certs", "make-certs.sh"), d,
                             "dev.azure.com", "pipewarden-system"], check=True, capture_output=True)
         return d
 

@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import lib  # noqa: E402
 import sim  # noqa: E402
 
@@ -64,7 +64,7 @@ NODES = {"janitor-1": "node-a", "janitor-2": "node-b"}
 
 # Faults and how often (per mille) a scenario gets one.  Those that make the
 # janitor wait (backoff, Retry-After) are rare so that 10,000 scenarios fit
-# in a few minutes; tests/test_janitor.py covers each of them in depth.
+# in a few minutes; tests/e2e/test_janitor.py covers each of them in depth.
 FAULTS = [("none", 580), ("kube_down", 30), ("kube_401", 30), ("kube_5xx", 50), ("kube_429", 4),
           ("ado_down", 3), ("ado_203", 35), ("ado_malformed", 35), ("ado_5xx_recovered", 5),
           ("ado_5xx", 2), ("ado_429", 4), ("pool_missing", 30), ("entra_down", 1),

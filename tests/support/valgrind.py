@@ -29,16 +29,16 @@ def main():
         res.check(p.returncode == 0, "valgrind %s" % t, (p.stdout + p.stderr)[-3000:])
     rc = res.done()
     py = sys.executable
-    rc |= subprocess.call([py, os.path.join(lib.ROOT, "tests", "run_cases.py"),
+    rc |= subprocess.call([py, os.path.join(lib.ROOT, "tests", "e2e", "run_cases.py"),
                            "--policy", os.path.join(args.build, "tools", "policy-run"),
                            "--wrapper", VALGRIND, "--suite", "valgrind policy golden cases"]
                           + (["--results", args.results] if args.results else []))
-    rc |= subprocess.call([py, os.path.join(lib.ROOT, "tests", "test_webhook.py"),
+    rc |= subprocess.call([py, os.path.join(lib.ROOT, "tests", "e2e", "test_webhook.py"),
                            "--bin", os.path.join(args.build, "bin", "pipewarden-webhook"),
                            "--wrapper", VALGRIND, "--quick",
                            "--suite", "valgrind webhook end-to-end"]
                           + (["--results", args.results] if args.results else []))
-    rc |= subprocess.call([py, os.path.join(lib.ROOT, "tests", "test_janitor.py"),
+    rc |= subprocess.call([py, os.path.join(lib.ROOT, "tests", "e2e", "test_janitor.py"),
                            "--bin", os.path.join(args.build, "bin", "pipewarden-janitor"),
                            "--wrapper", VALGRIND, "--quick",
                            "--suite", "valgrind janitor end-to-end"]

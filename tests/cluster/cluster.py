@@ -1,7 +1,7 @@
 """A real Kubernetes control plane on loopback, as a test fixture.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler, built by
-tests/controlplane/build.sh from the pinned release's Go modules, started on
+tests/cluster/controlplane/build.sh from the pinned release's Go modules, started on
 free loopback ports with a PKI made here with OpenSSL.  There is no kubelet
 and no container runtime: nodes are Node objects, and `Kubelet` plays the
 kubelet through the API (pod status, finishing the deletion of a bound pod).
@@ -27,10 +27,10 @@ import threading
 import time
 import urllib.parse
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import lib  # noqa: E402
 
-BUILD = os.path.join(lib.ROOT, "tests", "controlplane", "build.sh")
+BUILD = os.path.join(lib.ROOT, "tests", "cluster", "controlplane", "build.sh")
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 _PROCS = []                 # every child still running, for the exit handlers
 
@@ -263,7 +263,7 @@ class ControlPlane:
     def binary(self, name):
         path = os.path.join(self.bin, name)
         if not os.access(path, os.X_OK):
-            raise RuntimeError("%s is not built: run `make controlplane` (tests/controlplane/build.sh)" % path)
+            raise RuntimeError("%s is not built: run `make controlplane` (tests/cluster/controlplane/build.sh)" % path)
         return path
 
     def log(self, name):
@@ -471,11 +471,13 @@ class Kubelet:
         self.thread.join(5)
 
     def set_status(self, ns, name, phase, started_ago=600, finished_ago=None, exit_code=0,
-                   reason=None, waiting=None, terminated=None, running=None):
+                   reason=None, waiting=None, terminated=None, running=None, last_oom_ago=None):
         """Give a pod the status a kubelet would write.
 
         phase Running: every container running, except those in `terminated`
-        (names, finished `finished_ago` seconds ago) and `waiting` ({name: reason}).
+        (names, finished `finished_ago` seconds ago) and `waiting` ({name: reason});
+        with last_oom_ago, the agent container restarted after an OOM kill that
+        long ago (its lastState, restartCount 1).
         phase Succeeded/Failed: every container terminated `finished_ago` ago
         with exit_code (a Failed pod: 1 unless given) and `reason`.
         phase Pending: containers waiting with the reasons in `waiting`.
@@ -507,6 +509,13 @@ class Kubelet:
                 st.update({"ready": True, "started": True,
                            "state": {"running": {"startedAt": start}},
                            "containerID": "containerd://%032x" % abs(hash(c["name"]))})
+                if last_oom_ago is not None and c["name"] == "agent":
+                    st["state"]["running"]["startedAt"] = now_rfc3339(now - last_oom_ago + 1)
+                    st["lastState"] = {"terminated": {
+                        "exitCode": 137, "reason": "OOMKilled", "startedAt": start,
+                        "finishedAt": now_rfc3339(now - last_oom_ago),
+                        "containerID": "containerd://%032x" % abs(hash(c["name"] + "-0"))}}
+                    st["restartCount"] = 1
             else:
                 st["state"] = {"waiting": {"reason": "ContainerCreating"}}
             (init_st if kind == "init" else main_st).append(st)

@@ -8,7 +8,7 @@ and ../shared/tools/jsonpatch-apply when ../shared is there), the result is
 compared with the expected pod, sent again to prove idempotence, and
 validated against the Kubernetes schema (k8s-validate).
 
-tests/test_webhook.py runs the same cases through the real binary over TLS.
+tests/e2e/test_webhook.py runs the same cases through the real binary over TLS.
 
 usage: run_cases.py --policy build/tools/policy-run [--results FILE] [--update]
 """
@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import lib  # noqa: E402
 
 
