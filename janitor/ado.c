@@ -387,75 +387,88 @@ form_field(struct buf *b, const char *key, const char *value)
 	http_escape(b, value);
 }
 
-/* Exchange the projected service-account token for an Entra token for
- * Azure DevOps, unless the cached one is still good. */
+/* The token request: Entra's endpoint for the tenant, and the form with
+ * the federated assertion (the projected token, re-read each time: kubelet
+ * rotates it).  Return 0, or -1 with a message. */
 static int
-entra_token(struct ado *a, time_t now, char *err, size_t errlen)
+entra_request(struct ado *a, struct buf *url, struct buf *form, char *err, size_t errlen)
 {
-	static const char *const headers[] = {
-	    "Content-Type: application/x-www-form-urlencoded",
-	    "Accept: application/json", NULL };
-	struct http_response r = { 0 };
 	struct secret assertion = { NULL, 0 };
-	struct buf url, form;
-	const cJSON *tok, *exp;
-	cJSON *root = NULL;
-	double expires;
-	int rc = -1, attempt;
 
-	if (a->bearer.bytes != NULL && now < a->bearer_expiry)
-		return 0;
-	buf_init(&url, 4096);
-	buf_init(&form, 64 * 1024);
-	/* Re-read the file each time: kubelet rotates it. */
 	if (a->token_file == NULL || secret_load(&assertion, a->token_file) == -1) {
 		snprintf(err, errlen, "workload identity: cannot read the federated token "
 		    "file '%s' (AZURE_FEDERATED_TOKEN_FILE)", a->token_file ? a->token_file : "");
-		goto out;
+		return -1;
 	}
 	if (a->client_id == NULL || a->client_id[0] == '\0' || a->tenant_id == NULL ||
 	    a->tenant_id[0] == '\0') {
 		snprintf(err, errlen, "workload identity: the janitor has no client id or "
 		    "tenant id of its own (config janitor.identity.clientId/tenantId, or "
 		    "AZURE_CLIENT_ID/AZURE_TENANT_ID on its pod)");
-		goto out;
+		secret_release(&assertion);
+		return -1;
 	}
-	buf_addf(&url, "%s%s%s/oauth2/v2.0/token", a->authority,
+	buf_addf(url, "%s%s%s/oauth2/v2.0/token", a->authority,
 	    a->authority[0] != '\0' && a->authority[strlen(a->authority) - 1] == '/' ? "" : "/",
 	    a->tenant_id);
-	form_field(&form, "client_id", a->client_id);
-	form_field(&form, "scope", ADO_RESOURCE "/.default");
-	form_field(&form, "client_assertion_type",
+	form_field(form, "client_id", a->client_id);
+	form_field(form, "scope", ADO_RESOURCE "/.default");
+	form_field(form, "client_assertion_type",
 	    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
-	form_field(&form, "client_assertion", secret_bytes(&assertion));
-	form_field(&form, "grant_type", "client_credentials");
+	form_field(form, "client_assertion", secret_bytes(&assertion));
+	form_field(form, "grant_type", "client_credentials");
+	secret_release(&assertion);
+	return 0;
+}
+
+/* POST the request, retrying 429 and 5xx within the deadline.  Return 0
+ * with Entra's answer in r, or -1 (a->last_error and err say why). */
+static int
+entra_post(struct ado *a, const struct buf *url, const struct buf *form,
+    struct http_response *r, char *err, size_t errlen)
+{
+	static const char *const headers[] = {
+	    "Content-Type: application/x-www-form-urlencoded",
+	    "Accept: application/json", NULL };
+	int attempt;
+
 	for (attempt = 0; attempt < a->max_attempts; attempt++) {
-		if (attempt > 0 && ado_wait(a, r.retry_after > 0 ? r.retry_after :
+		if (attempt > 0 && ado_wait(a, r->retry_after > 0 ? r->retry_after :
 		    backoff(a, attempt)) == -1) {
 			snprintf(err, errlen, "workload identity: Entra token request: "
 			    "stopping, or its time budget is spent");
-			goto out;
+			return -1;
 		}
-		http_response_release(&r);
-		if (http_request(a->http, "POST", url.data, headers, NULL, form.data,
-		    form.len, &r, err, errlen) == -1)
+		http_response_release(r);
+		if (http_request(a->http, "POST", url->data, headers, NULL, form->data,
+		    form->len, r, err, errlen) == -1)
 			continue;
-		if (r.status != 429 && r.status < 500)
-			break;
+		if (r->status != 429 && r->status < 500)
+			return 0;
 	}
-	if (r.status == 0 || r.status == 429 || r.status >= 500) {
-		a->last_error = r.status == 429 ? ADO_ERR_THROTTLED : ADO_ERR_UNAVAILABLE;
-		if (r.status != 0)
-			snprintf(err, errlen, "workload identity: Entra token endpoint "
-			    "answered HTTP %ld", r.status);
-		goto out;
-	}
-	root = cJSON_ParseWithLength(r.body.data, r.body.len);
+	a->last_error = r->status == 429 ? ADO_ERR_THROTTLED : ADO_ERR_UNAVAILABLE;
+	if (r->status != 0)
+		snprintf(err, errlen, "workload identity: Entra token endpoint answered "
+		    "HTTP %ld", r->status);
+	return -1;
+}
+
+/* Keep the token of Entra's answer, until shortly before it expires.
+ * Return 0, or -1 with a message (a refusal, or no token in it). */
+static int
+entra_accept(struct ado *a, const struct http_response *r, time_t now, char *err,
+    size_t errlen)
+{
+	cJSON *root = cJSON_ParseWithLength(r->body.data, r->body.len);
+	const cJSON *tok, *exp;
+	double expires;
+	int rc = -1;
+
 	a->last_error = ADO_ERR_AUTH;
-	if (r.status != 200) {
+	if (r->status != 200) {
 		const char *e = str(root, "error"), *d = str(root, "error_description");
 		snprintf(err, errlen, "workload identity: Entra refused the token "
-		    "exchange: HTTP %ld %s: %.200s", r.status, e ? e : "",
+		    "exchange: HTTP %ld %s: %.200s", r->status, e ? e : "",
 		    d ? d : "(no description)");
 		goto out;
 	}
@@ -482,6 +495,26 @@ out:
 			explicit_bzero(tok->valuestring, strlen(tok->valuestring));
 	}
 	cJSON_Delete(root);
+	return rc;
+}
+
+/* Exchange the projected service-account token for an Entra token for
+ * Azure DevOps, unless the cached one is still good.  Every copy of a
+ * secret is wiped before it is freed. */
+static int
+entra_token(struct ado *a, time_t now, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf url, form;
+	int rc = -1;
+
+	if (a->bearer.bytes != NULL && now < a->bearer_expiry)
+		return 0;
+	buf_init(&url, 4096);
+	buf_init(&form, 64 * 1024);
+	if (entra_request(a, &url, &form, err, errlen) == 0 &&
+	    entra_post(a, &url, &form, &r, err, errlen) == 0)
+		rc = entra_accept(a, &r, now, err, errlen);
 	if (r.body.data != NULL)
 		explicit_bzero(r.body.data, r.body.len);
 	http_response_release(&r);
@@ -489,7 +522,6 @@ out:
 		explicit_bzero(form.data, form.len);
 	buf_release(&form);
 	buf_release(&url);
-	secret_release(&assertion);
 	return rc;
 }
 

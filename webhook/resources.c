@@ -76,25 +76,14 @@ emit_filled(struct patch_group *resources, const char *which, int exists,
 	patch_group_close(&g);
 }
 
-/* Add the profile's resources to the agent container's resources group.
- * pod_res is the pod's spec.resources (pod-level), or NULL. */
-int
-resources_fill(const struct profile *pr, const cJSON *container, const char *cname,
-    const cJSON *pod_res, struct patch_group *resources, struct policy_decision *d)
+/* Every resource name the profile mentions, once (at most RESOURCES_MAX),
+ * and whether Kubernetes overcommits it.  Return how many. */
+static size_t
+profile_names(const struct profile *pr, const char **names, int *exact)
 {
-	const cJSON *res = field_object(container, "resources");
-	const cJSON *own_req = field_object(res, "requests");
-	const cJSON *own_lim = field_object(res, "limits");
 	const struct resource_list *lists[3] = { &pr->requests, &pr->limits, &pr->max };
-	struct rvalue req[RESOURCES_MAX], lim[RESOURCES_MAX];
-	const char *names[RESOURCES_MAX];
-	int exact[RESOURCES_MAX];
 	size_t n = 0, i, j, k;
-	int rc = -1, r;
 
-	memset(req, 0, sizeof(req));
-	memset(lim, 0, sizeof(lim));	/* 16 x 2 entries */
-	/* Every resource name the profile mentions, once. */
 	for (k = 0; k < 3; k++)
 		for (i = 0; i < lists[k]->n && n < RESOURCES_MAX; i++) {
 			for (j = 0; j < n; j++)
@@ -105,10 +94,81 @@ resources_fill(const struct profile *pr, const cJSON *container, const char *cna
 				names[n++] = lists[k]->items[i].name;
 			}
 		}
-	for (i = 0; i < n; i++) {
-		const struct resource *pl = config_resource(&pr->limits, names[i]);
-		const struct resource *pq = config_resource(&pr->requests, names[i]);
+	return n;
+}
 
+/* One resource's final limit and request: the container's own where set,
+ * else the profile's (pl, pq), the request never above the limit, and for
+ * an exact resource the two equal. */
+static void
+fill_one(struct rvalue *req, struct rvalue *lim, const struct resource *pq,
+    const struct resource *pl, int exact)
+{
+	if (!lim->set && pl != NULL) {
+		lim->set = lim->filled = 1;
+		lim->q = pl->q;
+		lim->json = NULL;
+		if (req->set && (exact || quantity_cmp(&req->q, &pl->q) > 0)) {
+			lim->q = req->q;
+			lim->json = req->json;
+		}
+	}
+	/* Under a container's own limit of an exact resource, the API server
+	 * makes the request equal to it. */
+	if (!req->set && pq != NULL && !(exact && lim->set && !lim->filled)) {
+		req->set = req->filled = 1;
+		req->q = pq->q;
+		req->json = NULL;
+		if (lim->set && quantity_cmp(&pq->q, &lim->q) > 0) {
+			req->q = lim->q;
+			req->json = lim->json;
+		}
+	}
+}
+
+/* Deny (d) the first request or limit above the profile's max.  The
+ * maximum applies to the container's own values and to ours. */
+static void
+check_max(const struct profile *pr, const char *cname, const char *const *names,
+    const struct rvalue *req, const struct rvalue *lim, size_t n, struct policy_decision *d)
+{
+	size_t i, j;
+
+	for (i = 0; i < pr->max.n && d->result != POLICY_DENIED; i++) {
+		const struct resource *mx = &pr->max.items[i];
+		for (j = 0; j < n && d->result != POLICY_DENIED; j++) {
+			if (strcmp(names[j], mx->name) != 0)
+				continue;
+			if ((req[j].set && quantity_cmp(&req[j].q, &mx->q) > 0) ||
+			    (lim[j].set && quantity_cmp(&lim[j].q, &mx->q) > 0))
+				decision_deny(d, 403, "container \"%s\" resources.%s.%s exceeds "
+				    "the maximum %s of profile '%s'; lower it or choose "
+				    "another profile with annotation 'pipewarden.io/profile'",
+				    cname, req[j].set && quantity_cmp(&req[j].q, &mx->q) > 0 ?
+				    "requests" : "limits", mx->name, mx->text, pr->name);
+		}
+	}
+}
+
+/* Add the profile's resources to the agent container's resources group.
+ * pod_res is the pod's spec.resources (pod-level), or NULL. */
+int
+resources_fill(const struct profile *pr, const cJSON *container, const char *cname,
+    const cJSON *pod_res, struct patch_group *resources, struct policy_decision *d)
+{
+	const cJSON *res = field_object(container, "resources");
+	const cJSON *own_req = field_object(res, "requests");
+	const cJSON *own_lim = field_object(res, "limits");
+	struct rvalue req[RESOURCES_MAX], lim[RESOURCES_MAX];
+	const char *names[RESOURCES_MAX];
+	int exact[RESOURCES_MAX];
+	size_t n, i;
+	int rc = -1, r;
+
+	memset(req, 0, sizeof(req));
+	memset(lim, 0, sizeof(lim));	/* 16 x 2 entries */
+	n = profile_names(pr, names, exact);
+	for (i = 0; i < n; i++) {
 		req[i].name = lim[i].name = names[i];
 		if ((r = own_quantity(own_req, names[i], &req[i], cname, "requests", d)) != 0 ||
 		    (r = own_quantity(own_lim, names[i], &lim[i], cname, "limits", d)) != 0) {
@@ -116,51 +176,15 @@ resources_fill(const struct profile *pr, const cJSON *container, const char *cna
 			goto out;
 		}
 		/* A resource the pod budgets at pod level is the pod's. */
-		if (field(field_object(pod_res, "requests"), names[i]) != NULL ||
-		    field(field_object(pod_res, "limits"), names[i]) != NULL)
-			continue;
-		if (!lim[i].set && pl != NULL) {
-			lim[i].set = lim[i].filled = 1;
-			lim[i].q = pl->q;
-			lim[i].json = NULL;
-			if (req[i].set && (exact[i] || quantity_cmp(&req[i].q, &pl->q) > 0)) {
-				lim[i].q = req[i].q;
-				lim[i].json = req[i].json;
-			}
-		}
-		/* Under a container's own limit of an exact resource, the API
-		 * server makes the request equal to it. */
-		if (!req[i].set && pq != NULL && !(exact[i] && lim[i].set && !lim[i].filled)) {
-			req[i].set = req[i].filled = 1;
-			req[i].q = pq->q;
-			req[i].json = NULL;
-			if (lim[i].set && quantity_cmp(&pq->q, &lim[i].q) > 0) {
-				req[i].q = lim[i].q;
-				req[i].json = lim[i].json;
-			}
-		}
+		if (field(field_object(pod_res, "requests"), names[i]) == NULL &&
+		    field(field_object(pod_res, "limits"), names[i]) == NULL)
+			fill_one(&req[i], &lim[i], config_resource(&pr->requests, names[i]),
+			    config_resource(&pr->limits, names[i]), exact[i]);
 	}
-	/* The maximum applies to the container's own values and to ours. */
-	for (i = 0; i < pr->max.n; i++) {
-		const struct resource *mx = &pr->max.items[i];
-		for (j = 0; j < n; j++) {
-			if (strcmp(names[j], mx->name) != 0)
-				continue;
-			if (req[j].set && quantity_cmp(&req[j].q, &mx->q) > 0)
-				decision_deny(d, 403, "container \"%s\" resources.requests.%s exceeds "
-				    "the maximum %s of profile '%s'; lower it or choose "
-				    "another profile with annotation 'pipewarden.io/profile'",
-				    cname, mx->name, mx->text, pr->name);
-			else if (lim[j].set && quantity_cmp(&lim[j].q, &mx->q) > 0)
-				decision_deny(d, 403, "container \"%s\" resources.limits.%s exceeds "
-				    "the maximum %s of profile '%s'; lower it or choose "
-				    "another profile with annotation 'pipewarden.io/profile'",
-				    cname, mx->name, mx->text, pr->name);
-			if (d->result == POLICY_DENIED) {
-				rc = d->message != NULL ? 0 : -1;
-				goto out;
-			}
-		}
+	check_max(pr, cname, names, req, lim, n, d);
+	if (d->result == POLICY_DENIED) {
+		rc = d->message != NULL ? 0 : -1;
+		goto out;
 	}
 	emit_filled(resources, "requests", own_req != NULL, names, req, n, &pr->requests);
 	emit_filled(resources, "limits", own_lim != NULL, names, lim, n, &pr->limits);

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/config.h"
-#include "../common/file.h"
-#include "../webhook/policy.h"
-#include "../webhook/review.h"
+#include "../../common/config.h"
+#include "../../common/file.h"
+#include "../../webhook/policy.h"
+#include "../../webhook/review.h"
 
 #define REVIEW_MAX	(8 * 1024 * 1024)
 
