@@ -132,6 +132,41 @@ on_header(char *p, size_t size, size_t n, void *cls)
 	return len;
 }
 
+/* Everything libcurl needs for one request (the handle is reset first). */
+static void
+set_options(struct http_client *c, const char *method, const char *url,
+    struct curl_slist *headers, long timeout, const char *body, size_t body_len,
+    struct http_response *r)
+{
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout);
+	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	/* A deletion in flight is completed: its outcome must be known. */
+	if (c->abort != NULL && strcmp(method, "DELETE") != 0) {
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
+		curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	}
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	if (c->ca_file != NULL)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+	if (body != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	} else if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	}
+}
+
 int
 http_request(struct http_client *c, const char *method, const char *url,
     const char *const *headers, const char *auth, const char *body,
@@ -170,33 +205,7 @@ http_request(struct http_client *c, const char *method, const char *url,
 			goto out;
 		list = l;
 	}
-	curl_easy_reset(c->curl);
-	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, list);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	/* A deletion in flight is completed: its outcome must be known. */
-	if (c->abort != NULL && strcmp(method, "DELETE") != 0) {
-		curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-		curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
-		curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
-	}
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L);
-	if (c->ca_file != NULL)
-		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
-	if (body != NULL) {
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-	} else if (strcmp(method, "GET") == 0) {
-		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
-	}
+	set_options(c, method, url, list, timeout, body, body_len, r);
 	rc = curl_easy_perform(c->curl);
 	if (rc != CURLE_OK) {
 		snprintf(err, errlen, "%s %s: %s", method, url,

@@ -36,6 +36,28 @@ own_namespace(char *buf, size_t len)
 	return "pipewarden-system";
 }
 
+/* What the pod's environment says: its identity in the Lease (POD_NAME,
+ * else the host name, written into host), the PAT file and the Azure
+ * webhook's workload-identity variables. */
+static void
+from_environment(struct janitor_options *jo, char *host, size_t hostlen)
+{
+	jo->identity = getenv("POD_NAME");
+	if (jo->identity == NULL || jo->identity[0] == '\0') {
+		if (gethostname(host, hostlen) != 0)
+			snprintf(host, hostlen, "pipewarden-janitor-%d", (int)getpid());
+		host[hostlen - 1] = '\0';
+		jo->identity = host;
+	}
+	jo->pat_file = getenv("AZP_TOKEN_FILE");
+	if (jo->pat_file != NULL && jo->pat_file[0] == '\0')
+		jo->pat_file = NULL;
+	jo->client_id = getenv("AZURE_CLIENT_ID");
+	jo->tenant_id = getenv("AZURE_TENANT_ID");
+	jo->authority = getenv("AZURE_AUTHORITY_HOST");
+	jo->federated_token_file = getenv("AZURE_FEDERATED_TOKEN_FILE");
+}
+
 /* A PAT file: AZP_TOKEN_FILE, set and not empty. */
 static int
 have_pat(void)
@@ -120,24 +142,11 @@ main(int argc, char **argv)
 	jo.config_path = common.config_path;
 	jo.node = node != NULL ? node : "";
 	jo.namespace = own_namespace(nsbuf, sizeof(nsbuf));
-	jo.identity = getenv("POD_NAME");
-	if (jo.identity == NULL || jo.identity[0] == '\0') {
-		if (gethostname(host, sizeof(host)) != 0)
-			snprintf(host, sizeof(host), "pipewarden-janitor-%d", (int)getpid());
-		host[sizeof(host) - 1] = '\0';
-		jo.identity = host;
-	}
+	from_environment(&jo, host, sizeof(host));
 	jo.kube_api = kube_api;
 	jo.kube_token_file = kube_token;
 	jo.kube_ca = kube_ca;
 	jo.ado_ca = ado_ca;
-	jo.pat_file = getenv("AZP_TOKEN_FILE");
-	if (jo.pat_file != NULL && jo.pat_file[0] == '\0')
-		jo.pat_file = NULL;
-	jo.client_id = getenv("AZURE_CLIENT_ID");
-	jo.tenant_id = getenv("AZURE_TENANT_ID");
-	jo.authority = getenv("AZURE_AUTHORITY_HOST");
-	jo.federated_token_file = getenv("AZURE_FEDERATED_TOKEN_FILE");
 	jo.metrics_port = (unsigned int)port;
 	jo.once = once;
 	jo.dry_run = dry_run;

@@ -12,6 +12,39 @@
 #include "janitor.h"
 #include "report.h"
 
+/*
+ * Pool i of the config: its agents (list, owned by the caller) and what a
+ * leader would plan for them now, the cycle's cap included, appended to
+ * plan.  Return 0; 1 when the pool could not be read (rp->error says why);
+ * -1 when out of memory.
+ */
+static int
+report_pool(struct janitor *j, size_t i, const struct plan_input *in, struct plan *plan,
+    struct report_pool *rp, struct agent_list *list)
+{
+	struct pool_agents pa;
+	size_t first = plan->n;
+	char err[512];
+
+	rp->pool = j->cfg->pools[i];
+	if ((rp->id = loop_pool_id(j, i, err, sizeof(err))) == -1 ||
+	    ado_list_agents(&j->ado, rp->id, list, err, sizeof(err)) == -1) {
+		rp->id = 0;
+		return (rp->error = strdup(err)) == NULL ? -1 : 1;
+	}
+	pa.pool = rp->pool;
+	pa.agents = list->agents;
+	pa.n = list->n;
+	pa.complete = 1;
+	if (plan_pool_agents(in, &pa, plan) == -1)
+		return -1;
+	plan_cap(plan, first, j->cfg->janitor.max_deletions_per_cycle);
+	rp->agents = list->agents;
+	rp->n = list->n;
+	rp->nactions = plan->n - first;
+	return 0;
+}
+
 int
 janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 {
@@ -20,13 +53,12 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 	struct pod_list all_pods;
 	struct plan plan;
 	struct agent_list *lists = NULL;
-	struct pool_agents pa;
 	struct plan_input in;
 	struct pod_lookup lk = { NULL, NULL, 0 };
 	struct buf out;
 	char err[512];
 	size_t i, first;
-	int rc = 2;
+	int rc = 2, r;
 
 	memset(&all_pods, 0, sizeof(all_pods));
 	memset(&plan, 0, sizeof(plan));
@@ -55,27 +87,10 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 		goto nomem;
 	rc = 0;
 	for (i = 0; i < j.cfg->npools; i++) {
-		pools[i].pool = j.cfg->pools[i];
-		if ((pools[i].id = loop_pool_id(&j, i, err, sizeof(err))) == -1 ||
-		    ado_list_agents(&j.ado, pools[i].id, &lists[i], err, sizeof(err)) == -1) {
-			if ((pools[i].error = strdup(err)) == NULL)
-				goto nomem;
-			pools[i].id = 0;
-			rc = 1;
-			continue;
-		}
-		/* What a leader would plan now, the cycle's caps included. */
-		pa.pool = pools[i].pool;
-		pa.agents = lists[i].agents;
-		pa.n = lists[i].n;
-		pa.complete = 1;
-				first = plan.n;
-		if (plan_pool_agents(&in, &pa, &plan) == -1)
+		if ((r = report_pool(&j, i, &in, &plan, &pools[i], &lists[i])) == -1)
 			goto nomem;
-		plan_cap(&plan, first, j.cfg->janitor.max_deletions_per_cycle);
-		pools[i].agents = lists[i].agents;
-		pools[i].n = lists[i].n;
-		pools[i].nactions = plan.n - first;
+		if (r == 1)
+			rc = 1;
 	}
 	/* Each pool's actions, once the plan has stopped growing (and moving). */
 	for (i = 0, first = 0; i < j.cfg->npools; i++) {

@@ -94,59 +94,87 @@ has_nul(const char *s, size_t len)
 	return 0;
 }
 
+static cJSON	*parse_body(const char *body, size_t len, char *err, size_t errlen);
+static int	 read_review(struct review *rv, char *err, size_t errlen);
+
 int
 review_parse(const char *body, size_t len, struct review *rv, char *err, size_t errlen)
 {
-	const cJSON *request, *kind, *object, *dry;
-	const char *api, *end = NULL;
-
 	memset(rv, 0, sizeof(*rv));
+	if ((rv->root = parse_body(body, len, err, errlen)) == NULL ||
+	    read_review(rv, err, errlen) == -1) {
+		review_release(rv);
+		return -1;
+	}
+	return 0;
+}
+
+/* The body as one JSON value: UTF-8, no NUL (cJSON would cut a C string
+ * there), nothing after it.  Return the tree (the caller owns it), or NULL
+ * with a message. */
+static cJSON *
+parse_body(const char *body, size_t len, char *err, size_t errlen)
+{
+	const char *end = NULL;
+	cJSON *root;
+
 	if (len == 0) {
 		snprintf(err, errlen, "empty body; expected an AdmissionReview");
-		return -1;
+		return NULL;
 	}
 	if (!utf8_valid((const unsigned char *)body, len)) {
 		snprintf(err, errlen, "body is not valid UTF-8");
-		return -1;
+		return NULL;
 	}
 	if (has_nul(body, len)) {
 		snprintf(err, errlen, "body contains a NUL character");
-		return -1;
+		return NULL;
 	}
-	rv->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-	if (rv->root == NULL) {
+	if ((root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL) {
 		snprintf(err, errlen, "body is not JSON (error near byte %zu, or "
 		    "nested deeper than %d)", end != NULL && end >= body ?
 		    (size_t)(end - body) : (size_t)0, CJSON_NESTING_LIMIT);
-		return -1;
+		return NULL;
 	}
 	for (; end != NULL && (size_t)(end - body) < len; end++) {
 		if (*end != ' ' && *end != '\n' && *end != '\r' && *end != '\t') {
 			snprintf(err, errlen, "body has data after the JSON value "
 			    "(byte %zu)", (size_t)(end - body));
-			goto fail;
+			cJSON_Delete(root);
+			return NULL;
 		}
 	}
+	return root;
+}
+
+/* An AdmissionReview v1 request, read from rv->root into rv.  Return 0, or
+ * -1 with a message saying what is missing. */
+static int
+read_review(struct review *rv, char *err, size_t errlen)
+{
+	const cJSON *request, *kind, *object, *dry;
+	const char *api;
+
 	if (!cJSON_IsObject(rv->root)) {
 		snprintf(err, errlen, "body is not a JSON object");
-		goto fail;
+		return -1;
 	}
 	api = string_at(rv->root, "apiVersion");
 	if (api == NULL || strcmp(api, "admission.k8s.io/v1") != 0) {
 		snprintf(err, errlen, "apiVersion '%.64s' is not admission.k8s.io/v1; "
 		    "set admissionReviewVersions: [v1] in the webhook configuration",
 		    api != NULL ? api : "");
-		goto fail;
+		return -1;
 	}
 	if (string_at(rv->root, "kind") == NULL ||
 	    strcmp(string_at(rv->root, "kind"), "AdmissionReview") != 0) {
 		snprintf(err, errlen, "kind is not AdmissionReview");
-		goto fail;
+		return -1;
 	}
 	request = cJSON_GetObjectItemCaseSensitive(rv->root, "request");
 	if (!cJSON_IsObject(request)) {
 		snprintf(err, errlen, "AdmissionReview has no request object");
-		goto fail;
+		return -1;
 	}
 	rv->uid = string_at(request, "uid");
 	rv->operation = string_at(request, "operation");
@@ -156,11 +184,11 @@ review_parse(const char *body, size_t len, struct review *rv, char *err, size_t 
 	rv->group = string_at(kind, "group");
 	if (rv->uid == NULL || rv->uid[0] == '\0') {
 		snprintf(err, errlen, "request.uid is missing");
-		goto fail;
+		return -1;
 	}
 	if (rv->operation == NULL || rv->kind == NULL) {
 		snprintf(err, errlen, "request.operation or request.kind is missing");
-		goto fail;
+		return -1;
 	}
 	if (rv->group == NULL)
 		rv->group = "";
@@ -170,14 +198,11 @@ review_parse(const char *body, size_t len, struct review *rv, char *err, size_t 
 	rv->object = cJSON_IsObject(object) ? object : NULL;
 	if (rv->object == NULL && strcmp(rv->operation, "CREATE") == 0) {
 		snprintf(err, errlen, "request.object is missing for a CREATE");
-		goto fail;
+		return -1;
 	}
 	dry = cJSON_GetObjectItemCaseSensitive(request, "dryRun");
 	rv->dry_run = cJSON_IsTrue(dry);
 	return 0;
-fail:
-	review_release(rv);
-	return -1;
 }
 
 void
