@@ -600,6 +600,35 @@ trailing_slashes(const char *s)
 	return k;
 }
 
+/* The top level's plain keys: organizationUrl (https://, a trailing '/'
+ * dropped), defaultPool and the rest.  Return 0, or -1 (p failed). */
+static int
+parse_top(struct parser *p, const cJSON *root, struct config *cfg)
+{
+	cfg->organization_url = get_string(p, root, "organizationUrl", "", NULL);
+	cfg->default_pool = get_string(p, root, "defaultPool", "", NULL);
+	cfg->work_dir = get_string(p, root, "workDir", "", "_work");
+	cfg->deny_plaintext_token = get_bool(p, root, "denyPlaintextToken", "", 1);
+	cfg->safe_to_evict = get_bool(p, root, "safeToEvict", "", 0);
+	cfg->default_profile = get_string(p, root, "defaultProfile", "", NULL);
+	if (p->failed)
+		return -1;
+	if (cfg->organization_url == NULL)
+		fail(p, "config: 'organizationUrl': required (for example "
+		    "https://dev.azure.com/contoso)");
+	else if (strncmp(cfg->organization_url, "https://", 8) != 0 ||
+	    cfg->organization_url[8] == '\0' || cfg->organization_url[8] == '/')
+		fail(p, "config: 'organizationUrl': '%s' must be an https:// URL (a PAT "
+		    "must never travel in clear)", cfg->organization_url);
+	else	/* "https://dev.azure.com/contoso/" and ".../contoso" are the same */
+		cfg->organization_url[strlen(cfg->organization_url) -
+		    trailing_slashes(cfg->organization_url)] = '\0';
+	if (cfg->default_pool == NULL || cfg->default_pool[0] == '\0')
+		fail(p, "config: 'defaultPool': required (the agent pool of pods "
+		    "without pipewarden.io/pool)");
+	return p->failed ? -1 : 0;
+}
+
 struct config *
 config_parse(const char *text, size_t len, char *err, size_t errlen)
 {
@@ -623,28 +652,7 @@ config_parse(const char *text, size_t len, char *err, size_t errlen)
 		goto out;
 	}
 	check_keys(&p, root, "", keys);
-	cfg->organization_url = get_string(&p, root, "organizationUrl", "", NULL);
-	cfg->default_pool = get_string(&p, root, "defaultPool", "", NULL);
-	cfg->work_dir = get_string(&p, root, "workDir", "", "_work");
-	cfg->deny_plaintext_token = get_bool(&p, root, "denyPlaintextToken", "", 1);
-	cfg->safe_to_evict = get_bool(&p, root, "safeToEvict", "", 0);
-	cfg->default_profile = get_string(&p, root, "defaultProfile", "", NULL);
-	if (p.failed)
-		goto out;
-	if (cfg->organization_url == NULL)
-		fail(&p, "config: 'organizationUrl': required (for example "
-		    "https://dev.azure.com/contoso)");
-	else if (strncmp(cfg->organization_url, "https://", 8) != 0 ||
-	    cfg->organization_url[8] == '\0' || cfg->organization_url[8] == '/')
-		fail(&p, "config: 'organizationUrl': '%s' must be an https:// URL (a PAT "
-		    "must never travel in clear)", cfg->organization_url);
-	else	/* "https://dev.azure.com/contoso/" and ".../contoso" are the same */
-		cfg->organization_url[strlen(cfg->organization_url) -
-		    trailing_slashes(cfg->organization_url)] = '\0';
-	if (cfg->default_pool == NULL || cfg->default_pool[0] == '\0')
-		fail(&p, "config: 'defaultPool': required (the agent pool of pods "
-		    "without pipewarden.io/pool)");
-	if (p.failed)
+	if (parse_top(&p, root, cfg) == -1)
 		goto out;
 
 	if ((pools = get_array(&p, root, "pools", "")) != NULL) {

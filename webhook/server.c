@@ -304,6 +304,34 @@ sweep_deadlines(struct server *srv)
 	conns_sweep(&srv->conns, mono_now(), cut_connection);
 }
 
+/* A request's headers are in: its state, and its deadline.  Nothing is
+ * held, or charged, for a declared Content-Length: the budget counts bytes
+ * received (a client that sends only headers holds nothing). */
+static enum MHD_Result
+begin_request(struct server *srv, struct MHD_Connection *conn, const char *url,
+    const char *method, void **req_cls)
+{
+	struct request *req;
+
+	if ((req = calloc(1, sizeof(*req))) == NULL)
+		return MHD_NO;
+	req->srv = srv;
+	clock_gettime(CLOCK_MONOTONIC, &req->start);
+	buf_init(&req->body, BODY_MAX);
+	req->body.step = 64 * 1024;
+	req->mutate = strcmp(url, "/mutate") == 0 && strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	*req_cls = req;
+	srv->in_flight++;
+	srv->last_request = mono_now();
+	/* While a request is being received, a silent client is dropped soon;
+	 * between requests it may idle longer (completion).  The body, too,
+	 * must be in by the deadline. */
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+	    srv->opts->request_timeout);
+	conn_deadline(conn, mono_now() + srv->opts->request_timeout, 1);
+	return MHD_YES;
+}
+
 static enum MHD_Result
 handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -313,29 +341,10 @@ handle_tls(void *cls, struct MHD_Connection *conn, const char *url,
 	struct request *req = *req_cls;
 
 	(void)version;
-	if (req == NULL) {
-		if ((req = calloc(1, sizeof(*req))) == NULL)
-			return MHD_NO;
-		req->srv = srv;
-		clock_gettime(CLOCK_MONOTONIC, &req->start);
-		buf_init(&req->body, BODY_MAX);
-		req->body.step = 64 * 1024;
-		req->mutate = strcmp(url, "/mutate") == 0 &&
-		    strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-		/* Nothing is held, or charged, for a declared Content-Length:
-		 * the budget counts bytes received (a client that sends only
-		 * headers holds nothing). */
-		*req_cls = req;
-		srv->in_flight++;
-		srv->last_request = mono_now();
-		/* While a request is being received, a silent client is dropped
-		 * soon; between requests it may idle longer (completion).  The
-		 * body, too, must be in by the deadline. */
-		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
-		    srv->opts->request_timeout);
-		conn_deadline(conn, mono_now() + srv->opts->request_timeout, 1);
-		return MHD_YES;
-	}
+	/* libmicrohttpd's three calls: the headers, each piece of the body,
+	 * the end of the request. */
+	if (req == NULL)
+		return begin_request(srv, conn, url, method, req_cls);
 	if (*upload_data_size > 0) {
 		if (seconds_since(&req->start) > srv->opts->request_timeout) {
 			*upload_data_size = 0;
@@ -724,13 +733,54 @@ raise_fd_limit(void)
 	}
 }
 
+/* The one event loop: SIGTERM and SIGINT on a signalfd, a 1 s timer (reloads,
+ * deadlines), both daemons listening.  Return 0, or -1 (logged). */
+static int
+open_loop(struct server *srv)
+{
+	const struct server_options *opts = srv->opts;
+	struct itimerspec its;
+	sigset_t mask;
+	char port[16];
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((srv->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1 ||
+	    (srv->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) == -1 ||
+	    (srv->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		goto fail;
+	memset(&its, 0, sizeof(its));
+	its.it_interval.tv_sec = its.it_value.tv_sec = 1;
+	timerfd_settime(srv->timerfd, 0, &its, NULL);
+	if ((srv->tls = start_listening(srv, 1, opts->port)) == NULL) {
+		snprintf(port, sizeof(port), "%u", opts->port);
+		log_error("cannot listen for HTTPS", "port", port, "error", strerror(errno), NULL);
+		return -1;
+	}
+	if ((srv->plain = start_listening(srv, 0, opts->metrics_port)) == NULL) {
+		snprintf(port, sizeof(port), "%u", opts->metrics_port);
+		log_error("cannot listen for metrics", "port", port, "error", strerror(errno),
+		    NULL);
+		return -1;
+	}
+	if (epoll_add(srv->epfd, daemon_fd(srv->tls)) == -1 ||
+	    epoll_add(srv->epfd, daemon_fd(srv->plain)) == -1 ||
+	    epoll_add(srv->epfd, srv->sigfd) == -1 || epoll_add(srv->epfd, srv->timerfd) == -1)
+		goto fail;
+	return 0;
+fail:
+	log_error("cannot set up the event loop", "error", strerror(errno), NULL);
+	return -1;
+}
+
 int
 server_run(const struct server_options *opts, struct config *cfg)
 {
 	struct server srv;
-	struct itimerspec its;
-	sigset_t mask;
-	char port[16];
+	char port[16], mport[16];
 	int rc = 1;
 
 	memset(&srv, 0, sizeof(srv));
@@ -746,47 +796,12 @@ server_run(const struct server_options *opts, struct config *cfg)
 	raise_fd_limit();
 	load_certs(&srv, 1);
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if ((srv.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1 ||
-	    (srv.timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK)) == -1 ||
-	    (srv.epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
-		log_error("cannot set up the event loop", "error", strerror(errno), NULL);
+	if (open_loop(&srv) == -1)
 		goto out;
-	}
-	memset(&its, 0, sizeof(its));
-	its.it_interval.tv_sec = its.it_value.tv_sec = 1;
-	timerfd_settime(srv.timerfd, 0, &its, NULL);
-
-	if ((srv.tls = start_listening(&srv, 1, opts->port)) == NULL) {
-		snprintf(port, sizeof(port), "%u", opts->port);
-		log_error("cannot listen for HTTPS", "port", port, "error", strerror(errno), NULL);
-		goto out;
-	}
-	if ((srv.plain = start_listening(&srv, 0, opts->metrics_port)) == NULL) {
-		snprintf(port, sizeof(port), "%u", opts->metrics_port);
-		log_error("cannot listen for metrics", "port", port, "error", strerror(errno),
-		    NULL);
-		goto out;
-	}
-	if (epoll_add(srv.epfd, daemon_fd(srv.tls)) == -1 ||
-	    epoll_add(srv.epfd, daemon_fd(srv.plain)) == -1 ||
-	    epoll_add(srv.epfd, srv.sigfd) == -1 ||
-	    epoll_add(srv.epfd, srv.timerfd) == -1) {
-		log_error("cannot set up the event loop", "error", strerror(errno), NULL);
-		goto out;
-	}
 	snprintf(port, sizeof(port), "%u", opts->port);
-	{
-		char mport[16];
-		snprintf(mport, sizeof(mport), "%u", opts->metrics_port);
-		log_info("serving", "version", opts->version, "port", port,
-		    "metricsPort", mport, "address", opts->address ? opts->address : "",
-		    NULL);
-	}
+	snprintf(mport, sizeof(mport), "%u", opts->metrics_port);
+	log_info("serving", "version", opts->version, "port", port, "metricsPort", mport,
+	    "address", opts->address ? opts->address : "", NULL);
 	rc = loop(&srv);
 	log_info("stopped", NULL);
 out:
