@@ -313,6 +313,7 @@ struct env_plan {
 	struct env_var	 add[ENV_MAX];
 	size_t		 nadd;
 	char		 skipped[512];	/* "A,B": names an envFrom may supply */
+	char		 ignore[160];	/* VSO_AGENT_IGNORE's value */
 };
 
 static int
@@ -358,6 +359,29 @@ wire_workload_identity(const struct config *cfg, const struct target *t)
 }
 
 /* What the agent container's env gets, and what is skipped. */
+/*
+ * The agent reports its environment to Azure DevOps as capabilities, which
+ * anyone who can read the pool sees.  VSO_AGENT_IGNORE names the identity
+ * variables injected here, so the client id and the token paths stay out
+ * of them (PIPEWARDEN_* stay: the janitor reads them); a container that sets
+ * VSO_AGENT_IGNORE itself keeps its own.
+ */
+static void
+plan_ignore(struct env_plan *ep, const cJSON *container)
+{
+	static const char *const identity[] = { "AZURE_CLIENT_ID", "AZURE_TENANT_ID",
+		"AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST", "AZP_TOKEN_FILE", NULL };
+	size_t i, k, used = 0;
+
+	for (i = 0; i < ep->nadd; i++)
+		for (k = 0; identity[k] != NULL; k++)
+			if (strcmp(ep->add[i].name, identity[k]) == 0)
+				used += (size_t)snprintf(ep->ignore + used, sizeof(ep->ignore) - used,
+				    "%s%s", used > 0 ? "," : "", identity[k]);
+	if (used > 0)
+		plan_var(ep, container, "VSO_AGENT_IGNORE", ep->ignore, NULL, 0);
+}
+
 static void
 plan_env(const struct config *cfg, const struct target *t, struct env_plan *ep)
 {
@@ -383,6 +407,7 @@ plan_env(const struct config *cfg, const struct target *t, struct env_plan *ep)
 	}
 	if (wire_pat)
 		plan_var(ep, c, "AZP_TOKEN_FILE", AZP_SECRET_DIR "/token", NULL, 0);
+	plan_ignore(ep, c);
 }
 
 static void
@@ -429,9 +454,13 @@ patch_metadata(const struct config *cfg, const struct policy_input *in,
 	patch_group_open(&g, p, NULL, "/metadata/annotations", annotations != NULL, 0);
 	if (field(annotations, "pipewarden.io/injected") == NULL)
 		patch_group_add_string(&g, "pipewarden.io/injected", in->version);
+	/* A running job pins its node against scale-down, for the cluster
+	 * autoscaler and for Karpenter alike. */
 	if (!cfg->safe_to_evict &&
 	    field(annotations, "cluster-autoscaler.kubernetes.io/safe-to-evict") == NULL)
 		patch_group_add_string(&g, "cluster-autoscaler.kubernetes.io/safe-to-evict", "false");
+	if (!cfg->safe_to_evict && field(annotations, "karpenter.sh/do-not-disrupt") == NULL)
+		patch_group_add_string(&g, "karpenter.sh/do-not-disrupt", "true");
 	if (ep->skipped[0] != '\0' && field(annotations, "pipewarden.io/skipped-env") == NULL)
 		patch_group_add_string(&g, "pipewarden.io/skipped-env", ep->skipped);
 	patch_group_close(&g);

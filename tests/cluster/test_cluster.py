@@ -375,8 +375,13 @@ def test_bare_pod(res, w):
     res.check(m["labels"].get("pipewarden.io/managed") == "true" and m["labels"].get("pipewarden.io/pool") == "aks-pool"
               and m["labels"].get("azure.workload.identity/use") == "true", "stored pod: labels")
     res.check("pipewarden.io/injected" in m["annotations"] and
-              m["annotations"].get("cluster-autoscaler.kubernetes.io/safe-to-evict") == "false",
-              "stored pod: annotations")
+              m["annotations"].get("cluster-autoscaler.kubernetes.io/safe-to-evict") == "false" and
+              m["annotations"].get("karpenter.sh/do-not-disrupt") == "true",
+              "stored pod: annotations (safe-to-evict and karpenter.sh/do-not-disrupt)")
+    res.check(env_of(stored).get("VSO_AGENT_IGNORE", {}).get("value") ==
+              "AZURE_CLIENT_ID,AZURE_TENANT_ID,AZURE_FEDERATED_TOKEN_FILE,AZURE_AUTHORITY_HOST",
+              "stored pod: VSO_AGENT_IGNORE names the identity variables it injected",
+              json.dumps(env_of(stored).get("VSO_AGENT_IGNORE")))
     res.check({"key": "workload", "operator": "Equal", "value": "ci", "effect": "NoSchedule"}
               in stored["spec"]["tolerations"], "stored pod: the config's toleration")
     res.check(stored["spec"].get("nodeSelector") == {"workload": "ci"}, "stored pod: the config's nodeSelector")

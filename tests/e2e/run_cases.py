@@ -14,6 +14,8 @@ usage: run_cases.py --policy build/tools/policy-run [--results FILE] [--update]
 """
 import argparse
 import json
+
+import jsonpatch
 import os
 import subprocess
 import sys
@@ -44,7 +46,9 @@ def expected_pod(case):
     if "pod_shared" in exp:
         path = os.path.join(lib.SHARED, exp["pod_shared"])
         with open(path) as f:
-            return json.load(f)
+            pod = json.load(f)
+        # What pipewarden injects since the shared fixture was captured.
+        return jsonpatch.apply_patch(pod, exp.get("pod_shared_patch", []))
     return exp.get("pod")
 
 

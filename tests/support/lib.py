@@ -212,6 +212,8 @@ def check_answer(res, name, review, answer_text, expect):
         res.check(False, name + ": patch decodes", str(e))
         return None
     res.check(all(op.get("op") == "add" for op in ops), name + ": only add ops")
+    if "ops" in expect:
+        res.check(len(ops) == expect["ops"], name + ": %d ops" % expect["ops"], json.dumps(ops)[:400])
     pod = review["request"]["object"]
     try:
         patched, error = jsonpatch.apply_patch(pod, ops), ""

@@ -162,6 +162,16 @@ static const struct policy_case {
 	  "\"containers\":[" AGENT "]"),
 	  NULL, POLICY_PATCHED, 0, { "azure.workload.identity~1use" },
 	  { "pipewarden.io~1managed", "pipewarden.io~1pool", "safe-to-evict" }, NULL },
+	{ "a running job pins its node for Karpenter too; the identity stays out of the capabilities",
+	  POD(OPTIN "}", "\"containers\":[" AGENT "]"), NULL, POLICY_PATCHED, 0,
+	  { "karpenter.sh~1do-not-disrupt\",\"value\":\"true\"",
+	    "{\"name\":\"VSO_AGENT_IGNORE\",\"value\":\"AZURE_CLIENT_ID,AZURE_TENANT_ID,"
+	    "AZURE_FEDERATED_TOKEN_FILE,AZURE_AUTHORITY_HOST\"}" }, { NULL }, NULL },
+	{ "a container's own VSO_AGENT_IGNORE and do-not-disrupt are kept",
+	  POD(OPTIN ",\"karpenter.sh/do-not-disrupt\":\"false\"}",
+	  "\"containers\":[{\"name\":\"agent\",\"env\":[{\"name\":\"VSO_AGENT_IGNORE\","
+	  "\"value\":\"MY_SECRET_PATH\"}]}]"), NULL, POLICY_PATCHED, 0,
+	  { "AZURE_CLIENT_ID" }, { "VSO_AGENT_IGNORE", "do-not-disrupt" }, NULL },
 };
 
 static char *
