@@ -27,7 +27,7 @@ POLICY_SRC  := webhook/budget.c webhook/conns.c webhook/decision.c webhook/patch
 WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/arena.c webhook/certs.c \
                webhook/server.c webhook/main.c
 JANITOR_SRC := $(COMMON_SRC) $(PLAN_SRC) common/http.c common/secret.c janitor/signals.c \
-               janitor/setup.c janitor/leader.c janitor/act.c janitor/jobs.c janitor/health.c \
+               janitor/setup.c janitor/leader.c janitor/act.c janitor/jobs.c janitor/retire.c janitor/health.c \
                janitor/kube.c janitor/loop.c janitor/reportcmd.c janitor/main.c
 UNIT_TESTS  := test_buf test_file test_quantity test_names test_config test_metrics test_kube_parse \
                test_budget test_policy test_plan test_allocfail

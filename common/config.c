@@ -520,17 +520,47 @@ api_version_valid(const char *v)
 	return d > 0 && v[i] == '\0';
 }
 
+/* The janitor's list key, or a copy of the defaults (NULL-terminated) when
+ * it is absent. */
+static char **
+get_list_or(struct parser *p, const cJSON *obj, const char *key,
+    const char *const *defaults, size_t *np)
+{
+	char name[64], **v;
+	const cJSON *arr;
+	size_t n;
+
+	snprintf(name, sizeof(name), "janitor.%s", key);
+	if ((arr = get_array(p, obj, key, "janitor.")) != NULL)
+		return get_string_list(p, arr, name, np);
+	*np = 0;
+	if (p->failed)
+		return NULL;
+	for (n = 0; defaults[n] != NULL; n++)
+		;
+	if ((v = calloc(n + 1, sizeof(*v))) == NULL) {
+		fail(p, "config: out of memory");
+		return NULL;
+	}
+	for (*np = 0; *np < n && (v[*np] = xstrdup(p, defaults[*np])) != NULL; (*np)++)
+		;
+	return v;
+}
+
 static void
 parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 {
 	static const char *const keys[] = { "intervalSeconds",
 	    "offlineGraceSeconds", "finishedPodTtlSeconds", "stuckPendingSeconds",
 	    "pendingTimeoutSeconds", "maxDeletionsPerCycle", "maxPatchesPerCycle",
-	    "onlyManagedAgents", "keepAgents", "leaseName", "apiVersion", "identity", NULL };
+	    "onlyManagedAgents", "keepAgents", "leaseName", "apiVersion", "identity",
+	    "idleAgentSeconds", "registrationTimeoutSeconds", "drainTaints", NULL };
 	static const char *const id_keys[] = { "clientId", "tenantId", NULL };
-	static const char *const default_keep[] = { "keda-placeholder*" };
+	static const char *const default_keep[] = { "keda-placeholder*", NULL };
+	static const char *const default_drain[] = { "ToBeDeletedByClusterAutoscaler",
+	    "karpenter.sh/disrupted", "node.kubernetes.io/out-of-service", NULL };
 	struct janitor_config *j = &cfg->janitor;
-	const cJSON *keep, *id;
+	const cJSON *id;
 	const long long day = 86400LL * 365;
 
 	if (obj != NULL)
@@ -556,18 +586,11 @@ parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 	j->only_managed_agents = get_bool(p, obj, "onlyManagedAgents", "janitor.", 1);
 	j->lease_name = get_string(p, obj, "leaseName", "janitor.", "pipewarden-janitor");
 	j->api_version = get_string(p, obj, "apiVersion", "janitor.", "7.1");
-	keep = get_array(p, obj, "keepAgents", "janitor.");
-	if (keep != NULL) {
-		j->keep_agents = get_string_list(p, keep, "janitor.keepAgents",
-		    &j->nkeep_agents);
-	} else if (!p->failed) {
-		if ((j->keep_agents = calloc(2, sizeof(char *))) == NULL ||
-		    (j->keep_agents[0] = xstrdup(p, default_keep[0])) == NULL) {
-			fail(p, "config: out of memory");
-			return;
-		}
-		j->nkeep_agents = 1;
-	}
+	j->idle_agent_seconds = get_int(p, obj, "idleAgentSeconds", "janitor.", 1800, 0, day);
+	j->registration_timeout_seconds = get_int(p, obj, "registrationTimeoutSeconds",
+	    "janitor.", 600, 0, day);
+	j->keep_agents = get_list_or(p, obj, "keepAgents", default_keep, &j->nkeep_agents);
+	j->drain_taints = get_list_or(p, obj, "drainTaints", default_drain, &j->ndrain_taints);
 	if (!p->failed && !names_is_dns_subdomain(j->lease_name))
 		fail(p, "config: 'janitor.leaseName': '%s' is not a valid Lease name",
 		    j->lease_name);
@@ -755,6 +778,7 @@ config_free(struct config *cfg)
 	}
 	free(cfg->profiles);
 	free_string_list(cfg->janitor.keep_agents, cfg->janitor.nkeep_agents);
+	free_string_list(cfg->janitor.drain_taints, cfg->janitor.ndrain_taints);
 	free(cfg->janitor.lease_name);
 	free(cfg->janitor.api_version);
 	free(cfg->janitor.client_id);

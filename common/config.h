@@ -57,6 +57,14 @@ struct janitor_config {
 	int		 only_managed_agents;
 	char		**keep_agents;
 	size_t		 nkeep_agents;
+	/* Agent lifecycle: retire an online agent idle this long (0: never),
+	 * a pod whose agent never registered after this long (0: never), and
+	 * an idle agent at once on a node cordoned or with one of these
+	 * taints. */
+	long long	 idle_agent_seconds;
+	long long	 registration_timeout_seconds;
+	char		**drain_taints;
+	size_t		 ndrain_taints;
 	char		*lease_name;
 	/* api-version of every Azure DevOps call ("7.1"; Server 2022 serves
 	 * up to 7.0, Server 2020 up to 6.0). */

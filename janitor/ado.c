@@ -53,6 +53,7 @@ parse_agent(const cJSON *a, struct agent_info *ag, char idbuf[32], char *err, si
 	const cJSON *enabled = cJSON_GetObjectItemCaseSensitive(a, "enabled");
 	const cJSON *caps = cJSON_GetObjectItemCaseSensitive(a, "systemCapabilities");
 	const cJSON *req = cJSON_GetObjectItemCaseSensitive(a, "assignedRequest");
+	const cJSON *last = cJSON_GetObjectItemCaseSensitive(a, "lastCompletedRequest");
 	const char *status = str(a, "status"), *changed = str(a, "statusChangedOn");
 	const char *managed;
 
@@ -81,6 +82,12 @@ parse_agent(const cJSON *a, struct agent_info *ag, char idbuf[32], char *err, si
 			    ag->id, str(req, "assignTime"));
 			return -1;
 		}
+	}
+	if (str(last, "finishTime") != NULL &&
+	    time_parse(str(last, "finishTime"), &ag->last_finished, NULL) == -1) {
+		snprintf(err, errlen, "agent %lld: lastCompletedRequest.finishTime '%.40s' is not "
+		    "a time", ag->id, str(last, "finishTime"));
+		return -1;
 	}
 	if (changed != NULL && time_parse(changed, &ag->status_changed, NULL) == -1) {
 		snprintf(err, errlen, "agent %lld: statusChangedOn '%.40s' is not a time",
@@ -747,10 +754,11 @@ ado_pool_id(struct ado *a, const char *name, char *err, size_t errlen)
 	return id;
 }
 
-/* The includes of every agents read: capabilities (PIPEWARDEN_POD_UID) and
- * the assigned request (a busy agent); never demands, whose path ignores
- * them. */
-#define AGENT_INCLUDES	"includeCapabilities=true&includeAssignedRequest=true"
+/* The includes of every agents read: capabilities (PIPEWARDEN_POD_UID),
+ * the assigned request (a busy agent) and the last completed one (since
+ * when an agent is idle); never demands, whose path ignores them. */
+#define AGENT_INCLUDES	"includeCapabilities=true&includeAssignedRequest=true" \
+			"&includeLastCompletedRequest=true"
 
 int
 ado_list_agents(struct ado *a, long long pool_id, struct agent_list *out, char *err,

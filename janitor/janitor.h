@@ -10,6 +10,7 @@
  *	leader.c	the Lease
  *	act.c		carrying out planned deletions
  *	jobs.c		pipeline jobs: annotations, interruptions, gone pods
+ *	retire.c	agent lifecycle: idle, never-registered, draining
  *	health.c	/metrics and /healthz
  *	loop.c		the cycle's phases and the loop
  *	reportcmd.c	`pipewarden-janitor report`
@@ -52,6 +53,7 @@ struct janitor {
 	long long		 health_interval;/* intervalSeconds, for /healthz */
 
 	struct metric_family	*m_agents_deleted;
+	struct metric_family	*m_agents_retired;
 	struct metric_family	*m_agents_kept;
 	struct metric_family	*m_pods_deleted;
 	struct metric_family	*m_agents;
@@ -72,7 +74,10 @@ struct cycle {
 	struct pod_list	 node_pods;		/* this node's managed pods */
 	struct pod_list	 all_pods;		/* every managed pod (leader) */
 	int		 all_pods_complete;
+	struct node_list nodes;			/* every Node (leader), for the
+						 * lifecycle's node-draining */
 	long long	 pool_id;		/* of the pool being worked on */
+	const char	*pool_name;		/* ... and its name */
 	int		 failed;
 	int		 over_deadline;
 	double		 plan_cpu;		/* CPU seconds in the pure plan */
@@ -187,6 +192,12 @@ void	jobs_remember(struct janitor *j, struct cycle *c, size_t pi,
 	    const struct pool_agents *pool, const struct pod_lookup *lk,
 	    const struct patch_plan *recorded, struct pod_list *next);
 
+/* ---- retire.c ---- */
+
+/* Retire this pool's agent pods that hold a node without running a job
+ * (plan_retirements), within the cycle's caps, under a fresh Lease. */
+void	retire_pool(struct janitor *j, struct cycle *c, const struct pool_agents *pool);
+
 /* ---- health.c ---- */
 
 /* Serve /metrics and /healthz on port (an internal thread).  Return 0, or
@@ -194,6 +205,9 @@ void	jobs_remember(struct janitor *j, struct cycle *c, size_t pi,
 int	health_start(struct janitor *j, unsigned int port);
 
 /* ---- loop.c ---- */
+
+/* The pure plan's input for this janitor and cycle. */
+void	loop_plan_input(const struct janitor *j, const struct cycle *c, struct plan_input *in);
 
 /* The pool's id: cached, else looked up.  Return it, or -1 with a message. */
 long long	loop_pool_id(struct janitor *j, size_t i, char *err, size_t errlen);

@@ -301,6 +301,25 @@ kube_get_job(struct kube *k, const char *ns, const char *name, struct job_info *
 }
 
 int
+kube_list_nodes(struct kube *k, struct node_list *l, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	int rc = -1;
+
+	memset(l, 0, sizeof(*l));
+	if (kube_call(k, "GET", "/api/v1/nodes?resourceVersion=0", NULL, &r, err, errlen) == 0) {
+		if (r.status == 200)
+			rc = kube_parse_nodes(l, r.body.data, r.body.len, err, errlen);
+		else
+			status_error(&r, "list nodes", err, errlen);
+	}
+	http_response_release(&r);
+	if (rc == -1)
+		node_list_release(l);
+	return rc;
+}
+
+int
 kube_node_exists(struct kube *k, const char *name, char *err, size_t errlen)
 {
 	struct http_response r = { 0 };

@@ -80,6 +80,10 @@ enum kube_delete_result	kube_annotate(struct kube *k, const struct pod_info *pod
 enum kube_delete_result	kube_annotate_pod(struct kube *k, const struct pod_info *pod,
 			    const struct job_ref *job, char *err, size_t errlen);
 
+/* List every Node (from the API server's cache).  Return 0, or -1 with a
+ * message (l is then empty). */
+int	kube_list_nodes(struct kube *k, struct node_list *l, char *err, size_t errlen);
+
 /* GET a Node.  Return 1 when it exists, 0 on a 404, -1 with a message. */
 int	kube_node_exists(struct kube *k, const char *name, char *err, size_t errlen);
 

@@ -190,6 +190,8 @@ parse_pod(const cJSON *item, struct pod_info *p)
 	p->job.run = str(get(meta, "annotations"), KUBE_ANN_RUN);
 	p->job.run_url = str(get(meta, "annotations"), KUBE_ANN_RUN_URL);
 	p->interruption = str(get(meta, "annotations"), KUBE_ANN_INTERRUPTION);
+	p->retired = str(get(meta, "annotations"), KUBE_ANN_RETIRED);
+	p->pool = str(get(meta, "labels"), "pipewarden.io/pool");
 	d = disruption(item);
 	p->end_reason = end_reason(item, agent, d, &p->end_time);
 	p->going = p->deleting || (d >= 0 && disruptions[d].deletes);
@@ -209,8 +211,10 @@ parse_pod(const cJSON *item, struct pod_info *p)
 		if (t > p->finished)
 			p->finished = t;
 		if (agent != NULL && str(cs, "name") != NULL &&
-		    strcmp(str(cs, "name"), agent) == 0)
+		    strcmp(str(cs, "name"), agent) == 0) {
 			p->agent_finished = t;
+			p->agent_started = when(get(get(cs, "state"), "running"), "startedAt");
+		}
 		p->waiting_error |= waiting_error(cs, 0);
 	}
 	cJSON_ArrayForEach(cs, get(status, "initContainerStatuses"))
@@ -238,7 +242,9 @@ pod_list_add(struct pod_list *l, const struct pod_info *pod)
 	    (p.owner_uid != NULL && (p.owner_uid = strpool_add(&l->strings, p.owner_uid)) == NULL) ||
 	    plan_job_ref_keep(&l->strings, &p.job) == -1 ||
 	    (p.interruption != NULL &&
-	    (p.interruption = strpool_add(&l->strings, p.interruption)) == NULL))
+	    (p.interruption = strpool_add(&l->strings, p.interruption)) == NULL) ||
+	    (p.retired != NULL && (p.retired = strpool_add(&l->strings, p.retired)) == NULL) ||
+	    (p.pool != NULL && (p.pool = strpool_add(&l->strings, p.pool)) == NULL))
 		return -1;
 	l->pods[l->n++] = p;
 	return 0;
@@ -378,6 +384,64 @@ kube_pod_object(const struct pod_info *pod)
 	struct kube_object o = { "v1", "Pod", pod->namespace, pod->name, pod->uid };
 
 	return o;
+}
+
+/* ---- Nodes ------------------------------------------------------------------ */
+
+static int
+parse_node(struct node_list *l, const cJSON *item)
+{
+	const cJSON *taint;
+	struct node_info n;
+	char keys[4096];
+	size_t used = 0;
+	const char *k;
+
+	memset(&n, 0, sizeof(n));
+	keys[0] = '\0';
+	n.unschedulable = cJSON_IsTrue(get(get(item, "spec"), "unschedulable"));
+	cJSON_ArrayForEach(taint, get(get(item, "spec"), "taints")) {
+		if ((k = str(taint, "key")) != NULL && strlen(k) + 1 < sizeof(keys) - used)
+			used += (size_t)snprintf(keys + used, sizeof(keys) - used, "%s\n", k);
+	}
+	if (str(get(item, "metadata"), "name") == NULL ||
+	    array_grow(&l->nodes, &l->cap, l->n, sizeof(*l->nodes), 64) == -1 ||
+	    (n.name = strpool_add(&l->strings, str(get(item, "metadata"), "name"))) == NULL ||
+	    (n.taints = strpool_add(&l->strings, keys)) == NULL)
+		return -1;
+	l->nodes[l->n++] = n;
+	return 0;
+}
+
+int
+kube_parse_nodes(struct node_list *l, const char *body, size_t len, char *err, size_t errlen)
+{
+	cJSON *root = cJSON_ParseWithLength(body != NULL ? body : "", len);
+	const cJSON *item;
+	int rc = -1;
+
+	if (str(root, "kind") == NULL || strcmp(str(root, "kind"), "NodeList") != 0 ||
+	    !cJSON_IsArray(get(root, "items"))) {
+		snprintf(err, errlen, "list nodes: the answer is not a NodeList");
+		goto out;
+	}
+	cJSON_ArrayForEach(item, get(root, "items"))
+		if (parse_node(l, item) == -1) {
+			snprintf(err, errlen, "list nodes: out of memory, or a node without a name");
+			goto out;
+		}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+void
+node_list_release(struct node_list *l)
+{
+	strpool_release(&l->strings);
+	free(l->nodes);
+	memset(l, 0, sizeof(*l));
 }
 
 /* ---- the Lease ---------------------------------------------------------- */

@@ -21,6 +21,9 @@
 #define KUBE_ANN_RUN_URL	"pipewarden.io/run-url"
 /* ... and, once, why the job was interrupted (its Event's reason). */
 #define KUBE_ANN_INTERRUPTION	"pipewarden.io/interruption"
+/* ... and why the leader retired the pod's agent (the node's replica then
+ * removes the pod). */
+#define KUBE_ANN_RETIRED	"pipewarden.io/retired"
 
 /* Managed pods as compact records whose strings the list owns (no JSON
  * tree is kept: a page is parsed one pod at a time). */
@@ -57,6 +60,19 @@ struct kube_object {
 
 /* A pod as an Event's subject (borrows pod's strings). */
 struct kube_object kube_pod_object(const struct pod_info *pod);
+
+/* ---- Nodes ------------------------------------------------------------------ */
+
+struct node_list {
+	struct node_info	*nodes;		/* owned */
+	size_t			 n, cap;
+	struct strpool		 strings;
+};
+
+/* Parse a NodeList (one page) into l.  Return 0, or -1 with a message. */
+int	kube_parse_nodes(struct node_list *l, const char *body, size_t len, char *err,
+	    size_t errlen);
+void	node_list_release(struct node_list *l);
 
 /* ---- the Lease ----------------------------------------------------------- */
 

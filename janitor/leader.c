@@ -26,6 +26,7 @@ leader_lose(struct janitor *j)
 	j->elector.leader = 0;
 	metrics_set(j->m_is_leader, 0);
 	metrics_clear(j->m_agents);
+	metrics_clear(j->m_agents_retired);
 	leader_forget(j->seen, j->cfg->npools);
 }
 

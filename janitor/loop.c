@@ -14,8 +14,8 @@
 
 /* ---- the phases -------------------------------------------------------------- */
 
-static void
-plan_input_of(const struct janitor *j, const struct cycle *c, struct plan_input *in)
+void
+loop_plan_input(const struct janitor *j, const struct cycle *c, struct plan_input *in)
 {
 	memset(in, 0, sizeof(*in));
 	in->cfg = &j->cfg->janitor;
@@ -48,7 +48,7 @@ phase_node(struct janitor *j, struct cycle *c)
 		c->failed = 1;
 		return;
 	}
-	plan_input_of(j, c, &in);
+	loop_plan_input(j, c, &in);
 	t = cpu_now();
 	rc = plan_node_pods(&in, &c->plan);
 	c->plan_cpu += cpu_now() - t;
@@ -80,7 +80,13 @@ phase_unscheduled(struct janitor *j, struct cycle *c)
 		return;
 	}
 	c->all_pods_complete = 1;
-	plan_input_of(j, c, &in);
+	/* The nodes, for the lifecycle: an idle agent on a draining one goes. */
+	if (kube_list_nodes(&j->kube, &c->nodes, err, sizeof(err)) == -1) {
+		log_error("listing nodes failed: no agent is retired for its node this cycle",
+		    "error", err, NULL);
+		c->failed = 1;
+	}
+	loop_plan_input(j, c, &in);
 	t = cpu_now();
 	rc = plan_unscheduled_pods(&in, &c->plan);
 	c->plan_cpu += cpu_now() - t;
@@ -183,7 +189,7 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 	/* Renew after the reads, right before this pool's deletions. */
 	if (!leader_renew(j, c))
 		goto out;
-	plan_input_of(j, c, &in);
+	loop_plan_input(j, c, &in);
 	t = cpu_now();
 	rc = plan_pool_agents(&in, &pool, &c->plan);
 	c->plan_cpu += cpu_now() - t;
@@ -193,7 +199,9 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 		goto out;
 	}
 	c->pods = &lk;
+	c->pool_name = name;
 	act_deletions(j, c, first, 1);
+	retire_pool(j, c, &pool);
 	/* Then what the leader writes on pods: their agents' jobs, and the
 	 * jobs their end interrupted. */
 	jobs_annotate(j, c, &pool, &lk);
@@ -273,6 +281,7 @@ cycle(struct janitor *j)
 	plan_release(&c.plan);
 	pod_list_release(&c.all_pods);
 	pod_list_release(&c.node_pods);
+	node_list_release(&c.nodes);
 	return c.failed;
 }
 

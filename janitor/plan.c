@@ -42,6 +42,10 @@ pod_verdict(const struct janitor_config *cfg, time_t now, const struct pod_info 
 		*keep_reason = "terminating";
 		return NULL;
 	}
+	/* The leader retired its agent (the registration is gone): the pod
+	 * goes, unless a controller would bring it back. */
+	if (pod->retired != NULL && pod->owner != OWNER_OTHER)
+		return "retired";
 	switch (pod->phase) {
 	case PHASE_SUCCEEDED:
 	case PHASE_FAILED:
@@ -554,4 +558,128 @@ patch_plan_release(struct patch_plan *p)
 	free(p->items);
 	p->items = NULL;
 	p->n = p->cap = 0;
+}
+
+/* ---- agent lifecycle -------------------------------------------------------- */
+
+static int
+cmp_node(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct node_info *)elem)->name);
+}
+
+/* Whether the node named name is cordoned or carries a drain taint. */
+static int
+node_draining(const struct janitor_config *cfg, const struct node_info *nodes, size_t n,
+    const char *name)
+{
+	const struct node_info *node = bsearch(name, nodes, n, sizeof(*nodes), cmp_node);
+	const char *t;
+	size_t i, len;
+
+	if (node == NULL)
+		return 0;
+	if (node->unschedulable)
+		return 1;
+	for (t = node->taints; t != NULL && *t != '\0'; t += len + 1) {
+		len = strcspn(t, "\n");
+		for (i = 0; i < cfg->ndrain_taints; i++)
+			if (strlen(cfg->drain_taints[i]) == len &&
+			    strncmp(cfg->drain_taints[i], t, len) == 0)
+				return 1;
+	}
+	return 0;
+}
+
+/* A pod the lifecycle may retire: working, bound, not going, not retired
+ * yet, and removable without a controller bringing it back. */
+static int
+retirable(const struct pod_info *pod)
+{
+	return pod->phase == PHASE_RUNNING && !pod->deleting && !pod->going &&
+	    pod->retired == NULL && pod->owner != OWNER_OTHER && pod->node[0] != '\0';
+}
+
+static int
+retire_add(struct retire_plan *out, const struct pod_info *pod, const struct agent_info *ag,
+    const char *reason)
+{
+	if (array_grow(&out->items, &out->cap, out->n, sizeof(*out->items), 16) == -1)
+		return -1;
+	out->items[out->n].pod = pod;
+	out->items[out->n].agent = ag;
+	out->items[out->n].reason = reason;
+	out->n++;
+	return 0;
+}
+
+/* Why the pod of a registered agent should go, or NULL. */
+static const char *
+agent_retire_reason(const struct plan_input *in, const struct agent_info *ag,
+    const struct pod_info *pod, const struct node_info *nodes, size_t nnodes)
+{
+	const struct janitor_config *cfg = in->cfg;
+	time_t since = ag->status_changed > ag->last_finished ? ag->status_changed :
+	    ag->last_finished;
+
+	if (ag->busy || !ag->enabled || kept_by_glob(cfg, ag->name) ||
+	    (cfg->only_managed_agents && !ag->managed))
+		return NULL;
+	if (node_draining(cfg, nodes, nnodes, pod->node))
+		return "node-draining";
+	if (cfg->idle_agent_seconds > 0 && ag->online && since != 0 &&
+	    in->now - since > cfg->idle_agent_seconds)
+		return "idle";
+	return NULL;
+}
+
+int
+plan_retirements(const struct plan_input *in, const struct pool_agents *pool,
+    const struct node_info *nodes, size_t nnodes, struct retire_plan *out)
+{
+	const struct janitor_config *cfg = in->cfg;
+	struct pod_lookup lk = { NULL, NULL, 0 };
+	const struct pod_info *pod;
+	unsigned char *registered = NULL;
+	char label[64];
+	const char *why;
+	size_t i;
+	int rc = -1;
+
+	if (!in->leader)
+		return 0;
+	names_label_value(pool->pool, label);
+	if (plan_lookup_init(&lk, in->all_pods, in->n_all_pods) == -1 ||
+	    (registered = calloc(in->n_all_pods + 1, 1)) == NULL)
+		goto out;
+	for (i = 0; i < pool->n; i++) {
+		const struct agent_info *ag = &pool->agents[i];
+		if ((pod = plan_lookup_agent(&lk, ag)) == NULL)
+			continue;
+		registered[pod - in->all_pods] = 1;
+		if (retirable(pod) && (why = agent_retire_reason(in, ag, pod, nodes, nnodes)) != NULL &&
+		    retire_add(out, pod, ag, why) == -1)
+			goto out;
+	}
+	for (i = 0; cfg->registration_timeout_seconds > 0 && pool->complete &&
+	    in->all_pods_complete && i < in->n_all_pods; i++) {
+		pod = &in->all_pods[i];
+		if (!registered[i] && pod->pool != NULL && strcmp(pod->pool, label) == 0 &&
+		    retirable(pod) && pod->agent_started != 0 &&
+		    in->now - pod->agent_started > cfg->registration_timeout_seconds &&
+		    retire_add(out, pod, NULL, "never-registered") == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(registered);
+	plan_lookup_release(&lk);
+	return rc;
+}
+
+void
+retire_plan_release(struct retire_plan *p)
+{
+	free(p->items);
+	memset(p, 0, sizeof(*p));
 }

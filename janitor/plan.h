@@ -60,6 +60,11 @@ struct pod_info {
 					 * DisruptionTarget whose cause deletes it
 					 * (preemption, the Eviction API, the taint
 					 * manager, the pod garbage collector) */
+	const char	*pool;		/* label pipewarden.io/pool, or NULL */
+	time_t		 agent_started;	/* the agent container's running startedAt;
+					 * 0: not running */
+	const char	*retired;	/* pipewarden.io/retired: why the leader
+					 * retired its agent, or NULL */
 };
 
 /* An agent of a pool, as the Azure DevOps client read it. */
@@ -75,6 +80,14 @@ struct agent_info {
 	const char	*pod_uid;	/* capability PIPEWARDEN_POD_UID; NULL when absent */
 	struct job_ref	 job;		/* what it runs, when busy */
 	time_t		 assigned;	/* assignedRequest.assignTime; 0 when absent */
+	time_t		 last_finished;	/* lastCompletedRequest.finishTime; 0: none */
+};
+
+/* A Node as the leader's agent lifecycle needs it. */
+struct node_info {
+	const char	*name;
+	int		 unschedulable;	/* spec.unschedulable (kubectl cordon) */
+	const char	*taints;	/* its taints' keys, each followed by '\n' */
 };
 
 struct pool_agents {
@@ -270,6 +283,38 @@ int	plan_job_ref_keep(struct strpool *sp, struct job_ref *j);
 
 /* Whether two job references say the same (NULL = absent). */
 int	plan_job_ref_equal(const struct job_ref *a, const struct job_ref *b);
+
+/*
+ * Agent lifecycle: agent pods that hold a node without running a job.  For
+ * the managed, Running, bound pods of pool (label pipewarden.io/pool) that
+ * a Job or nobody owns (a ReplicaSet or StatefulSet would bring the pod
+ * back), not going and not retired yet, with a reason:
+ * - "node-draining": its node (nodes, sorted by name) is cordoned or
+ *   carries a taint in drainTaints, and its agent runs no job;
+ * - "idle": its agent is online and enabled, runs no job, and has done
+ *   nothing for idleAgentSeconds (since statusChangedOn or the end of its
+ *   last job, the later);
+ * - "never-registered": no agent of the pool carries its uid or name while
+ *   its agent container has run registrationTimeoutSeconds (only when the
+ *   pool and the pods were listed whole).
+ * An agent that is busy, disabled, kept by keepAgents or (with only
+ * managed) unmanaged is never retired.  Return 0, or -1 when out of memory.
+ */
+struct retirement {
+	const struct pod_info	*pod;
+	const struct agent_info	*agent;		/* NULL: never registered */
+	const char		*reason;	/* static */
+};
+
+struct retire_plan {
+	struct retirement	*items;		/* owned */
+	size_t			 n, cap;
+};
+
+int	plan_retirements(const struct plan_input *in, const struct pool_agents *pool,
+	    const struct node_info *nodes, size_t nnodes, struct retire_plan *out);
+
+void	retire_plan_release(struct retire_plan *p);
 
 /* A pod's Job, as a GET of the Job read it. */
 struct job_info {

@@ -103,6 +103,9 @@ register_metrics(struct janitor *j)
 
 	j->m_agents_deleted = metrics_register("pipewarden_janitor_agents_deleted_total",
 	    "Agents deleted from Azure DevOps.", METRIC_COUNTER, pool_reason, NULL, 0);
+	j->m_agents_retired = metrics_register("pipewarden_janitor_agents_retired_total",
+	    "Agent pods retired (their registration deleted, the pod removed), by why.",
+	    METRIC_COUNTER, pool_reason, NULL, 0);
 	j->m_agents_kept = metrics_register("pipewarden_janitor_agents_kept_total",
 	    "Offline agents spared, by the rule that spared them.", METRIC_COUNTER,
 	    pool_reason, NULL, 0);

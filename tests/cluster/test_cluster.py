@@ -106,9 +106,12 @@ class World:
             c = json.load(f)
         c["organizationUrl"] = self.ado.url
         c["nodeSelector"] = {"workload": "ci"}
+        # (agent retirement is off but where a test turns it on: the test
+        # kubelet's running pods have no agent behind them)
         c["janitor"].update({"intervalSeconds": 1, "finishedPodTtlSeconds": 300,
                              "stuckPendingSeconds": 3, "pendingTimeoutSeconds": 4,
-                             "offlineGraceSeconds": 600})
+                             "offlineGraceSeconds": 600, "idleAgentSeconds": 0,
+                             "registrationTimeoutSeconds": 0})
         c = lib.deep_merge(c, over)
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:

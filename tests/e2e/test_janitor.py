@@ -901,6 +901,94 @@ def test_refused_writes(res, tmp):
     env.stop()
 
 
+def agent_running(pod, started_ago):
+    """The pod's agent container running since started_ago, as a kubelet writes it."""
+    pod["status"]["containerStatuses"] = [{
+        "name": "agent", "ready": True, "started": True, "restartCount": 0,
+        "state": {"running": {"startedAt": sim.now_rfc3339(time.time() - started_ago)}}}]
+    return pod
+
+
+LIFECYCLE = {"janitor": {"idleAgentSeconds": 1800, "registrationTimeoutSeconds": 600}}
+
+
+def lifecycle_state(env):
+    """One pod for each lifecycle case, with the agent it registered."""
+    k, a = env.kube, env.ado.agents[12]
+    for name, node in (("idle-x1", NODE), ("busy-x2", NODE), ("never-x3", NODE), ("race-x4", NODE),
+                       ("drain-x5", "node-drain"), ("drain-busy-x6", "node-drain"), ("young-x7", NODE)):
+        k.add_pod(agent_running(sim.pod(name, node=node), 5000 if name != "young-x7" else 100))
+    k.node_specs["node-drain"] = {"unschedulable": True}
+    a += [sim.agent(21, "idle-x1", status="online", changed_ago=4000, pod_uid="uid-idle-x1"),
+          sim.agent(22, "busy-x2", status="online", busy=True, changed_ago=4000, pod_uid="uid-busy-x2"),
+          sim.agent(24, "race-x4", status="online", changed_ago=4000, pod_uid="uid-race-x4"),
+          sim.agent(25, "drain-x5", status="online", changed_ago=10, pod_uid="uid-drain-x5"),
+          sim.agent(26, "drain-busy-x6", status="online", busy=True, changed_ago=10,
+                    pod_uid="uid-drain-busy-x6"),
+          sim.agent(27, "young-x7", status="online", changed_ago=60, pod_uid="uid-young-x7")]
+    real = env.ado.delete_agent
+
+    def takes_a_job(pid, aid):      # race-x4's agent is given a job right before its DELETE
+        if aid == 24:
+            for ag in env.ado.agents[pid]:
+                if ag["id"] == 24:
+                    ag["assignedRequest"] = sim.assigned_request(24)
+        return real(pid, aid)
+    env.ado.delete_agent = takes_a_job
+
+
+def test_lifecycle(res, tmp):
+    """#24: an agent pod that holds a node without a job is retired, with
+    Azure DevOps as the lock: the registration goes first (a 400 "running a
+    job" keeps it all), then the pod is marked and its node's replica
+    removes it by the owner rules."""
+    env = Env(tmp, cfg=LIFECYCLE)
+    lifecycle_state(env)
+    rc, log = env.once()
+    retired = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get("pipewarden.io/retired")
+               for p in env.kube.pods}
+    res.check(rc == 0 and {n: r for n, r in retired.items() if r} ==
+              {"idle-x1": "idle", "never-x3": "never-registered", "drain-x5": "node-draining"},
+              "idle, never-registered and node-draining pods are marked, and no other", str(retired))
+    deletes = sorted(int(r[1].rsplit("/", 1)[1]) for r in env.ado.server.requests("DELETE"))
+    res.check(deletes == [21, 24, 25] and sorted(env.agent_ids()) == [22, 24, 26, 27],
+              "their registrations are deleted first; the agent that took a job keeps its own "
+              "(400), and so does its pod", "%s %s" % (deletes, env.agent_ids()))
+    evs = sorted((e["involvedObject"]["name"], e["reason"]) for e in env.kube.events)
+    res.check(evs == [("drain-x5", "PipewardenRetired"), ("idle-x1", "PipewardenRetired"),
+                      ("never-x3", "PipewardenRetired")],
+              "a PipewardenRetired Event on each retired pod", str(evs))
+    never = [e["message"] for e in env.kube.events if e["involvedObject"]["name"] == "never-x3"]
+    res.check(never and "no agent of pool aks-pool carries its uid or name" in never[0],
+              "the never-registered Event says what the janitor can tell", str(never))
+    res.check(log.count('"msg":"retired"') == 3 and '"msg":"not retired: the agent just took a job"' in log,
+              "a log line per retirement, and for the agent that took a job")
+    # The node's replica removes its retired pods by their owners' rules.
+    rc, log = env.once()
+    # (sim.pod's Job of pod "idle-x1" is "idle")
+    jobs = sorted(n for _, n in env.kube.jobs)
+    res.check(rc == 0 and jobs == ["busy", "drain", "drain-busy", "race", "young"],
+              "the next cycle: node-a's replica deletes the Jobs of its retired pods; the draining "
+              "node's pod is its own node's replica's", str(jobs))
+    env.stop()
+    # A dry run retires nothing; the other switches.
+    env = Env(tmp, cfg=LIFECYCLE)
+    lifecycle_state(env)
+    rc, log = env.once(["--dry-run"])
+    res.check(rc == 0 and not env.ado.server.requests("DELETE") and env.kube.patches == [] and
+              log.count('"msg":"would retire"') == 4,
+              "a dry run only says what it would retire", str(env.kube.patches))
+    env.stop()
+    env = Env(tmp)      # idleAgentSeconds and registrationTimeoutSeconds 0: draining only
+    lifecycle_state(env)
+    rc, log = env.once()
+    marked = sorted(p["metadata"]["name"] for p in env.kube.pods
+                    if p["metadata"].get("annotations", {}).get("pipewarden.io/retired"))
+    res.check(rc == 0 and marked == ["drain-x5"], "with idle and registration timeouts off, only "
+              "the idle agent on the cordoned node retires", str(marked))
+    env.stop()
+
+
 def test_reload_in_place(res, tmp):
     """#13.1: a config changed in place is reloaded and used; the Azure DevOps
     client never points into the freed config (ASan: heap use-after-free)."""
@@ -1413,7 +1501,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tests = (test_standard_cycle, test_pod_annotations, test_interruptions, test_gone_pods, test_report, test_job_retry, test_job_backoff,
                  test_reregistered_agent, test_capabilities_always, test_pool_name_case, test_api_version,
-                 test_interruption_attribution, test_refused_writes, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
+                 test_interruption_attribution, test_refused_writes, test_lifecycle, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
                  test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)

@@ -212,6 +212,7 @@ class KubeSim:
         self.leases = {}          # (ns, name) -> Lease object
         self.events = []
         self.nodes = set()        # the Node objects that exist (a pod's node is added with it)
+        self.node_specs = {}      # name -> Node spec (unschedulable, taints), when not plain
         self.patches = []           # (ns, name, annotations) of each PATCH applied
         self.rv = 7340000
         self.faults = {}          # see handle()
@@ -271,6 +272,10 @@ class KubeSim:
                 return self.list_pods(q, ns=parts[3])
             if len(parts) == 4 and parts[:3] == ["api", "v1", "nodes"] and method == "GET":
                 return self.get_node(parts[3])
+            if path == "/api/v1/nodes" and method == "GET":
+                return 200, {}, {"kind": "NodeList", "apiVersion": "v1",
+                                 "metadata": {"resourceVersion": str(self.rv)},
+                                 "items": [self.node_object(n) for n in sorted(self.nodes)]}
             if path.startswith("/apis/batch/v1/namespaces/") and len(parts) == 7 and \
                     parts[5] == "jobs" and method == "GET":
                 return self.get_job(parts[4], parts[6])
@@ -420,16 +425,22 @@ class KubeSim:
         return 404, {}, status_body(404, "NotFound", 'pods "%s" not found' % name,
                                     {"name": name, "kind": "pods"})
 
+    def node_object(self, name):
+        """A Node as kube-apiserver serves it (what a reader needs): `kubectl
+        cordon` sets spec.unschedulable; a cluster autoscaler or Karpenter
+        about to remove it adds a taint (node_specs)."""
+        return {"kind": "Node", "apiVersion": "v1",
+                "metadata": {"name": name, "uid": "node-uid-" + name, "resourceVersion": str(self.rv),
+                             "labels": {"kubernetes.io/hostname": name}},
+                "spec": copy.deepcopy(self.node_specs.get(name, {})),
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
     def get_node(self, name):
-        """A Node as kube-apiserver serves it (only what a reader of its
-        existence needs), or its 404."""
+        """A Node, or its 404."""
         if name not in self.nodes:
             return 404, {}, status_body(404, "NotFound", 'nodes "%s" not found' % name,
                                         {"name": name, "kind": "nodes"})
-        return 200, {}, {"kind": "Node", "apiVersion": "v1",
-                         "metadata": {"name": name, "uid": "node-uid-" + name, "resourceVersion": str(self.rv),
-                                      "labels": {"kubernetes.io/hostname": name}},
-                         "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+        return 200, {}, self.node_object(name)
 
     def get_job(self, ns, name):
         """A Job as its controller keeps it (backoffLimit 0, one completion):

@@ -166,12 +166,12 @@ op_plan(void)
 	jc.pending_timeout_seconds = 20;
 	for (i = 0; i < 50; i++)
 		agents[i] = (struct agent_info){ (long long)i, i % 2 ? "a" : "b", 0, 1, 0,
-		    1000, 900, 1, i % 3 ? "u1" : NULL, { NULL, NULL, NULL, NULL }, 0 };
+		    1000, 900, 1, i % 3 ? "u1" : NULL, { NULL, NULL, NULL, NULL }, 0, 0 };
 	for (i = 0; i < 40; i++)
 		pods[i] = (struct pod_info){ "ns", i % 2 ? "a" : "c", i % 2 ? "u1" : "u2",
 		    i % 3 ? "n" : "", PHASE_FAILED, 100, 200, 0, 0, 0, 0,
 		    i % 2 ? OWNER_JOB : OWNER_NONE, "j", i % 4 ? "ju" : "jv",
-		    { NULL, NULL, NULL, NULL }, NULL, 0, NULL, 0 };
+		    { NULL, NULL, NULL, NULL }, NULL, 0, NULL, 0, NULL, 0, NULL };
 	memset(&in, 0, sizeof(in));
 	in.cfg = &jc;
 	in.now = 5000;

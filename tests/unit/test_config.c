@@ -52,6 +52,8 @@ static const struct {
 	{ "{" BASE ",\"janitor\":{\"apiVersion\":\"latest\"}}", "'janitor.apiVersion': 'latest' is not" },
 	{ "{" BASE ",\"janitor\":{\"apiVersion\":\"7\"}}", "'janitor.apiVersion'" },
 	{ "{" BASE ",\"janitor\":{\"apiVersion\":7.1}}", "'janitor.apiVersion': expected a string" },
+	{ "{" BASE ",\"janitor\":{\"idleAgentSeconds\":-1}}", "'janitor.idleAgentSeconds'" },
+	{ "{" BASE ",\"janitor\":{\"drainTaints\":[\"\"]}}", "'janitor.drainTaints[0]'" },
 	{ "{" BASE ",\"janitor\":{\"stuckPendingSeconds\":900,\"pendingTimeoutSeconds\":600}}", "'janitor.pendingTimeoutSeconds': 600 is shorter" },
 	{ "{" BASE ",\"janitor\":{\"maxPatchesPerCycle\":-1}}", "'janitor.maxPatchesPerCycle'" },
 	{ "{" BASE ",\"janitor\":{\"identity\":{\"clientId\":\"x\"}}}", "'janitor.identity.clientId': 'x' is not a GUID" },
@@ -127,6 +129,10 @@ main(void)
 		CHECK_STR(cfg->janitor.client_id, "");
 		CHECK_STR(cfg->janitor.tenant_id, "");
 		CHECK_STR(cfg->janitor.api_version, "7.1");
+		CHECK(cfg->janitor.idle_agent_seconds == 1800);
+		CHECK(cfg->janitor.registration_timeout_seconds == 600);
+		CHECK(cfg->janitor.ndrain_taints == 3 &&
+		    strcmp(cfg->janitor.drain_taints[1], "karpenter.sh/disrupted") == 0);
 	}
 	config_free(cfg);
 

@@ -230,17 +230,17 @@ test_own_pool(void)
 	struct janitor_config cfg = default_cfg();
 	const struct agent_info agents[] = {
 		/* id, name, online, enabled, busy, changed, created, managed, uid */
-		{ 1, "vm-agent", 0, 1, 0, NOW - 86400, NOW - 900000, 0, NULL, NO_JOB, 0 },
-		{ 2, "keda-placeholder-aks", 0, 1, 0, 0, NOW - 8000000, 1, "u-2", NO_JOB, 0 },
-		{ 3, "dead-1", 0, 1, 0, NOW - 700, NOW - 9000, 1, "u-3", NO_JOB, 0 },
-		{ 4, "disabled", 0, 0, 0, NOW - 90000, NOW - 99000, 1, "u-4", NO_JOB, 0 },
-		{ 5, "busy-offline", 0, 1, 1, NOW - 1900, NOW - 9000, 1, "u-5", NO_JOB, 0 },
-		{ 6, "young", 0, 1, 0, NOW - 600, NOW - 9000, 1, "u-6", NO_JOB, 0 },
-		{ 7, "online", 1, 1, 0, NOW - 99999, NOW - 99999, 1, "u-7", NO_JOB, 0 },
-		{ 8, "never-connected", 0, 1, 0, 0, NOW - 601, 1, "u-8", NO_JOB, 0 },
-		{ 9, "backed", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-9", NO_JOB, 0 },
-		{ 10, "by-name", 0, 1, 0, NOW - 9000, NOW - 9999, 1, NULL, NO_JOB, 0 },
-		{ 11, "KEDA-Placeholder-2", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-11", NO_JOB, 0 },
+		{ 1, "vm-agent", 0, 1, 0, NOW - 86400, NOW - 900000, 0, NULL, NO_JOB, 0, 0 },
+		{ 2, "keda-placeholder-aks", 0, 1, 0, 0, NOW - 8000000, 1, "u-2", NO_JOB, 0, 0 },
+		{ 3, "dead-1", 0, 1, 0, NOW - 700, NOW - 9000, 1, "u-3", NO_JOB, 0, 0 },
+		{ 4, "disabled", 0, 0, 0, NOW - 90000, NOW - 99000, 1, "u-4", NO_JOB, 0, 0 },
+		{ 5, "busy-offline", 0, 1, 1, NOW - 1900, NOW - 9000, 1, "u-5", NO_JOB, 0, 0 },
+		{ 6, "young", 0, 1, 0, NOW - 600, NOW - 9000, 1, "u-6", NO_JOB, 0, 0 },
+		{ 7, "online", 1, 1, 0, NOW - 99999, NOW - 99999, 1, "u-7", NO_JOB, 0, 0 },
+		{ 8, "never-connected", 0, 1, 0, 0, NOW - 601, 1, "u-8", NO_JOB, 0, 0 },
+		{ 9, "backed", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-9", NO_JOB, 0, 0 },
+		{ 10, "by-name", 0, 1, 0, NOW - 9000, NOW - 9999, 1, NULL, NO_JOB, 0, 0 },
+		{ 11, "KEDA-Placeholder-2", 0, 1, 0, NOW - 9000, NOW - 9999, 1, "u-11", NO_JOB, 0, 0 },
 	};
 	struct pod_info pods[2];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
@@ -249,9 +249,9 @@ test_own_pool(void)
 
 	memset(pods, 0, sizeof(pods));
 	pods[0] = (struct pod_info){ "ci", "pod-9", "u-9", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB, NULL, 0, NULL, 0 };
+	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB, NULL, 0, NULL, 0, NULL, 0, NULL };
 	pods[1] = (struct pod_info){ "ci", "by-name", "u-x", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB, NULL, 0, NULL, 0 };
+	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB, NULL, 0, NULL, 0, NULL, 0, NULL };
 	memset(&in, 0, sizeof(in));
 	in.cfg = &cfg;
 	in.now = NOW;
@@ -742,21 +742,21 @@ test_pod_annotations(void)
 	const struct job_ref older = { "1400001", "payments-api - CI", "20260901.1", NULL };
 	const struct agent_info agents[] = {
 		/* busy, backed by uid u-1: patched */
-		{ 1, "a-1", 1, 1, 1, 0, NOW - 60, 1, "u-1", job, 0 },
+		{ 1, "a-1", 1, 1, 1, 0, NOW - 60, 1, "u-1", job, 0, 0 },
 		/* busy, no uid capability, backed by its name: patched */
-		{ 2, "pod-2", 1, 1, 1, 0, NOW - 60, 1, NULL, job, 0 },
+		{ 2, "pod-2", 1, 1, 1, 0, NOW - 60, 1, NULL, job, 0, 0 },
 		/* busy, its pod already says so: nothing */
-		{ 3, "a-3", 1, 1, 1, 0, NOW - 60, 1, "u-3", job, 0 },
+		{ 3, "a-3", 1, 1, 1, 0, NOW - 60, 1, "u-3", job, 0, 0 },
 		/* busy with a new request on the same pod: patched */
-		{ 4, "a-4", 1, 1, 1, 0, NOW - 60, 1, "u-4", job, 0 },
+		{ 4, "a-4", 1, 1, 1, 0, NOW - 60, 1, "u-4", job, 0, 0 },
 		/* busy, its pod terminating: nothing */
-		{ 5, "a-5", 1, 1, 1, 0, NOW - 60, 1, "u-5", job, 0 },
+		{ 5, "a-5", 1, 1, 1, 0, NOW - 60, 1, "u-5", job, 0, 0 },
 		/* idle: nothing (what it ran stays on its pod) */
-		{ 6, "a-6", 1, 1, 0, 0, NOW - 60, 1, "u-6", NO_JOB, 0 },
+		{ 6, "a-6", 1, 1, 0, 0, NOW - 60, 1, "u-6", NO_JOB, 0, 0 },
 		/* busy, no pod of ours: nothing */
-		{ 7, "vm", 1, 1, 1, 0, NOW - 60, 0, NULL, job, 0 },
+		{ 7, "vm", 1, 1, 1, 0, NOW - 60, 0, NULL, job, 0, 0 },
 		/* busy VM agent named like pod-6: not pod-6's while capabilities are known */
-		{ 8, "pod-6", 1, 1, 1, 0, NOW - 60, 0, NULL, job, 0 },
+		{ 8, "pod-6", 1, 1, 1, 0, NOW - 60, 0, NULL, job, 0, 0 },
 	};
 	struct pod_info pods[6];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
@@ -806,21 +806,21 @@ test_gone_jobs(void)
 	const struct job_ref next = { "1401978", "payments-api - CI", "20260901.4", NULL };
 	const struct agent_info agents[] = {
 		/* 0: busy, its pod gone: recorded */
-		{ 1, "a-1", 0, 1, 1, 0, NOW - 60, 1, "u-1", job, 0 },
+		{ 1, "a-1", 0, 1, 1, 0, NOW - 60, 1, "u-1", job, 0, 0 },
 		/* 1: busy, its pod still there: nothing */
-		{ 2, "a-2", 1, 1, 1, 0, NOW - 60, 1, "u-2", job, 0 },
+		{ 2, "a-2", 1, 1, 1, 0, NOW - 60, 1, "u-2", job, 0, 0 },
 		/* 2: busy with another request than the one seen: nothing */
-		{ 3, "a-3", 0, 1, 1, 0, NOW - 60, 1, "u-3", next, 0 },
+		{ 3, "a-3", 0, 1, 1, 0, NOW - 60, 1, "u-3", next, 0, 0 },
 		/* 3: idle now (the job ended; Azure DevOps knows how): nothing */
-		{ 4, "a-4", 0, 1, 0, 0, NOW - 60, 1, "u-4", NO_JOB, 0 },
+		{ 4, "a-4", 0, 1, 0, 0, NOW - 60, 1, "u-4", NO_JOB, 0, 0 },
 		/* 4: busy, its pod gone after its agent container ended: nothing */
-		{ 5, "a-5", 0, 1, 1, 0, NOW - 60, 1, "u-5", job, 0 },
+		{ 5, "a-5", 0, 1, 1, 0, NOW - 60, 1, "u-5", job, 0, 0 },
 		/* 5: busy, its pod gone, OOMKilled when last seen: recorded */
-		{ 6, "a-6", 0, 1, 1, 0, NOW - 60, 1, "u-6", job, 0 },
+		{ 6, "a-6", 0, 1, 1, 0, NOW - 60, 1, "u-6", job, 0, 0 },
 		/* 6: a VM agent named like a remembered pod: never matched */
-		{ 7, "pod-7", 0, 1, 1, 0, NOW - 60, 0, NULL, job, 0 },
+		{ 7, "pod-7", 0, 1, 1, 0, NOW - 60, 0, NULL, job, 0, 0 },
 		/* 7: busy, never seen by this leader: nothing */
-		{ 8, "a-8", 0, 1, 1, 0, NOW - 60, 1, "u-8", job, 0 },
+		{ 8, "a-8", 0, 1, 1, 0, NOW - 60, 1, "u-8", job, 0, 0 },
 	};
 	struct pod_info was[7], now[2];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
@@ -869,7 +869,7 @@ test_recheck(void)
 {
 	struct janitor_config cfg = default_cfg();
 	const struct agent_info listed = { 3, "dead-1", 0, 1, 0, NOW - 7000, NOW - 9000, 1,
-	    "u-3", NO_JOB, 0 };
+	    "u-3", NO_JOB, 0, 0 };
 	struct agent_info fresh = listed;
 	struct pod_info pods[1];
 	struct pod_lookup lk;
@@ -909,7 +909,7 @@ test_interruption_per_request(void)
 {
 	const struct job_ref job = { "1401977", "payments-api - CI", "20260901.3", NULL };
 	const struct job_ref before = { "1401976", "payments-api - CI", "20260901.2", NULL };
-	struct agent_info ag = { 1, "a-1", 1, 1, 1, 0, NOW - 600, 1, "u-0", job, NOW - 100 };
+	struct agent_info ag = { 1, "a-1", 1, 1, 1, 0, NOW - 600, 1, "u-0", job, NOW - 100, 0 };
 	struct pod_info pod;
 
 	running_pods(&pod, 1);
@@ -1006,6 +1006,159 @@ test_ado_reads(void)
 	CHECK(ado_parse_agent("{\"id\":7}", 8, &l, err, sizeof(err)) == -1);
 }
 
+/* A pod of the lifecycle table: Running on node, pool aks-pool, its agent
+ * container started `started` seconds before NOW, owned by a Job. */
+static struct pod_info
+lc_pod(const char *name, const char *node, time_t started)
+{
+	struct pod_info p;
+
+	memset(&p, 0, sizeof(p));
+	p.namespace = "ci";
+	p.name = name;
+	p.uid = name;		/* the uid is the name here */
+	p.node = node;
+	p.phase = PHASE_RUNNING;
+	p.owner = OWNER_JOB;
+	p.owner_name = name;
+	p.owner_uid = name;
+	p.pool = "aks-pool";
+	p.agent_started = started ? NOW - started : 0;
+	return p;
+}
+
+/* An agent of the lifecycle table, registered by pod (its uid). */
+static struct agent_info
+lc_agent(long long id, const char *pod, int online, int busy, time_t idle_for)
+{
+	struct agent_info a;
+
+	memset(&a, 0, sizeof(a));
+	a.id = id;
+	a.name = pod;
+	a.pod_uid = pod;
+	a.online = online;
+	a.enabled = 1;
+	a.busy = busy;
+	a.managed = 1;
+	a.status_changed = NOW - idle_for;
+	a.created = NOW - 99999;
+	return a;
+}
+
+static const char *
+retired_as(const struct retire_plan *rp, const char *pod)
+{
+	size_t i;
+
+	for (i = 0; i < rp->n; i++)
+		if (strcmp(rp->items[i].pod->name, pod) == 0)
+			return rp->items[i].reason;
+	return NULL;
+}
+
+/* Agent lifecycle: idle, never-registered and node-draining pods, and
+ * every pod that must stay. */
+static void
+test_retirements(void)
+{
+	struct janitor_config cfg = default_cfg();
+	static char *drain[] = { "ToBeDeletedByClusterAutoscaler" };
+	const struct node_info nodes[] = {	/* sorted by name */
+		{ "cordoned", 1, "" }, { "n", 0, "" },
+		{ "tainted-node", 0, "workload\nToBeDeletedByClusterAutoscaler\n" },
+	};
+	struct pod_info pods[16];
+	struct agent_info agents[12];
+	struct pool_agents pool = { "aks-pool", agents, 0, 1 };
+	struct plan_input in;
+	struct retire_plan rp = { NULL, 0, 0 };
+	size_t np = 0, na = 0;
+
+	cfg.idle_agent_seconds = 1800;
+	cfg.registration_timeout_seconds = 600;
+	cfg.drain_taints = drain;
+	cfg.ndrain_taints = 1;
+	pods[np++] = lc_pod("idle-pod", "n", 5000);
+	agents[na++] = lc_agent(1, "idle-pod", 1, 0, 4000);
+	pods[np++] = lc_pod("busy-pod", "n", 5000);
+	agents[na++] = lc_agent(2, "busy-pod", 1, 1, 4000);
+	pods[np++] = lc_pod("young-idle", "n", 5000);
+	agents[na++] = lc_agent(3, "young-idle", 1, 0, 100);
+	pods[np++] = lc_pod("just-finished", "n", 9000);
+	agents[na] = lc_agent(4, "just-finished", 1, 0, 9000);
+	agents[na++].last_finished = NOW - 60;
+	pods[np++] = lc_pod("drain-pod", "cordoned", 100);
+	agents[na++] = lc_agent(5, "drain-pod", 1, 0, 10);
+	pods[np++] = lc_pod("drain-busy", "cordoned", 100);
+	agents[na++] = lc_agent(6, "drain-busy", 1, 1, 10);
+	pods[np++] = lc_pod("tainted", "tainted-node", 100);
+	agents[na++] = lc_agent(7, "tainted", 0, 0, 10);
+	pods[np++] = lc_pod("never", "n", 700);
+	pods[np++] = lc_pod("never-young", "n", 100);
+	pods[np] = lc_pod("rs-idle", "n", 5000);
+	pods[np++].owner = OWNER_OTHER;
+	agents[na++] = lc_agent(8, "rs-idle", 1, 0, 4000);
+	pods[np] = lc_pod("other-pool", "n", 9999);
+	pods[np++].pool = "linux-large";
+	pods[np] = lc_pod("retired-already", "n", 5000);
+	pods[np++].retired = "idle";
+	agents[na++] = lc_agent(9, "retired-already", 1, 0, 4000);
+	pods[np++] = lc_pod("by-name", "n", 5000);
+	agents[na] = lc_agent(10, "by-name", 1, 0, 4000);
+	agents[na++].pod_uid = NULL;
+	pods[np++] = lc_pod("disabled-idle", "n", 5000);
+	agents[na] = lc_agent(11, "disabled-idle", 1, 0, 4000);
+	agents[na++].enabled = 0;
+	pods[np++] = lc_pod("not-started", "n", 0);
+	pool.n = na;
+
+	memset(&in, 0, sizeof(in));
+	in.cfg = &cfg;
+	in.now = NOW;
+	in.leader = 1;
+	in.all_pods = pods;
+	in.n_all_pods = np;
+	in.all_pods_complete = 1;
+	CHECK(plan_retirements(&in, &pool, nodes, 3, &rp) == 0);
+	CHECK(rp.n == 5);
+	CHECK_STR(retired_as(&rp, "idle-pod"), "idle");
+	CHECK_STR(retired_as(&rp, "by-name"), "idle");
+	CHECK_STR(retired_as(&rp, "drain-pod"), "node-draining");
+	CHECK_STR(retired_as(&rp, "tainted"), "node-draining");
+	CHECK_STR(retired_as(&rp, "never"), "never-registered");
+	CHECK(retired_as(&rp, "busy-pod") == NULL && retired_as(&rp, "drain-busy") == NULL &&
+	    retired_as(&rp, "rs-idle") == NULL && retired_as(&rp, "retired-already") == NULL &&
+	    retired_as(&rp, "disabled-idle") == NULL && retired_as(&rp, "other-pool") == NULL);
+	retire_plan_release(&rp);
+	/* 0 turns idle and never-registered off; draining stays. */
+	cfg.idle_agent_seconds = cfg.registration_timeout_seconds = 0;
+	CHECK(plan_retirements(&in, &pool, nodes, 3, &rp) == 0 && rp.n == 2 &&
+	    retired_as(&rp, "drain-pod") != NULL && retired_as(&rp, "tainted") != NULL);
+	retire_plan_release(&rp);
+	cfg.registration_timeout_seconds = 600;
+	/* A pool or pods not listed whole: never-registered cannot be told. */
+	in.all_pods_complete = 0;
+	CHECK(plan_retirements(&in, &pool, nodes, 3, &rp) == 0 && retired_as(&rp, "never") == NULL);
+	retire_plan_release(&rp);
+	in.all_pods_complete = 1;
+	/* Not the leader: nothing. */
+	in.leader = 0;
+	CHECK(plan_retirements(&in, &pool, nodes, 3, &rp) == 0 && rp.n == 0);
+	retire_plan_release(&rp);
+	/* The node's replica removes a retired pod by its owner's rules. */
+	in.leader = 0;
+	in.node = "n";
+	in.node_pods = &pods[11];	/* retired-already, a Job's */
+	in.n_node_pods = 1;
+	{
+		struct plan p;
+		CHECK(plan_make(&in, &p) == 0 && p.n == 1 && p.items[0].kind == ACT_DELETE_JOB &&
+		    strcmp(p.items[0].reason, "retired") == 0);
+		plan_release(&p);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1022,6 +1175,7 @@ main(int argc, char **argv)
 	test_interruption_per_request();
 	test_holdback();
 	test_ado_reads();
+	test_retirements();
 	test_pods();
 	test_job_busy();
 	test_job_state();
