@@ -652,11 +652,18 @@ plan_retirements(const struct plan_input *in, const struct pool_agents *pool,
 	if (plan_lookup_init(&lk, in->all_pods, in->n_all_pods) == -1 ||
 	    (registered = calloc(in->n_all_pods + 1, 1)) == NULL)
 		goto out;
+	/* Every pod an agent names is registered; one that any busy agent
+	 * names (1 | 2) runs a job and is never retired. */
+	for (i = 0; i < pool->n; i++)
+		if ((pod = plan_lookup_agent(&lk, &pool->agents[i])) != NULL)
+			registered[pod - in->all_pods] |= pool->agents[i].busy ? 3 : 1;
 	for (i = 0; i < pool->n; i++) {
 		const struct agent_info *ag = &pool->agents[i];
-		if ((pod = plan_lookup_agent(&lk, ag)) == NULL)
+		if ((pod = plan_lookup_agent(&lk, ag)) == NULL || (registered[pod - in->all_pods] & 2))
 			continue;
-		registered[pod - in->all_pods] = 1;
+		/* The pod's label says which pool its agent registers in. */
+		if (pod->pool != NULL && strcmp(pod->pool, label) != 0)
+			continue;
 		if (retirable(pod) && (why = agent_retire_reason(in, ag, pod, nodes, nnodes)) != NULL &&
 		    retire_add(out, pod, ag, why) == -1)
 			goto out;

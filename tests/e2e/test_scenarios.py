@@ -75,6 +75,9 @@ FAULTS = [("none", 580), ("kube_down", 30), ("kube_401", 30), ("kube_5xx", 50), 
 # A slowed leader: every agent DELETE takes this long, and the janitor runs
 # with a 1 s interval, so its Lease is 17 s and half of it 8.5 s.
 SLOW_DELETE = 2.0
+# The lifecycle's settings in the scenarios that turn it on.
+IDLE = 1800
+REGISTRATION = 600
 HALF_LEASE = (2 * 1 + 15) / 2
 
 
@@ -226,7 +229,44 @@ class Scenario:
                 s["created_ago"] = s["changed_ago"] + 100
                 self.agents.append((s, sim.agent(aid, s["name"], changed_ago=s["changed_ago"],
                                                  created_ago=s["created_ago"], pod_uid=s["pod_uid"])))
+        # Agent lifecycle (#24): on in half the scenarios, with pods whose
+        # agent is idle, busy, young or missing, and sometimes node-b cordoned.
+        self.lifecycle = rng.random() < 0.5
+        self.idle = IDLE if self.lifecycle else 0
+        self.registration = REGISTRATION if self.lifecycle else 0
+        self.draining = {"node-b"} if rng.random() < 0.3 else set()
+        if self.lifecycle:
+            self.add_lifecycle(rng, seed)
         self.rng = rng
+
+    def add_lifecycle(self, rng, seed):
+        """Running Job pods on node-a or node-b, each with an agent that is
+        idle long or not, busy or not, or none at all."""
+        for i in range(rng.randint(1, 4)):
+            name = "s%d-l%d" % (seed, i)
+            node = rng.choice(("node-a", "node-b"))
+            started = rng.choice((young, old))(rng, REGISTRATION)
+            s = {"name": name, "ns": "ci-agents", "node": node, "phase": "Running", "owner": "Job",
+                 "owner_name": "job-" + name, "uid": "uid-" + name, "managed": True, "deleting": False,
+                 "created_ago": started + 5, "finished_ago": None, "agent_finished_ago": None,
+                 "unschedulable": False, "waiting": False, "backoff": False, "agent_started_ago": started}
+            p = sim.pod(name, node=node, created_ago=s["created_ago"], owner="Job",
+                        owner_name=s["owner_name"], uid=s["uid"])
+            p["status"]["containerStatuses"] = [{"name": "agent", "ready": True, "started": True,
+                                                 "restartCount": 0, "state": {"running": {
+                                                     "startedAt": sim.now_rfc3339(time.time() - started)}}}]
+            self.pods.append((s, p))
+            if rng.random() < 0.25:
+                continue        # never registered
+            aid = 1 + len(self.agents)
+            a = {"id": aid, "name": name, "pool": "aks-pool", "online": rng.random() < 0.8,
+                 "enabled": rng.random() < 0.9, "busy": rng.random() < 0.35, "managed": True,
+                 "changed_ago": rng.choice((young, old))(rng, IDLE), "pod_uid": s["uid"]}
+            a["created_ago"] = a["changed_ago"] + 100
+            self.agents.append((a, sim.agent(aid, name, status="online" if a["online"] else "offline",
+                                             enabled=a["enabled"], busy=a["busy"],
+                                             changed_ago=a["changed_ago"], created_ago=a["created_ago"],
+                                             pod_uid=s["uid"])))
 
     def describe(self):
         return "seed %d: fault %s, dry-run %s, racing %s, cap %d, onlyManaged %s, lease %s, %d pods, %d agents" % (
@@ -317,6 +357,36 @@ def agent_deletable(sc, s, listed=None):
     return not any(name == s["name"] for _, name in listed)
 
 
+def backing_pod(sc, s):
+    """The managed pod an agent names (its pod uid, else its name), or None."""
+    for p, _ in sc.pods:
+        if p["managed"] and (p["uid"] == s["pod_uid"] if s["pod_uid"] else p["name"] == s["name"]):
+            return p
+    return None
+
+
+def pod_retirable(p):
+    return (p["phase"] == "Running" and p["node"] is not None and not p["deleting"] and
+            p["owner"] in ("Job", None))
+
+
+def agent_retirable(sc, s):
+    """DESIGN's agent lifecycle for a registered agent: its pod may be
+    retired (idle, or idle on a draining node), every condition."""
+    if s["busy"] or not s["enabled"] or (sc.only_managed and not s["managed"]):
+        return False
+    if any(fnmatch.fnmatchcase(s["name"].lower(), g.lower()) for g in sc.keep):
+        return False
+    p = backing_pod(sc, s)
+    # (every scenario pod is labelled pipewarden.io/pool: aks-pool)
+    if p is None or not pod_retirable(p) or s["pool"] != "aks-pool":
+        return False
+    if p["node"] in sc.draining:
+        return True
+    since = s["changed_ago"] if s["changed_ago"] is not None else None
+    return sc.idle > 0 and s["online"] and since is not None and since > sc.idle
+
+
 # ---- one worker: its own simulators, many scenarios ---------------------------------
 
 class Worker:
@@ -364,6 +434,7 @@ class Worker:
         k, a = self.kube, self.ado
         with k.lock:
             k.pods, k.jobs, k.leases, k.events, k.faults, k.job_backoff = [], {}, {}, [], {}, set()
+            k.node_specs = {n: {"unschedulable": True} for n in sc.draining}
             k.patches = []
             k.listed = []
             k.server.clear()
@@ -527,6 +598,7 @@ class Worker:
         cfg = json.load(open(lib.DEFAULT_CONFIG))
         cfg["organizationUrl"] = org
         cfg["pools"] = sc.pools + (["ghost-pool"] if sc.fault == "pool_missing" else [])
+        cfg["janitor"].update({"idleAgentSeconds": sc.idle, "registrationTimeoutSeconds": sc.registration})
         cfg["janitor"].update({"intervalSeconds": 1 if sc.fault == "leader_slowed" else 10, "offlineGraceSeconds": GRACE,
                                "finishedPodTtlSeconds": TTL, "stuckPendingSeconds": STUCK,
                                "pendingTimeoutSeconds": PENDING,
@@ -593,7 +665,8 @@ def check(w, sc, ids, outs):
     lists = [set(x) for x in w.kube.listed]
     listed = lists[-1] if lists else None
     bad = [k for k in agent_deletes if k not in by_key or not (
-        agent_deletable(sc, by_key[k]) or any(agent_deletable(sc, by_key[k], x) for x in lists))]
+        agent_deletable(sc, by_key[k]) or any(agent_deletable(sc, by_key[k], x) for x in lists) or
+        agent_retirable(sc, by_key[k]))]
     inv("never an online, busy, disabled, young, kept, unmanaged or backed agent", not bad,
         str([(k, by_key.get(k)) for k in bad[:2]]))
     inv("agents deleted only by the Lease holder", all(
@@ -608,8 +681,10 @@ def check(w, sc, ids, outs):
     if f == "lease_stolen":
         inv("a Lease taken mid-cycle: no agent is deleted", not agent_deletes, str(agent_deletes))
     if f == "agent_reregistered":
+        # (an idle agent's pod may still be retired: no job runs there)
         inv("agents registered again under their ids after the list: none is deleted",
-            not agent_deletes, str(agent_deletes))
+            not [k for k in agent_deletes if k not in by_key or not agent_retirable(sc, by_key[k])],
+            str(agent_deletes))
     if f == "leader_slowed":
         # DESIGN "Leader safety": no leader-only deletion starts more than
         # half the Lease after the last successful renewal.
@@ -652,16 +727,55 @@ def check(w, sc, ids, outs):
     # maxPatchesPerCycle (200) each.
     ours = {"pipewarden.io/job-request-id", "pipewarden.io/pipeline", "pipewarden.io/run",
             "pipewarden.io/run-url", "pipewarden.io/interruption"}
+    # #24: a pod is retired only when its agent runs no job, now or at its
+    # DELETE (the 400 "running a job" keeps it), and only as the model says.
+    # (the pods' own pool, aks-pool: a random world may have another pool's
+    # agent name the same pod, which no real pod does)
+    busy_now = {(a.get("systemCapabilities", {}).get("PIPEWARDEN_POD_UID") or a["name"])
+                for a in w.ado.agents.get(POOLS["aks-pool"], []) if a.get("assignedRequest")}
+    retired, bad_retired = [], []
+    for r in kreq:
+        if r[0] != "PATCH":
+            continue
+        ann = json.loads(r[4]).get("metadata", {}).get("annotations", {})
+        if "pipewarden.io/retired" not in ann:
+            continue
+        name = r[1].strip("/").split("/")[5]
+        spec = [s for s, _ in sc.pods if s["name"] == name][0]
+        agents = [s for s, _ in sc.agents if backing_pod(sc, s) is spec]
+        ok = pod_retirable(spec) and set(ann) == {"pipewarden.io/retired"} and not (
+            spec["uid"] in busy_now or name in busy_now)
+        if ann["pipewarden.io/retired"] == "never-registered":
+            # (by the agents as they are now: one registered again for
+            # another pod, agent_reregistered, no longer names this one)
+            named = {(a.get("systemCapabilities", {}).get("PIPEWARDEN_POD_UID") or a["name"])
+                     for a in w.ado.agents.get(POOLS["aks-pool"], [])}
+            ok = ok and spec["uid"] not in named and spec["name"] not in named and \
+                sc.registration > 0 and spec.get("agent_started_ago", 0) > sc.registration
+        else:
+            ok = ok and any(agent_retirable(sc, s) for s in agents)
+        retired.append(name)
+        if not ok:
+            bad_retired.append((name, ann))
+    inv("a pod is retired only as the lifecycle says, never while its agent holds a job",
+        not bad_retired, str(bad_retired[:3]))
+    if sc.dry_run or not leaders:
+        inv("only a leader, not in a dry run, retires", not retired, str(retired))
     specs = {(s["ns"], s["name"]): s for s, _ in sc.pods}
     # (the list always carries capabilities: by pod uid where there is one;
     # with onlyManagedAgents an unmanaged agent is nobody's pod's)
     busy_keys = {s["pod_uid"] or s["name"] for s, _ in sc.agents
                  if s["busy"] and (s["managed"] or not sc.only_managed)}
+    # (an agent that took a job during the run, agent_busy_race, runs one
+    # for a racing janitor that lists it after)
+    busy_keys |= busy_now
     patches, bad = [r for r in kreq if r[0] == "PATCH"], []
     for r in patches:
         parts = r[1].strip("/").split("/")
         meta = json.loads(r[4]).get("metadata", {})
         spec = specs.get((parts[3], parts[5]))
+        if set(meta.get("annotations", {})) == {"pipewarden.io/retired"}:
+            continue        # checked above
         if not (spec and spec["managed"] and (spec["uid"] in busy_keys or spec["name"] in busy_keys)
                 and set(meta.get("annotations", {})) <= ours
                 and meta.get("uid") in (spec["uid"], spec["uid"] + "-new")   # (pod_replaced)
@@ -683,6 +797,11 @@ def check(w, sc, ids, outs):
         allowed = set()
         for i in ids:
             allowed |= pod_targets(sc, NODES[i], i in leaders)
+    # A pod retired by a racing leader is its node's replica's to remove.
+    for spec, _ in sc.pods:
+        if spec["name"] in retired and spec["node"] in NODES.values():
+            allowed.add(("job", spec["ns"], spec["owner_name"]) if spec["owner"] == "Job"
+                        else ("pod", spec["ns"], spec["name"]))
     pod_deletes = pod_deletes_of(kreq)
     bad = sorted(pod_deletes - allowed)
     inv("never a pod or Job out of scope, young, terminating, another controller's Pending pod, "
@@ -714,10 +833,17 @@ def check(w, sc, ids, outs):
             "want %s got %s busy %s" % (sorted(want), sorted(got), sorted(busy)))
         if expect_leader and not ado_failure:
             want_a = {k for k, s in by_key.items() if agent_deletable(sc, s, listed)}
+            retire_a = {k for k, s in by_key.items() if agent_retirable(sc, s)}
             got_a = set(agent_deletes)
-            inv("deletes every agent the model says (up to the cap)",
-                got_a == want_a if len(want_a) <= sc.cap else len(got_a) == sc.cap and got_a <= want_a,
-                "want %s got %s" % (sorted(want_a), sorted(got_a)))
+            # (retirements come after the offline deletions, in the same cap)
+            if len(want_a) + len(retire_a) <= sc.cap:
+                ok = got_a - retire_a == want_a
+            elif retire_a:  # (one pool's retirements may take another's places in the cap)
+                ok = got_a - retire_a <= want_a and len(got_a) <= sc.cap
+            else:
+                ok = len(got_a) == sc.cap and got_a <= want_a
+            inv("deletes every agent the model says (up to the cap)", ok,
+                "want %s (+ retirable %s) got %s" % (sorted(want_a), sorted(retire_a), sorted(got_a)))
         elif not expect_leader:
             inv("not the leader: no Azure DevOps call", not [r for r in areq if "/oauth2/" not in r[1]])
     return results
