@@ -794,6 +794,53 @@ def test_janitor_annotations(res, w):
                   "the policy: the janitor's token cannot change %s (%d)" % (what, st), json.dumps(body)[:300])
 
 
+def test_janitor_lifecycle(res, w):
+    """#24: kubectl cordon on a node with an idle and a busy agent retires
+    only the idle one (its registration first, then the pod, by its node's
+    replica); a pod whose agent never registered is retired with an Event
+    that says so.  The status is the test kubelet's."""
+    n1, n2 = CI_NODES
+    managed_pod(w, "lc-idle", n2, "Running")
+    managed_pod(w, "lc-busy", n2, "Running")
+    managed_pod(w, "lc-never", n1, "Running", started_ago=1200)
+    uid = lambda n: w.api.get(ns_path("pods", AGENT_NS, n))["metadata"]["uid"]  # noqa: E731
+    w.ado.agents[12] += [sim.agent(801, "lc-idle", status="online", changed_ago=60, pod_uid=uid("lc-idle")),
+                         sim.agent(802, "lc-busy", status="online", busy=True, changed_ago=60,
+                                   pod_uid=uid("lc-busy"))]
+    q = w.cp.kubectl("cordon", n2)
+    res.check(q.returncode == 0, "kubectl cordon " + n2, q.stderr)
+    lifecycle = w.write_config({"janitor": {"idleAgentSeconds": 1800, "registrationTimeoutSeconds": 600}},
+                               "lifecycle.json")
+    try:
+        p = w.janitor_once(n1, config=lifecycle)
+        ann = lambda n: w.api.get(ns_path("pods", AGENT_NS, n))["metadata"].get("annotations", {})  # noqa: E731
+        res.check(p.returncode == 0 and ann("lc-idle").get("pipewarden.io/retired") == "node-draining" and
+                  "pipewarden.io/retired" not in ann("lc-busy") and
+                  ann("lc-never").get("pipewarden.io/retired") == "never-registered",
+                  "the leader retires the idle agent on the cordoned node and the pod that never "
+                  "registered, never the busy one", p.stderr[-1200:])
+        ids = sorted(a["id"] for a in w.ado.agents[12])
+        res.check(801 not in ids and 802 in ids, "the idle agent's registration is deleted; the busy "
+                  "one's stays", str(ids))
+        q = w.cp.kubectl("-n", AGENT_NS, "get", "events", "--field-selector", "reason=PipewardenRetired")
+        print("kubectl get events --field-selector reason=PipewardenRetired:\n" + q.stdout, flush=True)
+        res.check(q.returncode == 0 and "pod/lc-idle" in q.stdout and "pod/lc-never" in q.stdout and
+                  "never-registered" in q.stdout and "lc-busy" not in q.stdout,
+                  "kubectl get events shows each retirement", q.stdout + q.stderr)
+        p1 = w.janitor_once(n1, config=lifecycle)
+        p2 = w.janitor_once(n2, config=lifecycle)
+        res.check(p1.returncode == 0 and p2.returncode == 0 and
+                  wait_gone(w.api, ns_path("pods", AGENT_NS, "lc-idle")) and
+                  wait_gone(w.api, ns_path("pods", AGENT_NS, "lc-never")) and
+                  w.api.exists(ns_path("pods", AGENT_NS, "lc-busy")),
+                  "each node's replica removes its retired pod; the busy one's job goes on",
+                  p1.stderr[-600:] + p2.stderr[-600:])
+    finally:
+        w.cp.kubectl("uncordon", n2)
+        w.ado.agents[12] = [a for a in w.ado.agents[12] if a["id"] not in (801, 802)]
+        w.api.raw("DELETE", ns_path("pods", AGENT_NS, "lc-busy"))
+
+
 def job_on_node(w, name, node):
     """A Job (the ScaledJob's template, backoffLimit 0) whose pod is bound to
     node, running: its pod's name and uid."""
@@ -1049,7 +1096,7 @@ def test_privileges(res, w):
     api = w.janitor_api(n1)
     for what, method, path in [
             ("read a Secret", "GET", ns_path("secrets", AGENT_NS)),
-            ("list nodes", "GET", "/api/v1/nodes"),
+            ("update a node", "PUT", "/api/v1/nodes/" + n1),
             ("create a pod", "POST", ns_path("pods", AGENT_NS)),
             ("delete a Deployment", "DELETE", ns_path("deployments", AGENT_NS, "agent-pool")),
             ("update another Lease", "PUT", ns_path("leases", SYS_NS, "someone-else"))]:
@@ -1466,7 +1513,7 @@ def test_helm_lifecycle(res, w):
 
 
 TESTS = [test_install, test_bare_pod, test_job_and_deployment, test_reinvocation, test_dry_run_and_update,
-         test_denials, test_team_values, test_janitor_node_work, test_janitor_annotations, test_janitor_gone_pods, test_janitor_jobs, test_janitor_unscheduled, test_lease,
+         test_denials, test_team_values, test_janitor_node_work, test_janitor_annotations, test_janitor_gone_pods, test_janitor_lifecycle, test_janitor_jobs, test_janitor_unscheduled, test_lease,
          test_paging, test_privileges, test_webhook_down, test_image, test_chart_dry_run,
          test_helm_lifecycle]
 
