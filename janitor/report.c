@@ -44,6 +44,18 @@ actions_by_agent(const struct report_pool *rp)
 	return by;
 }
 
+/* Why the agent's pod would be retired, or NULL. */
+static const char *
+retire_reason(const struct report_pool *rp, const struct agent_info *ag)
+{
+	size_t i;
+
+	for (i = 0; i < rp->nretire; i++)
+		if (rp->retire[i].agent == ag)
+			return rp->retire[i].reason;
+	return NULL;
+}
+
 static long long
 offline_for(const struct agent_info *ag, time_t now)
 {
@@ -114,13 +126,32 @@ render_json(struct buf *b, const struct report_pool *pools, size_t n,
 			}
 			if (off >= 0)
 				cJSON_AddNumberToObject(a, "offlineSeconds", (double)off);
-			if (by[k] != NULL && (o = cJSON_AddObjectToObject(a, "nextCycle")) != NULL) {
+			if (retire_reason(&pools[i], &pools[i].agents[k]) != NULL &&
+			    (o = cJSON_AddObjectToObject(a, "nextCycle")) != NULL) {
+				cJSON_AddStringToObject(o, "action", "retire");
+				cJSON_AddStringToObject(o, "reason",
+				    retire_reason(&pools[i], &pools[i].agents[k]));
+			} else if (by[k] != NULL &&
+			    (o = cJSON_AddObjectToObject(a, "nextCycle")) != NULL) {
 				cJSON_AddStringToObject(o, "action", plan_is_delete(by[k]) ?
 				    "delete" : "keep");
 				cJSON_AddStringToObject(o, "reason", by[k]->reason);
 			}
 		}
 		free(by);
+		/* Pods whose agent never registered: no agent row shows them. */
+		if ((agents = cJSON_AddArrayToObject(p, "podsToRetire")) == NULL)
+			goto out;
+		for (k = 0; k < pools[i].nretire; k++) {
+			const struct retirement *r = &pools[i].retire[k];
+			if (r->agent != NULL || (a = cJSON_CreateObject()) == NULL)
+				continue;
+			cJSON_AddItemToArray(agents, a);
+			cJSON_AddStringToObject(a, "namespace", r->pod->namespace);
+			cJSON_AddStringToObject(a, "name", r->pod->name);
+			cJSON_AddStringToObject(a, "node", r->pod->node);
+			cJSON_AddStringToObject(a, "reason", r->reason);
+		}
 	}
 	if ((text = cJSON_Print(root)) == NULL)
 		goto out;
@@ -187,8 +218,11 @@ render_table(struct buf *b, const struct report_pool *rp, const struct pod_looku
 		r->cell[5] = strdup(pod ? ns_name : "-");
 		r->cell[6] = strdup(pod && pod->node[0] ? pod->node : "-");
 		r->cell[7] = strdup(o >= 0 ? off : "-");
-		r->cell[8] = by[k] == NULL ? strdup("-") :
-		    cellf("%s: %s", plan_is_delete(by[k]) ? "delete" : "keep", by[k]->reason);
+		if (retire_reason(rp, ag) != NULL)
+			r->cell[8] = cellf("%s: %s", "retire", retire_reason(rp, ag));
+		else
+			r->cell[8] = by[k] == NULL ? strdup("-") : cellf("%s: %s",
+			    plan_is_delete(by[k]) ? "delete" : "keep", by[k]->reason);
 		for (c = 0; c < COLUMNS; c++)
 			if (r->cell[c] == NULL)
 				goto out;
@@ -204,6 +238,11 @@ render_table(struct buf *b, const struct report_pool *rp, const struct pod_looku
 			buf_addf(b, "%-*s  ", (int)width[c], rows[i].cell[c]);
 		buf_addf(b, "%s\n", rows[i].cell[COLUMNS - 1]);
 	}
+	for (i = 0; i < rp->nretire; i++)
+		if (rp->retire[i].agent == NULL)
+			buf_addf(b, "pod %s/%s on %s: retire: %s (no agent of this pool carries its "
+			    "uid or name)\n", rp->retire[i].pod->namespace, rp->retire[i].pod->name,
+			    rp->retire[i].pod->node, rp->retire[i].reason);
 	rc = b->failed ? -1 : 0;
 out:
 	if (rows != NULL)

@@ -21,6 +21,8 @@ struct report_pool {
 	const struct action	*actions;	/* the plan's items for this pool */
 	size_t			 nactions;
 	const char		*error;		/* why it could not be read, or NULL */
+	const struct retirement	*retire;	/* the pods it would retire */
+	size_t			 nretire;
 };
 
 /* Render the pools into b: a table per pool, or (json) one JSON document

@@ -20,7 +20,8 @@
  */
 static int
 report_pool(struct janitor *j, size_t i, const struct plan_input *in, struct plan *plan,
-    struct report_pool *rp, struct agent_list *list)
+    struct report_pool *rp, struct agent_list *list, const struct node_list *nodes,
+    struct retire_plan *retire)
 {
 	struct pool_agents pa;
 	size_t first = plan->n;
@@ -39,6 +40,10 @@ report_pool(struct janitor *j, size_t i, const struct plan_input *in, struct pla
 	if (plan_pool_agents(in, &pa, plan) == -1)
 		return -1;
 	plan_cap(plan, first, j->cfg->janitor.max_deletions_per_cycle);
+	if (plan_retirements(in, &pa, nodes->nodes, nodes->n, retire) == -1)
+		return -1;
+	rp->retire = retire->items;
+	rp->nretire = retire->n;
 	rp->agents = list->agents;
 	rp->n = list->n;
 	rp->nactions = plan->n - first;
@@ -53,6 +58,8 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 	struct pod_list all_pods;
 	struct plan plan;
 	struct agent_list *lists = NULL;
+	struct retire_plan *retire = NULL;
+	struct node_list nodes;
 	struct plan_input in;
 	struct pod_lookup lk = { NULL, NULL, 0 };
 	struct buf out;
@@ -61,6 +68,7 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 	int rc = 2, r;
 
 	memset(&all_pods, 0, sizeof(all_pods));
+	memset(&nodes, 0, sizeof(nodes));
 	memset(&plan, 0, sizeof(plan));
 	buf_init(&out, 256 * 1024 * 1024);
 	if (setup_open(&j, opts, cfg) == -1)
@@ -80,14 +88,19 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 	in.all_pods = all_pods.pods;
 	in.n_all_pods = all_pods.n;
 	in.all_pods_complete = 1;
+	if (kube_list_nodes(&j.kube, &nodes, err, sizeof(err)) == -1)
+		fprintf(stderr, "pipewarden-janitor report: listing nodes failed (no node-draining "
+		    "retirement is shown): %s\n", err);
 	pools = calloc(j.cfg->npools + 1, sizeof(*pools));
 	lists = calloc(j.cfg->npools + 1, sizeof(*lists));
-	if (pools == NULL || lists == NULL || plan_lookup_init(&lk, all_pods.pods,
+	retire = calloc(j.cfg->npools + 1, sizeof(*retire));
+	if (pools == NULL || lists == NULL || retire == NULL || plan_lookup_init(&lk, all_pods.pods,
 	    all_pods.n) == -1)
 		goto nomem;
 	rc = 0;
 	for (i = 0; i < j.cfg->npools; i++) {
-		if ((r = report_pool(&j, i, &in, &plan, &pools[i], &lists[i])) == -1)
+		if ((r = report_pool(&j, i, &in, &plan, &pools[i], &lists[i], &nodes,
+		    &retire[i])) == -1)
 			goto nomem;
 		if (r == 1)
 			rc = 1;
@@ -109,9 +122,13 @@ out:
 	for (i = 0; pools != NULL && i < j.cfg->npools; i++) {
 		free((char *)pools[i].error);
 		agent_list_release(&lists[i]);
+		if (retire != NULL)
+			retire_plan_release(&retire[i]);
 	}
 	free(pools);
 	free(lists);
+	free(retire);
+	node_list_release(&nodes);
 	plan_release(&plan);
 	pod_list_release(&all_pods);
 	buf_release(&out);

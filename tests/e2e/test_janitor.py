@@ -944,6 +944,14 @@ def test_lifecycle(res, tmp):
     removes it by the owner rules."""
     env = Env(tmp, cfg=LIFECYCLE)
     lifecycle_state(env)
+    cmd = env.command()
+    wrapper = len(shlex.split(ARGS.wrapper)) if ARGS.wrapper else 0
+    p = subprocess.run(cmd[:wrapper + 1] + ["report"] + cmd[wrapper + 1:], env=env.environ(),
+                       capture_output=True, text=True, timeout=120 * SCALE)
+    res.check(p.returncode == 0 and "retire: idle" in p.stdout and "retire: node-draining" in p.stdout and
+              "pod ci-agents/never-x3 on node-a: retire: never-registered" in p.stdout and
+              not env.kube.patches and not env.ado.server.requests("DELETE"),
+              "report shows what the next cycle would retire and why, and retires nothing", p.stdout[-1500:])
     rc, log = env.once()
     retired = {p["metadata"]["name"]: p["metadata"].get("annotations", {}).get("pipewarden.io/retired")
                for p in env.kube.pods}
