@@ -16,7 +16,6 @@ import ctypes
 import http.client
 import json
 import os
-import select
 import signal
 import socket
 import ssl
@@ -564,22 +563,8 @@ class ServicePort:
         except OSError:
             client.close()
             return
-        socks = [client, backend]
-        try:
-            while True:
-                ready, _, _ = select.select(socks, [], [], 30)
-                if not ready:
-                    return
-                for r in ready:
-                    data = r.recv(65536)
-                    if not data:
-                        return
-                    (backend if r is client else client).sendall(data)
-        except OSError:
-            return
-        finally:
-            client.close()
-            backend.close()
+        backend.settimeout(None)
+        lib.relay(client, backend)
 
     def stop(self):
         self.stopping = True

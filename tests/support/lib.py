@@ -284,6 +284,28 @@ def validate_pods(res, pods):
 
 # ---- processes and HTTPS ---------------------------------------------------
 
+def relay(a, b, idle=30):
+    """Copy bytes both ways between sockets a and b until either side closes
+    or nothing moves for idle seconds; then close both (a forwarder's, or a
+    CONNECT tunnel's, one connection)."""
+    import select
+    try:
+        while True:
+            ready, _, _ = select.select([a, b], [], [], idle)
+            if not ready:
+                return
+            for r in ready:
+                data = r.recv(65536)
+                if not data:
+                    return
+                (b if r is a else a).sendall(data)
+    except OSError:
+        pass
+    finally:
+        a.close()
+        b.close()
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

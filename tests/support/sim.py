@@ -26,7 +26,6 @@ import base64
 import copy
 import json
 import os
-import select
 import shutil
 import socket
 import ssl
@@ -35,6 +34,8 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -160,40 +161,32 @@ class ServicesProxy:
             threading.Thread(target=self.tunnel, args=(c,), daemon=True).start()
 
     def tunnel(self, c):
-        up = None
         try:
             head = b""
             while b"\r\n\r\n" not in head and len(head) < 8192:
                 chunk = c.recv(4096)
                 if not chunk:
+                    c.close()
                     return
                 head += chunk
             line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
             if len(line) < 2 or line[0] != "CONNECT":
                 c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                c.close()
                 return
             self.tunnels.append(line[1])
             try:
                 up = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:
                 c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                c.close()
                 return
             c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            up.settimeout(None)
-            socks = [c, up]
-            while not self.stopping:
-                r, _, _ = select.select(socks, [], [], 1.0)
-                for s in r:
-                    data = s.recv(65536)
-                    if not data:
-                        return
-                    (up if s is c else c).sendall(data)
         except OSError:
-            pass
-        finally:
             c.close()
-            if up is not None:
-                up.close()
+            return
+        up.settimeout(None)
+        lib.relay(c, up)
 
     def stop(self):
         self.stopping = True
