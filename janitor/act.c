@@ -242,8 +242,13 @@ act_deletions(struct janitor *j, struct cycle *c, size_t first, int leader_only)
 			log_action(j, "keep", a, j->opts->dry_run ? LOG_INFO : LOG_DEBUG, "");
 			continue;
 		}
-		if (j->opts->dry_run) {
-			log_action(j, "would delete", a, LOG_INFO, "");
+		attempts = a->kind == ACT_DELETE_AGENT ? &c->agent_attempts : &c->pod_attempts;
+		if (j->opts->dry_run) {		/* what a real cycle would attempt */
+			if (*attempts >= max)
+				act_hold(&c->plan, a, "deletion-cap");
+			else
+				(*attempts)++;
+			log_action(j, plan_is_delete(a) ? "would delete" : "keep", a, LOG_INFO, "");
 			continue;
 		}
 		signals_check(j);
@@ -275,7 +280,6 @@ act_deletions(struct janitor *j, struct cycle *c, size_t first, int leader_only)
 				continue;
 			}
 		}
-		attempts = a->kind == ACT_DELETE_AGENT ? &c->agent_attempts : &c->pod_attempts;
 		if (*attempts >= max) {
 			act_hold(&c->plan, a, "deletion-cap");
 			continue;
