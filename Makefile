@@ -41,7 +41,7 @@ ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-.PHONY: image all deps test unit fuzz-replay fuzz fuzz-deps e2e e2e-cluster controlplane manifests check-asan valgrind demo bench soak clean help
+.PHONY: image all deps test unit fuzz-replay fuzz fuzz-deps e2e e2e-cluster controlplane manifests check-asan valgrind demo bench bench-admission soak clean help
 
 all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
@@ -62,6 +62,7 @@ help:
 	@echo "make check-asan the tests with AddressSanitizer and UBSan"
 	@echo "make valgrind   the tests under valgrind (leaks are errors)"
 	@echo "make bench      performance figures (bench/results.md)"
+	@echo "make bench-admission  what a pod creation pays for pipewarden, against peers"
 	@echo "make soak       a million requests; RSS must not grow"
 	@echo "make fuzz       libFuzzer on every parser and pure core (FUZZ_SECONDS=60 each)"
 	@echo "make clean      remove build output"
@@ -236,6 +237,17 @@ bench: all controlplane $(B)/bench/ceiling $(B)/bench/newconn
 	@$(PYTHON) tests/bench/bench.py --build $(B)
 	@$(PYTHON) tests/bench/bench_cluster.py --webhook $(B)/bin/pipewarden-webhook \
 	    --janitor $(B)/bin/pipewarden-janitor
+	@$(MAKE) --no-print-directory bench-admission
+
+# What a pod creation pays for a mutating webhook, on one real control plane:
+# none, a no-op, the no-op with pipewarden's patch, the workload-identity
+# webhook (built into the cache by tests/bench/admission/peer/build.sh), pipewarden.
+ADMISSION_CREATES ?= 2000
+ADMISSION_ROUNDS ?= 20
+bench-admission: all controlplane $(B)/bench/noop
+	@sh tests/bench/admission/peer/build.sh
+	@$(PYTHON) tests/bench/admission/bench_admission.py --build $(B) \
+	    --creates $(ADMISSION_CREATES) --rounds $(ADMISSION_ROUNDS)
 
 # At least a million requests; RSS at the start and the end must agree within 1 MiB.
 SOAK_REQUESTS ?= 1000000
@@ -243,6 +255,10 @@ soak: all
 	@$(PYTHON) tests/bench/bench.py --build $(B) --soak $(SOAK_REQUESTS)
 
 $(B)/bench/ceiling: $(B)/obj/tests/bench/ceiling.o $(B)/obj/common/file.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd
+
+$(B)/bench/noop: $(B)/obj/tests/bench/admission/noop.o $(B)/obj/common/file.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd
 
