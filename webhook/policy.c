@@ -183,27 +183,40 @@ same_toleration(const struct toleration *t, const cJSON *pt)
 	return !t->has_seconds || (double)t->seconds == secs->valuedouble;
 }
 
+/* A toleration as JSON.  "Equal" is what an absent operator means to
+ * kube-apiserver and the scheduler, so it is not written (a smaller patch
+ * and pod; make bench-admission). */
 static void
 toleration_json(const struct toleration *t, struct buf *v)
 {
+	const char *sep = "";
+
 	buf_addc(v, '{');
 	if (t->key[0] != '\0') {
 		buf_adds(v, "\"key\":");
 		buf_add_json_string(v, t->key);
-		buf_addc(v, ',');
+		sep = ",";
 	}
-	buf_adds(v, "\"operator\":");
-	buf_add_json_string(v, t->operator);
+	if (strcmp(t->operator, "Equal") != 0) {
+		buf_adds(v, sep);
+		buf_adds(v, "\"operator\":");
+		buf_add_json_string(v, t->operator);
+		sep = ",";
+	}
 	if (t->value[0] != '\0') {
-		buf_adds(v, ",\"value\":");
+		buf_adds(v, sep);
+		buf_adds(v, "\"value\":");
 		buf_add_json_string(v, t->value);
+		sep = ",";
 	}
 	if (t->effect[0] != '\0') {
-		buf_adds(v, ",\"effect\":");
+		buf_adds(v, sep);
+		buf_adds(v, "\"effect\":");
 		buf_add_json_string(v, t->effect);
+		sep = ",";
 	}
 	if (t->has_seconds)
-		buf_addf(v, ",\"tolerationSeconds\":%lld", t->seconds);
+		buf_addf(v, "%s\"tolerationSeconds\":%lld", sep, t->seconds);
 	buf_addc(v, '}');
 }
 
@@ -474,6 +487,7 @@ patch_agent(const struct config *cfg, const struct target *t, const struct env_p
 	const cJSON *env = field_array(t->container, "env");
 	const cJSON *mounts = field_array(t->container, "volumeMounts");
 	const cJSON *volumes = field_array(spec, "volumes");
+	const cJSON *res;
 	int wire_wi = wire_workload_identity(cfg, t);
 	int wire_pat = t->identity == IDENTITY_PAT;
 	struct patch_group container, g;
@@ -489,8 +503,10 @@ patch_agent(const struct config *cfg, const struct target *t, const struct env_p
 		env_emit(&g, &ep->add[i]);
 	patch_group_close(&g);
 
-	patch_group_open(&g, p, &container, "resources",
-	    field_object(t->container, "resources") != NULL, 0);
+	/* kube-apiserver sends "resources": {}: an empty one is replaced
+	 * whole (one op instead of one each for requests and limits). */
+	res = field_object(t->container, "resources");
+	patch_group_open(&g, p, &container, "resources", res != NULL && res->child != NULL, 0);
 	rc = resources_fill(t->profile, t->container, t->name, field_object(spec, "resources"),
 	    &g, d);
 	patch_group_close(&g);
@@ -513,7 +529,7 @@ patch_agent(const struct config *cfg, const struct target *t, const struct env_p
 	if (wire_wi && find_named(volumes, AZURE_TOKEN_VOLUME) == NULL)
 		patch_group_add(&g, NULL, "{\"name\":\"" AZURE_TOKEN_VOLUME "\",\"projected\":"
 		    "{\"sources\":[{\"serviceAccountToken\":{\"audience\":"
-		    "\"api://AzureADTokenExchange\",\"expirationSeconds\":3600,"
+		    "\"api://AzureADTokenExchange\","
 		    "\"path\":\"" AZURE_TOKEN_VOLUME "\"}}]}}");
 	if (wire_pat && find_named(volumes, AZP_SECRET_VOLUME) == NULL) {
 		struct buf v;

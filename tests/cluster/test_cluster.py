@@ -365,9 +365,12 @@ def test_bare_pod(res, w):
               "/var/run/secrets/azure/tokens/azure-identity-token", "stored pod: workload identity token file")
     vols = {v["name"]: v for v in stored["spec"].get("volumes", [])}
     proj = vols.get("azure-identity-token", {}).get("projected", {})
-    res.check(proj.get("defaultMode") == 420 and proj.get("sources", [{}])[0].get("serviceAccountToken", {})
-              .get("audience") == "api://AzureADTokenExchange",
+    sat = proj.get("sources", [{}])[0].get("serviceAccountToken", {})
+    res.check(proj.get("defaultMode") == 420 and sat.get("audience") == "api://AzureADTokenExchange",
               "stored pod: projected token volume, defaulted by kube-apiserver", json.dumps(proj))
+    res.check(sat.get("expirationSeconds") == 3600,
+              "stored pod: the token's 3600 s lifetime, kube-apiserver's default (the patch leaves it out)",
+              json.dumps(sat))
     mounts = {m["name"]: m for m in container(stored).get("volumeMounts", [])}
     res.check(mounts.get("azure-identity-token", {}).get("readOnly") is True,
               "stored pod: the token mounted read-only")
@@ -385,8 +388,10 @@ def test_bare_pod(res, w):
               "AZURE_CLIENT_ID,AZURE_TENANT_ID,AZURE_FEDERATED_TOKEN_FILE,AZURE_AUTHORITY_HOST",
               "stored pod: VSO_AGENT_IGNORE names the identity variables it injected",
               json.dumps(env_of(stored).get("VSO_AGENT_IGNORE")))
-    res.check({"key": "workload", "operator": "Equal", "value": "ci", "effect": "NoSchedule"}
-              in stored["spec"]["tolerations"], "stored pod: the config's toleration")
+    # (no operator: "Equal" is what an absent one means; the scheduler's
+    # placement below proves the toleration works)
+    res.check({"key": "workload", "value": "ci", "effect": "NoSchedule"}
+              in stored["spec"]["tolerations"], "stored pod: the config's toleration", json.dumps(stored["spec"]["tolerations"]))
     res.check(stored["spec"].get("nodeSelector") == {"workload": "ci"}, "stored pod: the config's nodeSelector")
     # The service-account admission plugin ran after the webhook: both mounts.
     res.check(any(v["name"].startswith("kube-api-access-") for v in stored["spec"]["volumes"]),
