@@ -22,15 +22,15 @@ IMAGE_DEPS := umoci skopeo binutils ca-certificates
 COMMON_SRC  := common/array.c common/buf.c common/cli.c common/config.c common/file.c \
                common/log.c common/metrics.c common/names.c common/quantity.c \
                common/timefmt.c common/jsonscan.c common/strpool.c
-PLAN_SRC    := janitor/holdback.c janitor/kube_parse.c janitor/plan.c janitor/ado.c janitor/lease.c janitor/report.c
+PLAN_SRC    := janitor/holdback.c janitor/kube_parse.c janitor/plan.c janitor/timing.c janitor/ado.c janitor/lease.c janitor/report.c
 POLICY_SRC  := webhook/budget.c webhook/conns.c webhook/decision.c webhook/patch.c webhook/resources.c webhook/policy.c webhook/review.c
 WEBHOOK_SRC := $(COMMON_SRC) $(POLICY_SRC) webhook/arena.c webhook/certs.c \
                webhook/server.c webhook/main.c
 JANITOR_SRC := $(COMMON_SRC) $(PLAN_SRC) common/http.c common/secret.c janitor/signals.c \
                janitor/setup.c janitor/leader.c janitor/act.c janitor/jobs.c janitor/retire.c janitor/health.c \
-               janitor/kube.c janitor/loop.c janitor/reportcmd.c janitor/main.c
+               janitor/kube.c janitor/loop.c janitor/waiting.c janitor/reportcmd.c janitor/main.c
 UNIT_TESTS  := test_buf test_file test_quantity test_names test_config test_metrics test_kube_parse \
-               test_budget test_policy test_plan test_allocfail
+               test_budget test_policy test_plan test_timing test_allocfail
 
 # B is the build directory: build/ normally, build/asan/ with sanitizers.
 B := build

@@ -554,7 +554,8 @@ parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 	    "offlineGraceSeconds", "finishedPodTtlSeconds", "stuckPendingSeconds",
 	    "pendingTimeoutSeconds", "maxDeletionsPerCycle", "maxPatchesPerCycle",
 	    "onlyManagedAgents", "keepAgents", "leaseName", "apiVersion", "identity",
-	    "idleAgentSeconds", "registrationTimeoutSeconds", "drainTaints", NULL };
+	    "idleAgentSeconds", "registrationTimeoutSeconds", "drainTaints",
+	    "usageByPipeline", NULL };
 	static const char *const id_keys[] = { "clientId", "tenantId", NULL };
 	static const char *const default_keep[] = { "keda-placeholder*", NULL };
 	static const char *const default_drain[] = { "ToBeDeletedByClusterAutoscaler",
@@ -584,6 +585,7 @@ parse_janitor(struct parser *p, const cJSON *obj, struct config *cfg)
 	j->max_patches_per_cycle = get_int(p, obj, "maxPatchesPerCycle",
 	    "janitor.", 200, 0, 100000);
 	j->only_managed_agents = get_bool(p, obj, "onlyManagedAgents", "janitor.", 1);
+	j->usage_by_pipeline = get_bool(p, obj, "usageByPipeline", "janitor.", 0);
 	j->lease_name = get_string(p, obj, "leaseName", "janitor.", "pipewarden-janitor");
 	j->api_version = get_string(p, obj, "apiVersion", "janitor.", "7.1");
 	j->idle_agent_seconds = get_int(p, obj, "idleAgentSeconds", "janitor.", 1800, 0, day);

@@ -63,6 +63,9 @@ struct janitor_config {
 	 * taints. */
 	long long	 idle_agent_seconds;
 	long long	 registration_timeout_seconds;
+	/* Requested CPU and memory seconds per pool and pipeline (pipeline
+	 * names are unbounded label values: off by default). */
+	int		 usage_by_pipeline;
 	char		**drain_taints;
 	size_t		 ndrain_taints;
 	char		*lease_name;

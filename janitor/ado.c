@@ -193,6 +193,101 @@ agent_list_release(struct agent_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* One job request's time member (0 when absent); -1 when not a time. */
+static int
+request_time(const cJSON *req, const char *key, time_t *t, char *err, size_t errlen)
+{
+	const char *v = str(req, key);
+
+	*t = 0;
+	if (v == NULL)
+		return 0;
+	if (time_parse(v, t, NULL) == -1) {
+		snprintf(err, errlen, "job requests: %s '%.40s' is not a time", key, v);
+		return -1;
+	}
+	return 0;
+}
+
+struct requests_scan {
+	struct request_list	*l;
+	char			*err;
+	size_t			 errlen;
+	int			 found;
+};
+
+static int
+scan_request(const char *text, size_t len, void *cls)
+{
+	struct requests_scan *sc = cls;
+	struct request_list *l = sc->l;
+	struct job_request r;
+	const cJSON *id, *agent_id;
+	cJSON *req;
+	int rc = -1;
+
+	if ((req = cJSON_ParseWithLength(text, len)) == NULL) {
+		snprintf(sc->err, sc->errlen, "job requests: an item is not valid JSON");
+		return -1;
+	}
+	memset(&r, 0, sizeof(r));
+	id = cJSON_GetObjectItemCaseSensitive(req, "requestId");
+	agent_id = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(req, "reservedAgent"), "id");
+	if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= 9007199254740992.0) {
+		snprintf(sc->err, sc->errlen, "job requests: a request has no requestId");
+		goto out;
+	}
+	r.id = (long long)id->valuedouble;
+	r.agent_id = cJSON_IsNumber(agent_id) ? (long long)agent_id->valuedouble : 0;
+	if (request_time(req, "queueTime", &r.queued, sc->err, sc->errlen) == -1 ||
+	    request_time(req, "assignTime", &r.assigned, sc->err, sc->errlen) == -1 ||
+	    request_time(req, "receiveTime", &r.received, sc->err, sc->errlen) == -1 ||
+	    request_time(req, "finishTime", &r.finished, sc->err, sc->errlen) == -1)
+		goto out;
+	r.result = str(req, "result");
+	r.pipeline = str(cJSON_GetObjectItemCaseSensitive(req, "definition"), "name");
+	if (array_grow(&l->items, &l->cap, l->n, sizeof(*l->items), 64) == -1 ||
+	    (r.result != NULL && (r.result = strpool_add(&l->strings, r.result)) == NULL) ||
+	    (r.pipeline != NULL && (r.pipeline = strpool_add(&l->strings, r.pipeline)) == NULL)) {
+		snprintf(sc->err, sc->errlen, "out of memory");
+		goto out;
+	}
+	l->items[l->n++] = r;
+	rc = 0;
+out:
+	cJSON_Delete(req);
+	return rc;
+}
+
+static int
+scan_requests(const char *key, size_t keylen, const char *value, size_t len, void *cls)
+{
+	struct requests_scan *sc = cls;
+
+	if (keylen != 5 || memcmp(key, "value", 5) != 0)
+		return 0;
+	sc->found = 1;
+	return jsonscan_array(value, len, scan_request, sc);
+}
+
+int
+ado_parse_job_requests(const char *body, size_t len, struct request_list *out, char *err,
+    size_t errlen)
+{
+	struct requests_scan sc = { out, err, errlen, 0 };
+
+	memset(out, 0, sizeof(*out));
+	err[0] = '\0';
+	if (jsonscan_object(body, len, scan_requests, &sc) == -1 || !sc.found) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "job requests: not the JSON collection asked for");
+		request_list_release(out);
+		return -1;
+	}
+	return 0;
+}
+
 long long
 ado_parse_pool_id(const char *body, size_t len, const char *name, char *spelled,
     size_t spelledlen, char *err, size_t errlen)
@@ -812,6 +907,33 @@ ado_get_agent(struct ado *a, long long pool_id, long long agent_id, struct agent
 		} else {
 			snprintf(err, errlen, "agent read: HTTP %ld", r.status);
 			a->last_error = ADO_ERR_MALFORMED;
+		}
+	}
+	http_response_release(&r);
+	return rc;
+}
+
+int
+ado_list_job_requests(struct ado *a, long long pool_id, struct request_list *out, char *err,
+    size_t errlen)
+{
+	struct http_response r = { 0 };
+	char path[128];
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/_apis/distributedtask/pools/%lld/jobrequests?$top=250",
+	    pool_id);
+	if (ado_call(a, "GET", path, &r, err, errlen) == 0 &&
+	    !auth_failure(a, &r, "job requests", err, errlen) &&
+	    !version_refused(a, &r, "job requests", err, errlen)) {
+		if (r.status == 200) {
+			if ((rc = ado_parse_job_requests(r.body.data, r.body.len, out, err,
+			    errlen)) == -1)
+				a->last_error = ADO_ERR_MALFORMED;
+		} else {
+			snprintf(err, errlen, "job requests: HTTP %ld", r.status);
+			a->last_error = r.status == 404 ? ADO_ERR_NOT_FOUND : ADO_ERR_MALFORMED;
 		}
 	}
 	http_response_release(&r);

@@ -7,6 +7,7 @@
 
 #include "../common/strpool.h"
 #include "plan.h"
+#include "timing.h"
 
 /*
  * Azure DevOps: reading its answers (pure) and, in ado_client.c, talking
@@ -32,6 +33,14 @@ void	agent_list_release(struct agent_list *l);
 /* Parse a 200 body of GET .../pools/{id}/agents/{agentId}: one agent, as
  * the list holds them (out gets one item).  Return 0, or -1 with a message. */
 int	ado_parse_agent(const char *body, size_t len, struct agent_list *out,
+	    char *err, size_t errlen);
+
+/* Parse a 200 body of GET .../pools/{id}/jobrequests: {"count":N,"value":
+ * [TaskAgentJobRequest...]} (fixture fact 30).  Return 0, or -1 with a
+ * message (not that shape, a request without requestId, a time that is not
+ * one: like KEDA, one bad time fails the whole answer).  The caller
+ * releases *out. */
+int	ado_parse_job_requests(const char *body, size_t len, struct request_list *out,
 	    char *err, size_t errlen);
 
 /* Parse a 200 body of GET .../pools?poolName=NAME: the id of the one pool
@@ -127,6 +136,11 @@ int	ado_list_agents(struct ado *a, long long pool_id, struct agent_list *out,
  * out holding it, 0 when it is gone (404), -1 with a message. */
 int	ado_get_agent(struct ado *a, long long pool_id, long long agent_id,
 	    struct agent_list *out, char *err, size_t errlen);
+
+/* The pool's job requests, as KEDA's scaler reads them (?$top=250): queued,
+ * running and recently finished.  Return 0, or -1 with a message. */
+int	ado_list_job_requests(struct ado *a, long long pool_id, struct request_list *out,
+	    char *err, size_t errlen);
 
 enum ado_delete_result { ADO_DELETED, ADO_GONE, ADO_BUSY, ADO_FAILED };
 

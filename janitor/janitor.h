@@ -11,6 +11,7 @@
  *	act.c		carrying out planned deletions
  *	jobs.c		pipeline jobs: annotations, interruptions, gone pods
  *	retire.c	agent lifecycle: idle, never-registered, draining
+ *	waiting.c	why a job waits: queue, wait, startup, duration metrics
  *	health.c	/metrics and /healthz
  *	loop.c		the cycle's phases and the loop
  *	reportcmd.c	`pipewarden-janitor report`
@@ -28,6 +29,7 @@
 #include "lease.h"
 #include "loop.h"
 #include "plan.h"
+#include "timing.h"
 
 struct MHD_Daemon;
 
@@ -64,6 +66,17 @@ struct janitor {
 	struct metric_family	*m_pool_errors;
 	struct metric_family	*m_interruptions;
 	struct metric_family	*m_last_cycle;
+	struct metric_family	*m_job_wait;
+	struct metric_family	*m_job_duration;
+	struct metric_family	*m_pod_startup;
+	struct metric_family	*m_jobs_queued;
+	struct metric_family	*m_oldest_queued;
+	struct metric_family	*m_pipeline_cpu;
+	struct metric_family	*m_pipeline_memory;
+	struct metric_family	*m_jobs_without_pod;
+
+	struct seen_set		 timing_seen;	/* requests and pod phases observed
+						 * (leader; timing.h) */
 };
 
 /* One cycle's working state; the phases fill it in turn. */
@@ -191,6 +204,18 @@ void	jobs_record_gone(struct janitor *j, struct cycle *c, size_t pi,
 void	jobs_remember(struct janitor *j, struct cycle *c, size_t pi,
 	    const struct pool_agents *pool, const struct pod_lookup *lk,
 	    const struct patch_plan *recorded, struct pod_list *next);
+
+/* ---- waiting.c ---- */
+
+/* One pool's queue gauges and timing histograms (after its agents' work). */
+void	waiting_pool(struct janitor *j, struct cycle *c, const struct pool_agents *pool,
+	    const struct pod_lookup *lk);
+
+/* The agent Jobs that never got a pod (leader, once a cycle). */
+void	waiting_jobs(struct janitor *j, struct cycle *c);
+
+/* After a leader's cycle: forget requests and pods no list showed lately. */
+void	waiting_prune(struct janitor *j);
 
 /* ---- retire.c ---- */
 

@@ -301,6 +301,80 @@ kube_get_job(struct kube *k, const char *ns, const char *name, struct job_info *
 }
 
 int
+kube_list_jobs(struct kube *k, struct job_list *l, char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf path;
+	char *cont = NULL;
+	int rc = -1, pages = 0;
+
+	memset(l, 0, sizeof(*l));
+	buf_init(&path, 16384);
+	for (;;) {
+		buf_reset(&path);
+		buf_addf(&path, "/apis/batch/v1/jobs?fieldSelector=status.successful%%3D0&limit=%d",
+		    PAGE_LIMIT);
+		if (cont != NULL) {
+			buf_adds(&path, "&continue=");
+			http_escape(&path, cont);
+		}
+		free(cont);
+		cont = NULL;
+		if (path.failed || kube_call(k, "GET", path.data, NULL, &r, err, errlen) == -1)
+			break;
+		if (r.status != 200) {
+			status_error(&r, "list jobs", err, errlen);
+			break;
+		}
+		if (kube_parse_jobs(l, r.body.data, r.body.len, &cont, err, errlen) == -1)
+			break;
+		http_response_release(&r);
+		if (cont == NULL) {
+			rc = 0;
+			break;
+		}
+		if (++pages > 10000) {
+			snprintf(err, errlen, "list jobs: too many pages");
+			break;
+		}
+	}
+	http_response_release(&r);
+	free(cont);
+	buf_release(&path);
+	if (rc == -1)
+		job_list_release(l);
+	return rc;
+}
+
+int
+kube_failed_create(struct kube *k, const char *ns, const char *uid, char *msg, size_t msglen,
+    char *err, size_t errlen)
+{
+	struct http_response r = { 0 };
+	struct buf path;
+	int rc = -1;
+
+	msg[0] = '\0';
+	buf_init(&path, 4096);
+	buf_adds(&path, "/api/v1/namespaces/");
+	http_escape(&path, ns);
+	buf_adds(&path, "/events?fieldSelector=");
+	buf_adds(&path, "involvedObject.uid%3D");
+	http_escape(&path, uid);
+	buf_adds(&path, "%2Creason%3DFailedCreate");
+	if (!path.failed && kube_call(k, "GET", path.data, NULL, &r, err, errlen) == 0) {
+		if (r.status == 200)
+			rc = kube_parse_newest_event(r.body.data, r.body.len, msg, msglen, err,
+			    errlen);
+		else
+			status_error(&r, "list events", err, errlen);
+	}
+	http_response_release(&r);
+	buf_release(&path);
+	return rc;
+}
+
+int
 kube_list_nodes(struct kube *k, struct node_list *l, char *err, size_t errlen)
 {
 	struct http_response r = { 0 };

@@ -80,6 +80,16 @@ enum kube_delete_result	kube_annotate(struct kube *k, const struct pod_info *pod
 enum kube_delete_result	kube_annotate_pod(struct kube *k, const struct pod_info *pod,
 			    const struct job_ref *job, char *err, size_t errlen);
 
+/* List the Jobs of the cluster that have had no successful pod
+ * (fieldSelector status.successful=0), page by page.  Return 0 with the
+ * whole list, or -1 with a message (l is then empty). */
+int	kube_list_jobs(struct kube *k, struct job_list *l, char *err, size_t errlen);
+
+/* The message of the newest FailedCreate Event of the Job with uid in ns
+ * ("" when none).  Return 0, or -1 with a message. */
+int	kube_failed_create(struct kube *k, const char *ns, const char *uid, char *msg,
+	    size_t msglen, char *err, size_t errlen);
+
 /* List every Node (from the API server's cache).  Return 0, or -1 with a
  * message (l is then empty). */
 int	kube_list_nodes(struct kube *k, struct node_list *l, char *err, size_t errlen);

@@ -8,6 +8,7 @@
 
 #include "../common/array.h"
 #include "../common/jsonscan.h"
+#include "../common/quantity.h"
 #include "../common/timefmt.h"
 #include <cjson/cJSON.h>
 
@@ -166,6 +167,33 @@ end_reason(const cJSON *pod, const char *agent, int d, time_t *end_time)
 	return d >= 0 ? disruptions[d].reason : NULL;
 }
 
+/* A quantity as a double (cores, bytes); 0 when absent or not one. */
+static double
+quantity_value(const char *s)
+{
+	struct quantity q;
+
+	if (s == NULL || quantity_parse(s, &q) == -1 || q.nano < 0)
+		return 0;
+	return (double)q.nano / 1e9;
+}
+
+/* The agent container's cpu and memory requests (usageByPipeline). */
+static void
+agent_requests(const cJSON *pod, const char *agent, struct pod_info *p)
+{
+	const cJSON *c, *req;
+
+	cJSON_ArrayForEach(c, get(get(pod, "spec"), "containers")) {
+		if (agent == NULL || str(c, "name") == NULL || strcmp(str(c, "name"), agent) != 0)
+			continue;
+		req = get(get(c, "resources"), "requests");
+		p->cpu_request = quantity_value(str(req, "cpu"));
+		p->memory_request = quantity_value(str(req, "memory"));
+		return;
+	}
+}
+
 static void
 parse_pod(const cJSON *item, struct pod_info *p)
 {
@@ -214,12 +242,18 @@ parse_pod(const cJSON *item, struct pod_info *p)
 		    strcmp(str(cs, "name"), agent) == 0) {
 			p->agent_finished = t;
 			p->agent_started = when(get(get(cs, "state"), "running"), "startedAt");
+			p->agent_began = p->agent_started ? p->agent_started :
+			    when(get(get(cs, "state"), "terminated"), "startedAt");
 		}
 		p->waiting_error |= waiting_error(cs, 0);
 	}
 	cJSON_ArrayForEach(cs, get(status, "initContainerStatuses"))
 		p->waiting_error |= waiting_error(cs, 1);
+	agent_requests(item, agent, p);
 	cJSON_ArrayForEach(cond, get(status, "conditions")) {
+		if (str(cond, "type") != NULL && strcmp(str(cond, "type"), "PodScheduled") == 0 &&
+		    str(cond, "status") != NULL && strcmp(str(cond, "status"), "True") == 0)
+			p->scheduled = when(cond, "lastTransitionTime");
 		if (str(cond, "type") != NULL && strcmp(str(cond, "type"), "PodScheduled") == 0 &&
 		    str(cond, "status") != NULL && strcmp(str(cond, "status"), "False") == 0 &&
 		    str(cond, "reason") != NULL && strcmp(str(cond, "reason"), "Unschedulable") == 0)
@@ -348,11 +382,23 @@ job_terminal(const char *type)
 	return 0;
 }
 
+/* Whether a Job object has a terminal condition that is True. */
+static int
+job_finished(const cJSON *job)
+{
+	const cJSON *conds = get(get(job, "status"), "conditions"), *c;
+
+	for (c = cJSON_IsArray(conds) ? conds->child : NULL; c != NULL; c = c->next)
+		if (job_terminal(str(c, "type")) && str(c, "status") != NULL &&
+		    strcmp(str(c, "status"), "True") == 0)
+			return 1;
+	return 0;
+}
+
 int
 kube_parse_job(const char *body, size_t len, struct job_info *j, char *err, size_t errlen)
 {
 	cJSON *root = cJSON_ParseWithLength(body ? body : "", len);
-	const cJSON *conds, *c;
 	const char *uid;
 	int rc = -1;
 
@@ -366,12 +412,7 @@ kube_parse_job(const char *body, size_t len, struct job_info *j, char *err, size
 	uid = str(get(root, "metadata"), "uid");
 	if (uid != NULL && strlen(uid) < sizeof(j->uid))
 		memcpy(j->uid, uid, strlen(uid) + 1);
-	conds = get(get(root, "status"), "conditions");
-	for (c = cJSON_IsArray(conds) ? conds->child : NULL; c != NULL; c = c->next) {
-		if (job_terminal(str(c, "type")) && str(c, "status") != NULL &&
-		    strcmp(str(c, "status"), "True") == 0)
-			j->finished = 1;
-	}
+	j->finished = job_finished(root);
 	rc = 0;
 out:
 	cJSON_Delete(root);
@@ -442,6 +483,118 @@ node_list_release(struct node_list *l)
 	strpool_release(&l->strings);
 	free(l->nodes);
 	memset(l, 0, sizeof(*l));
+}
+
+/* ---- Jobs that never get a pod ------------------------------------------ */
+
+static int
+opts_in(const cJSON *meta)
+{
+	const char *a = str(get(meta, "annotations"), "pipewarden.io/inject");
+	const char *l = str(get(meta, "labels"), "pipewarden.io/inject");
+
+	if (a != NULL)
+		return strcmp(a, "true") == 0;
+	return l != NULL && strcmp(l, "true") == 0;
+}
+
+static long long
+count(const cJSON *status, const char *key)
+{
+	const cJSON *v = get(status, key);
+
+	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (long long)v->valuedouble : 0;
+}
+
+static int
+parse_job_summary(struct job_list *l, const cJSON *item)
+{
+	const cJSON *meta = get(item, "metadata"), *status = get(item, "status");
+	struct job_summary j;
+
+	memset(&j, 0, sizeof(j));
+	if (str(meta, "namespace") == NULL || str(meta, "name") == NULL || str(meta, "uid") == NULL)
+		return 0;	/* not an object the API server sends: skipped */
+	j.created = when(meta, "creationTimestamp");
+	j.opted_in = opts_in(get(get(get(item, "spec"), "template"), "metadata"));
+	j.suspended = cJSON_IsTrue(get(get(item, "spec"), "suspend"));
+	j.pods = count(status, "active") + count(status, "succeeded") + count(status, "failed");
+	j.finished = job_finished(item);
+	if (array_grow(&l->items, &l->cap, l->n, sizeof(*l->items), 64) == -1 ||
+	    (j.namespace = strpool_add(&l->strings, str(meta, "namespace"))) == NULL ||
+	    (j.name = strpool_add(&l->strings, str(meta, "name"))) == NULL ||
+	    (j.uid = strpool_add(&l->strings, str(meta, "uid"))) == NULL)
+		return -1;
+	l->items[l->n++] = j;
+	return 0;
+}
+
+int
+kube_parse_jobs(struct job_list *l, const char *body, size_t len, char **cont, char *err,
+    size_t errlen)
+{
+	cJSON *root = cJSON_ParseWithLength(body != NULL ? body : "", len);
+	const cJSON *item;
+	const char *c;
+	int rc = -1;
+
+	*cont = NULL;
+	if (str(root, "kind") == NULL || strcmp(str(root, "kind"), "JobList") != 0 ||
+	    !cJSON_IsArray(get(root, "items"))) {
+		snprintf(err, errlen, "list jobs: the answer is not a JobList");
+		goto out;
+	}
+	cJSON_ArrayForEach(item, get(root, "items"))
+		if (parse_job_summary(l, item) == -1) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+	c = str(get(root, "metadata"), "continue");
+	if (c != NULL && c[0] != '\0' && (*cont = strdup(c)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+void
+job_list_release(struct job_list *l)
+{
+	strpool_release(&l->strings);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+int
+kube_parse_newest_event(const char *body, size_t len, char *msg, size_t msglen, char *err,
+    size_t errlen)
+{
+	cJSON *root = cJSON_ParseWithLength(body != NULL ? body : "", len);
+	const cJSON *item;
+	time_t t, newest = -1;
+	int rc = -1;
+
+	msg[0] = '\0';
+	if (str(root, "kind") == NULL || strcmp(str(root, "kind"), "EventList") != 0 ||
+	    !cJSON_IsArray(get(root, "items"))) {
+		snprintf(err, errlen, "list events: the answer is not an EventList");
+		goto out;
+	}
+	cJSON_ArrayForEach(item, get(root, "items")) {
+		if ((t = when(item, "lastTimestamp")) == 0 && (t = when(item, "eventTime")) == 0)
+			t = when(get(item, "metadata"), "creationTimestamp");
+		if (t >= newest && str(item, "message") != NULL) {
+			newest = t;
+			snprintf(msg, msglen, "%s", str(item, "message"));
+		}
+	}
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
 }
 
 /* ---- the Lease ---------------------------------------------------------- */

@@ -74,6 +74,37 @@ int	kube_parse_nodes(struct node_list *l, const char *body, size_t len, char *er
 	    size_t errlen);
 void	node_list_release(struct node_list *l);
 
+/* ---- Jobs that never get a pod -------------------------------------------- */
+
+struct job_summary {
+	const char	*namespace;
+	const char	*name;
+	const char	*uid;
+	time_t		 created;
+	int		 opted_in;	/* its pod template says pipewarden.io/inject: "true" */
+	int		 suspended;	/* spec.suspend */
+	long long	 pods;		/* status active + succeeded + failed */
+	int		 finished;	/* a terminal condition is True */
+};
+
+struct job_list {
+	struct job_summary	*items;		/* owned */
+	size_t			 n, cap;
+	struct strpool		 strings;
+};
+
+/* Parse one page of a JobList into l (appending); *cont gets the continue
+ * token (owned) or NULL.  Return 0, or -1 with a message. */
+int	kube_parse_jobs(struct job_list *l, const char *body, size_t len, char **cont,
+	    char *err, size_t errlen);
+void	job_list_release(struct job_list *l);
+
+/* The message of the newest Event in an EventList (by lastTimestamp,
+ * eventTime or creation), copied into msg ("" when the list is empty).
+ * Return 0, or -1 with a message. */
+int	kube_parse_newest_event(const char *body, size_t len, char *msg, size_t msglen,
+	    char *err, size_t errlen);
+
 /* ---- the Lease ----------------------------------------------------------- */
 
 struct lease {

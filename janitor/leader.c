@@ -27,6 +27,15 @@ leader_lose(struct janitor *j)
 	metrics_set(j->m_is_leader, 0);
 	metrics_clear(j->m_agents);
 	metrics_clear(j->m_agents_retired);
+	metrics_clear(j->m_job_wait);
+	metrics_clear(j->m_job_duration);
+	metrics_clear(j->m_pod_startup);
+	metrics_clear(j->m_jobs_queued);
+	metrics_clear(j->m_oldest_queued);
+	metrics_clear(j->m_pipeline_cpu);
+	metrics_clear(j->m_pipeline_memory);
+	metrics_clear(j->m_jobs_without_pod);
+	seen_release(&j->timing_seen);
 	leader_forget(j->seen, j->cfg->npools);
 }
 

@@ -208,6 +208,8 @@ phase_pool(struct janitor *j, struct cycle *c, size_t i, size_t left)
 	jobs_record_interruptions(j, c, &pool, &lk, &recorded);
 	jobs_record_gone(j, c, i, &pool, &lk, &next);
 	jobs_remember(j, c, i, &pool, &lk, &recorded, &next);
+	/* Last, with what is left of the pool's time: why its jobs wait. */
+	waiting_pool(j, c, &pool, &lk);
 	c->pods = NULL;
 	/* The plan points into the list: its items go with it. */
 	c->plan.n = first;
@@ -257,10 +259,15 @@ cycle(struct janitor *j)
 		j->elector.leader = 1;
 		metrics_set(j->m_is_leader, 1);
 		phase_unscheduled(j, &c);
+		if (c.all_pods_complete && !j->lease_lost)
+			waiting_jobs(j, &c);
 		metrics_clear(j->m_agents);
+		metrics_clear(j->m_jobs_queued);
+		metrics_clear(j->m_oldest_queued);
 		for (i = 0; i < j->cfg->npools && !j->stopping && !j->lease_lost; i++)
 			if (c.all_pods_complete)
 				phase_pool(j, &c, i, j->cfg->npools - i);
+		waiting_prune(j);
 	} else {
 		leader_lose(j);
 	}

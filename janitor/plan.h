@@ -65,6 +65,11 @@ struct pod_info {
 					 * 0: not running */
 	const char	*retired;	/* pipewarden.io/retired: why the leader
 					 * retired its agent, or NULL */
+	time_t		 scheduled;	/* PodScheduled True: lastTransitionTime; 0: not yet */
+	time_t		 agent_began;	/* the agent container's startedAt, running or
+					 * terminated; 0: it never ran */
+	double		 cpu_request;	/* the agent container's requests: cores */
+	double		 memory_request;/* ... and bytes (0 when unset) */
 };
 
 /* An agent of a pool, as the Azure DevOps client read it. */

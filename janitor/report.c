@@ -64,9 +64,81 @@ offline_for(const struct agent_info *ag, time_t now)
 	return ag->online ? -1 : (long long)(now - since);
 }
 
+static const char *const startup_phases[3] = { "scheduling", "starting", "registering" };
+
+/* The pool's queue and its pods' startups, as JSON members of p. */
+static int
+json_waiting(cJSON *p, const struct report_pool *rp, time_t now)
+{
+	cJSON *q, *arr, *o, *st, *ph;
+	long long secs[3];
+	int done[3], k;
+	size_t i;
+
+	if ((q = cJSON_AddObjectToObject(p, "queue")) == NULL)
+		return -1;
+	if (rp->queue_error != NULL) {
+		cJSON_AddStringToObject(q, "error", rp->queue_error);
+	} else {
+		cJSON_AddNumberToObject(q, "jobsQueued", (double)rp->queued);
+		cJSON_AddNumberToObject(q, "oldestSeconds", rp->oldest);
+	}
+	if ((arr = cJSON_AddArrayToObject(p, "pods")) == NULL)
+		return -1;
+	for (i = 0; i < rp->npods; i++) {
+		const struct pod_info *pod = &rp->pods[i];
+		struct pool_agents pa = { rp->pool, rp->agents, rp->n, 1 };
+
+		if (pod->pool == NULL || strcmp(pod->pool, rp->label) != 0)
+			continue;
+		if ((o = cJSON_CreateObject()) == NULL)
+			return -1;
+		cJSON_AddItemToArray(arr, o);
+		cJSON_AddStringToObject(o, "namespace", pod->namespace);
+		cJSON_AddStringToObject(o, "name", pod->name);
+		cJSON_AddStringToObject(o, "node", pod->node);
+		cJSON_AddStringToObject(o, "phase", phase_names[pod->phase]);
+		if ((st = cJSON_AddObjectToObject(o, "startup")) == NULL)
+			return -1;
+		timing_pod_phases(pod, timing_online_since(&pa, pod), now, secs, done);
+		for (k = 0; k < 3; k++) {
+			if (secs[k] < 0 || (ph = cJSON_AddObjectToObject(st, startup_phases[k])) == NULL)
+				continue;
+			cJSON_AddNumberToObject(ph, "seconds", (double)secs[k]);
+			cJSON_AddBoolToObject(ph, "done", done[k]);
+		}
+	}
+	return 0;
+}
+
+static int
+json_jobs(cJSON *root, const struct report_job *jobs, size_t njobs, const char *jobs_error,
+    time_t now)
+{
+	cJSON *arr, *o;
+	size_t i;
+
+	if (jobs_error != NULL)
+		return cJSON_AddStringToObject(root, "jobsWithoutPodError", jobs_error) ? 0 : -1;
+	if ((arr = cJSON_AddArrayToObject(root, "jobsWithoutPod")) == NULL)
+		return -1;
+	for (i = 0; i < njobs; i++) {
+		if ((o = cJSON_CreateObject()) == NULL)
+			return -1;
+		cJSON_AddItemToArray(arr, o);
+		cJSON_AddStringToObject(o, "namespace", jobs[i].job->namespace);
+		cJSON_AddStringToObject(o, "name", jobs[i].job->name);
+		cJSON_AddNumberToObject(o, "seconds", (double)(now - jobs[i].job->created));
+		cJSON_AddStringToObject(o, "cause", timing_failed_create_cause(jobs[i].event));
+		cJSON_AddStringToObject(o, "event", jobs[i].event);
+	}
+	return 0;
+}
+
 static int
 render_json(struct buf *b, const struct report_pool *pools, size_t n,
-    const struct pod_lookup *pods, time_t now)
+    const struct pod_lookup *pods, time_t now, const struct report_job *jobs, size_t njobs,
+    const char *jobs_error)
 {
 	cJSON *root = cJSON_CreateObject(), *arr, *p, *agents, *a, *o;
 	const struct action **by;
@@ -139,6 +211,8 @@ render_json(struct buf *b, const struct report_pool *pools, size_t n,
 			}
 		}
 		free(by);
+		if (json_waiting(p, rp, now) == -1)
+			goto out;
 		/* Pods whose agent never registered: no agent row shows them. */
 		if ((agents = cJSON_AddArrayToObject(p, "podsToRetire")) == NULL)
 			goto out;
@@ -153,7 +227,8 @@ render_json(struct buf *b, const struct report_pool *pools, size_t n,
 			cJSON_AddStringToObject(a, "reason", r->reason);
 		}
 	}
-	if ((text = cJSON_Print(root)) == NULL)
+	if (json_jobs(root, jobs, njobs, jobs_error, now) == -1 ||
+	    (text = cJSON_Print(root)) == NULL)
 		goto out;
 	buf_adds(b, text);
 	buf_addc(b, '\n');
@@ -254,14 +329,66 @@ out:
 	return rc;
 }
 
+/* The pool's queue, then where each of its pods' start went. */
+static void
+render_waiting(struct buf *b, const struct report_pool *rp, time_t now)
+{
+	struct pool_agents pa = { rp->pool, rp->agents, rp->n, 1 };
+	long long secs[3];
+	char cell[3][48], d[32], name[600];
+	int done[3], k, head = 0;
+	size_t i;
+
+	if (rp->queue_error != NULL) {
+		buf_addf(b, "queue: cannot be read: %s\n", rp->queue_error);
+	} else if (rp->queued == 0) {
+		buf_adds(b, "queue: no job waits for an agent\n");
+	} else {
+		duration((long long)rp->oldest, d);
+		buf_addf(b, "queue: %zu job%s waiting for an agent, the oldest for %s\n", rp->queued,
+		    rp->queued == 1 ? "" : "s", d);
+	}
+	for (i = 0; i < rp->npods; i++) {
+		const struct pod_info *pod = &rp->pods[i];
+
+		if (pod->pool == NULL || strcmp(pod->pool, rp->label) != 0)
+			continue;
+		if (!head++)
+			buf_addf(b, "%-40s  %-20s  %-9s  %-14s  %-14s  %s\n", "POD", "NODE", "PHASE",
+			    "SCHEDULING", "STARTING", "REGISTERING");
+		timing_pod_phases(pod, timing_online_since(&pa, pod), now, secs, done);
+		for (k = 0; k < 3; k++) {
+			duration(secs[k], d);
+			snprintf(cell[k], sizeof(cell[k]), "%s%s", secs[k] < 0 ? "-" : d,
+			    secs[k] >= 0 && !done[k] ? " so far" : "");
+		}
+		snprintf(name, sizeof(name), "%s/%s", pod->namespace, pod->name);
+		buf_addf(b, "%-40s  %-20s  %-9s  %-14s  %-14s  %s\n", name,
+		    pod->node[0] ? pod->node : "-", phase_names[pod->phase], cell[0], cell[1],
+		    cell[2]);
+	}
+}
+
 int
 report_render(struct buf *b, int json, const struct report_pool *pools, size_t n,
-    const struct pod_lookup *pods, time_t now)
+    const struct pod_lookup *pods, time_t now, const struct report_job *jobs, size_t njobs,
+    const char *jobs_error)
 {
+	char d[32];
 	size_t i;
 
 	if (json)
-		return render_json(b, pools, n, pods, now);
+		return render_json(b, pools, n, pods, now, jobs, njobs, jobs_error);
+	if (jobs_error != NULL)
+		buf_addf(b, "agent Jobs without a pod: cannot be read: %s\n\n", jobs_error);
+	for (i = 0; i < njobs; i++) {
+		duration((long long)(now - jobs[i].job->created), d);
+		buf_addf(b, "job %s/%s has had no pod for %s: %s%s%s\n", jobs[i].job->namespace,
+		    jobs[i].job->name, d, timing_failed_create_cause(jobs[i].event),
+		    jobs[i].event[0] ? ": " : "", jobs[i].event);
+		if (i + 1 == njobs)
+			buf_addc(b, '\n');
+	}
 	for (i = 0; i < n; i++) {
 		const struct report_pool *rp = &pools[i];
 
@@ -274,6 +401,7 @@ report_render(struct buf *b, int json, const struct report_pool *pools, size_t n
 		    rp->id, rp->n);
 		if (rp->n > 0 && render_table(b, rp, pods, now) == -1)
 			return -1;
+		render_waiting(b, rp, now);
 	}
 	return b->failed ? -1 : 0;
 }

@@ -6,6 +6,7 @@
 
 #include "../common/buf.h"
 #include "plan.h"
+#include "timing.h"
 
 /*
  * `pipewarden-janitor report`: each pool's agents, the pod behind each, and
@@ -23,12 +24,29 @@ struct report_pool {
 	const char		*error;		/* why it could not be read, or NULL */
 	const struct retirement	*retire;	/* the pods it would retire */
 	size_t			 nretire;
+	/* Why its jobs wait: the queue (queue_error: why it is not known) and
+	 * where each of its pods' start went. */
+	size_t			 queued;
+	double			 oldest;
+	const char		*queue_error;
+	const struct pod_info	*pods;		/* every managed pod; this pool's */
+	size_t			 npods;		/* are those labelled label */
+	char			 label[64];
+};
+
+/* An agent Job that never got a pod, and what its FailedCreate Event says. */
+struct report_job {
+	const struct job_summary *job;
+	char			 event[1024];	/* "" when none */
 };
 
 /* Render the pools into b: a table per pool, or (json) one JSON document
- * {"pools": [...]}.  pods finds the pod behind each agent; now dates the
- * offline durations.  Return 0, or -1 when out of memory. */
+ * {"pools": [...], "jobsWithoutPod": [...]}.  pods finds the pod behind
+ * each agent; now dates the offline durations; jobs are the agent Jobs
+ * without a pod (jobs_error: why they are not known, or NULL).  Return 0,
+ * or -1 when out of memory. */
 int	report_render(struct buf *b, int json, const struct report_pool *pools, size_t n,
-	    const struct pod_lookup *pods, time_t now);
+	    const struct pod_lookup *pods, time_t now, const struct report_job *jobs,
+	    size_t njobs, const char *jobs_error);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "../common/buf.h"
+#include "../common/names.h"
 #include "janitor.h"
 #include "report.h"
 
@@ -24,6 +25,7 @@ report_pool(struct janitor *j, size_t i, const struct plan_input *in, struct pla
     struct retire_plan *retire)
 {
 	struct pool_agents pa;
+	struct request_list reqs;
 	size_t first = plan->n;
 	char err[512];
 
@@ -47,6 +49,47 @@ report_pool(struct janitor *j, size_t i, const struct plan_input *in, struct pla
 	rp->agents = list->agents;
 	rp->n = list->n;
 	rp->nactions = plan->n - first;
+	/* Why its jobs wait: the queue, and every pod of the pool. */
+	rp->pods = in->all_pods;
+	rp->npods = in->n_all_pods;
+	names_label_value(rp->pool, rp->label);
+	if (ado_list_job_requests(&j->ado, rp->id, &reqs, err, sizeof(err)) == -1)
+		return (rp->queue_error = strdup(err)) == NULL ? -1 : 1;
+	timing_queue(&reqs, in->now, &rp->queued, &rp->oldest);
+	request_list_release(&reqs);
+	return 0;
+}
+
+/* The agent Jobs that never got a pod, each with its FailedCreate Event
+ * (*out owned by the caller).  Return 0; 1 when the Jobs could not be listed
+ * (error says why); -1 when out of memory. */
+static int
+report_jobs(struct janitor *j, const struct pod_lookup *lk, time_t now, struct job_list *jobs,
+    struct report_job **out, size_t *nout, char **error)
+{
+	const struct job_summary **found;
+	char err[512];
+	size_t i;
+
+	*out = NULL;
+	*nout = 0;
+	if (kube_list_jobs(&j->kube, jobs, err, sizeof(err)) == -1)
+		return (*error = strdup(err)) == NULL ? -1 : 1;
+	if ((found = calloc(jobs->n + 1, sizeof(*found))) == NULL ||
+	    (*out = calloc(jobs->n + 1, sizeof(**out))) == NULL) {
+		free(found);
+		return -1;
+	}
+	*nout = timing_jobs_without_pod(jobs, lk, j->cfg->janitor.stuck_pending_seconds, now,
+	    found);
+	for (i = 0; i < *nout; i++) {
+		(*out)[i].job = found[i];
+		if (kube_failed_create(&j->kube, found[i]->namespace, found[i]->uid,
+		    (*out)[i].event, sizeof((*out)[i].event), err, sizeof(err)) == -1)
+			snprintf((*out)[i].event, sizeof((*out)[i].event),
+			    "(its Events could not be read: %s)", err);
+	}
+	free(found);
 	return 0;
 }
 
@@ -60,6 +103,10 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 	struct agent_list *lists = NULL;
 	struct retire_plan *retire = NULL;
 	struct node_list nodes;
+	struct job_list jobs;
+	struct report_job *rjobs = NULL;
+	size_t nrjobs = 0;
+	char *jobs_error = NULL;
 	struct plan_input in;
 	struct pod_lookup lk = { NULL, NULL, 0 };
 	struct buf out;
@@ -69,6 +116,7 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 
 	memset(&all_pods, 0, sizeof(all_pods));
 	memset(&nodes, 0, sizeof(nodes));
+	memset(&jobs, 0, sizeof(jobs));
 	memset(&plan, 0, sizeof(plan));
 	buf_init(&out, 256 * 1024 * 1024);
 	if (setup_open(&j, opts, cfg) == -1)
@@ -110,7 +158,12 @@ janitor_report(const struct janitor_options *opts, struct config *cfg, int json)
 		pools[i].actions = pools[i].error == NULL ? plan.items + first : NULL;
 		first += pools[i].nactions;
 	}
-	if (report_render(&out, json, pools, j.cfg->npools, &lk, in.now) == -1)
+	if ((r = report_jobs(&j, &lk, in.now, &jobs, &rjobs, &nrjobs, &jobs_error)) == -1)
+		goto nomem;
+	if (r == 1)
+		rc = 1;
+	if (report_render(&out, json, pools, j.cfg->npools, &lk, in.now, rjobs, nrjobs,
+	    jobs_error) == -1)
 		goto nomem;
 	fwrite(out.data, 1, out.len, stdout);
 	goto out;
@@ -121,6 +174,7 @@ out:
 	plan_lookup_release(&lk);
 	for (i = 0; pools != NULL && i < j.cfg->npools; i++) {
 		free((char *)pools[i].error);
+		free((char *)pools[i].queue_error);
 		agent_list_release(&lists[i]);
 		if (retire != NULL)
 			retire_plan_release(&retire[i]);
@@ -128,6 +182,9 @@ out:
 	free(pools);
 	free(lists);
 	free(retire);
+	free(rjobs);
+	free(jobs_error);
+	job_list_release(&jobs);
 	node_list_release(&nodes);
 	plan_release(&plan);
 	pod_list_release(&all_pods);

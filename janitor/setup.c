@@ -92,6 +92,52 @@ setup_reload(struct janitor *j)
 	log_info("config reloaded", "file", j->opts->config_path, NULL);
 }
 
+/* "Why is my job waiting" (leader only): buckets from seconds to hours, as
+ * CI jobs take. */
+static void
+register_waiting_metrics(struct janitor *j)
+{
+	static const char *const pool[] = { "pool", NULL };
+	static const char *const pool_result[] = { "pool", "result", NULL };
+	static const char *const pool_phase[] = { "pool", "phase", NULL };
+	static const char *const pool_pipeline[] = { "pool", "pipeline", NULL };
+	static const char *const namespace[] = { "namespace", NULL };
+	static const double wait[] = { 1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600,
+		7200, 14400 };
+	static const double startup[] = { 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200 };
+	static const double duration[] = { 10, 30, 60, 120, 300, 600, 1200, 1800, 3600,
+		7200, 14400, 28800, 86400 };
+
+	j->m_job_wait = metrics_register("pipewarden_janitor_job_wait_seconds",
+	    "How long each job request waited in its pool's queue (queued to assigned).",
+	    METRIC_HISTOGRAM, pool, wait, (int)(sizeof(wait) / sizeof(wait[0])));
+	j->m_pod_startup = metrics_register("pipewarden_janitor_pod_startup_seconds",
+	    "Where an agent pod's start went: scheduling (created to scheduled), starting "
+	    "(to the agent container running), registering (to its agent online).",
+	    METRIC_HISTOGRAM, pool_phase, startup, (int)(sizeof(startup) / sizeof(startup[0])));
+	j->m_job_duration = metrics_register("pipewarden_janitor_job_duration_seconds",
+	    "How long each job ran (received by its agent to finished), by result.",
+	    METRIC_HISTOGRAM, pool_result, duration,
+	    (int)(sizeof(duration) / sizeof(duration[0])));
+	j->m_jobs_queued = metrics_register("pipewarden_janitor_jobs_queued",
+	    "Job requests of the pool waiting for an agent at the last cycle.", METRIC_GAUGE,
+	    pool, NULL, 0);
+	j->m_oldest_queued = metrics_register("pipewarden_janitor_oldest_queued_job_seconds",
+	    "How long the pool's oldest waiting job request has waited (0: none waits).",
+	    METRIC_GAUGE, pool, NULL, 0);
+	j->m_pipeline_cpu = metrics_register("pipewarden_janitor_pipeline_cpu_seconds_total",
+	    "The agent container's requested CPU (cores) times the seconds it ran the "
+	    "pipeline's jobs (usageByPipeline).", METRIC_COUNTER, pool_pipeline, NULL, 0);
+	j->m_pipeline_memory = metrics_register(
+	    "pipewarden_janitor_pipeline_memory_byte_seconds_total",
+	    "The agent container's requested memory (bytes) times the seconds it ran the "
+	    "pipeline's jobs (usageByPipeline).", METRIC_COUNTER, pool_pipeline, NULL, 0);
+	j->m_jobs_without_pod = metrics_register("pipewarden_janitor_jobs_without_pod",
+	    "Agent Jobs (their template opts in) that have had no pod for longer than "
+	    "stuckPendingSeconds, by namespace (the Job's Events say why).", METRIC_GAUGE,
+	    namespace, NULL, 0);
+}
+
 static void
 register_metrics(struct janitor *j)
 {
@@ -134,6 +180,7 @@ register_metrics(struct janitor *j)
 	    METRIC_COUNTER, pool_reason, NULL, 0);
 	j->m_last_cycle = metrics_register("pipewarden_janitor_last_cycle_timestamp_seconds",
 	    "When the last cycle finished (Unix time).", METRIC_GAUGE, NULL, NULL, 0);
+	register_waiting_metrics(j);
 	metrics_set(j->m_is_leader, 0);
 	metrics_add(j->m_reload_errors, 0);
 }
@@ -206,6 +253,7 @@ setup_close(struct janitor *j)
 		close(j->sigfd);
 	free(j->pool_ids);
 	holdback_release(&j->held);
+	seen_release(&j->timing_seen);
 	if (j->cfg != NULL)
 		leader_forget(j->seen, j->cfg->npools);
 	free(j->seen);

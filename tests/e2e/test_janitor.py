@@ -997,6 +997,206 @@ def test_lifecycle(res, tmp):
     env.stop()
 
 
+def metric_value(text, name, labels):
+    """A sample's value from the exposition text: name{labels} (labels as
+    written, in order), or None."""
+    want = "%s{%s} " % (name, labels) if labels else name + " "
+    for line in text.splitlines():
+        if line.startswith(want):
+            return float(line[len(want):])
+    return None
+
+
+def waiting_state(env, now, usage_requests=None):
+    """#25: a pod whose startup phases took 4, 20 and 7 s; job requests that
+    waited 37 and 3 s, one that ran 124 s and succeeded, two still queued
+    (90 and 30 s), one canceled before any agent took it."""
+    created = int(now) - 600
+    p = agent_running(sim.pod("w-sched", created_ago=now - created), now - (created + 24))
+    p["status"]["conditions"] = [{"type": "PodScheduled", "status": "True",
+                                  "lastTransitionTime": sim.now_rfc3339(created + 4)}]
+    if usage_requests:
+        p["spec"]["containers"][0]["resources"] = {"requests": usage_requests}
+    env.kube.add_pod(p)
+    pending = sim.pod("w-pending", node=None, phase="Pending", created_ago=30)
+    env.kube.add_pod(pending)
+    env.ado.agents[12] += [sim.agent(31, "w-sched", status="online", changed_ago=now - (created + 31),
+                                     pod_uid="uid-w-sched", now=now)]
+    t = int(now)
+    env.ado.job_requests[12] = [
+        sim.job_request(5001, t - 1000, t - 963, t - 962, t - 838, "succeeded", agent=(31, "w-sched")),
+        sim.job_request(5002, t - 500, t - 497, t - 496, agent=(31, "w-sched")),
+        sim.job_request(5003, t - 200, finished=t - 150, result="canceled"),
+        sim.job_request(5004, t - 90, matched=["keda-placeholder-0"]),
+        sim.job_request(5005, t - 30)]
+
+
+def test_waiting(res, tmp):
+    """#25: why is my job waiting -- the exact observations the simulator's
+    request times and the pods' timestamps give, each made once."""
+    env = Env(tmp)
+    now = time.time()
+    waiting_state(env, now)
+    cmd = env.command()
+    wrapper = len(shlex.split(ARGS.wrapper)) if ARGS.wrapper else 0
+    p = subprocess.run(cmd[:wrapper + 1] + ["report"] + cmd[wrapper + 1:], env=env.environ(),
+                       capture_output=True, text=True, timeout=120 * SCALE)
+    rows = {l.split()[0]: l.split()[1:] for l in p.stdout.splitlines() if l.startswith("ci-agents/")}
+    res.check(p.returncode == 0 and "queue: 2 jobs waiting for an agent, the oldest for 1m" in p.stdout and
+              rows.get("ci-agents/w-sched") == ["node-a", "Running", "4s", "20s", "7s"] and
+              rows.get("ci-agents/w-pending", [])[:3] == ["-", "Pending", "30s"] and
+              rows["ci-agents/w-pending"][3:] == ["so", "far", "-", "-"],
+              "report: the pool's queue, and where each pod's start went (the pending pod's "
+              "scheduling so far)", p.stdout[-1500:])
+    p = subprocess.run(cmd[:wrapper + 1] + ["report", "--output", "json"] + cmd[wrapper + 1:], env=env.environ(),
+                       capture_output=True, text=True, timeout=120 * SCALE)
+    doc = json.loads(p.stdout) if p.returncode == 0 else {}
+    pool = (doc.get("pools") or [{}])[0]
+    w = {x["name"]: x["startup"] for x in pool.get("pods", [])}
+    res.check(pool.get("queue", {}).get("jobsQueued") == 2 and pool["queue"]["oldestSeconds"] >= 90 and
+              w.get("w-sched") == {"scheduling": {"seconds": 4, "done": True},
+                                   "starting": {"seconds": 20, "done": True},
+                                   "registering": {"seconds": 7, "done": True}},
+              "report --json: the queue and each pod's startup phases", json.dumps(pool)[:1500])
+    loop = Loop(env)
+    loop.wait_cycles(3)
+    text = loop.metrics()
+    m = lambda name, labels="": metric_value(text, name, labels)  # noqa: E731
+    res.check(m("pipewarden_janitor_job_wait_seconds_count", 'pool="aks-pool"') == 2 and
+              m("pipewarden_janitor_job_wait_seconds_sum", 'pool="aks-pool"') == 40,
+              "job wait: the two assigned requests, 37 s and 3 s, each observed once in three cycles",
+              "%s %s" % (m("pipewarden_janitor_job_wait_seconds_count", 'pool="aks-pool"'),
+                         m("pipewarden_janitor_job_wait_seconds_sum", 'pool="aks-pool"')))
+    res.check(m("pipewarden_janitor_job_wait_seconds_bucket", 'pool="aks-pool",le="5"') == 1 and
+              m("pipewarden_janitor_job_wait_seconds_bucket", 'pool="aks-pool",le="60"') == 2,
+              "job wait buckets: 3 s under 5, 37 s under 60")
+    res.check(m("pipewarden_janitor_job_duration_seconds_count", 'pool="aks-pool",result="succeeded"') == 1 and
+              m("pipewarden_janitor_job_duration_seconds_sum", 'pool="aks-pool",result="succeeded"') == 124 and
+              "result=\"canceled\"" not in text,
+              "job duration: received to finished, 124 s, succeeded; a request canceled before "
+              "any agent took it is no duration", "%s" % [l for l in text.splitlines() if "job_duration" in l][:4])
+    res.check(m("pipewarden_janitor_jobs_queued", 'pool="aks-pool"') == 2,
+              "two requests queued (neither assigned nor finished)")
+    oldest = m("pipewarden_janitor_oldest_queued_job_seconds", 'pool="aks-pool"')
+    res.check(oldest is not None and 90 <= oldest <= 90 + (time.time() - now) + 1,
+              "the oldest queued request has waited 90 s (and the time since)", str(oldest))
+    phases = {ph: (m("pipewarden_janitor_pod_startup_seconds_count", 'pool="aks-pool",phase="%s"' % ph),
+                   m("pipewarden_janitor_pod_startup_seconds_sum", 'pool="aks-pool",phase="%s"' % ph))
+              for ph in ("scheduling", "starting", "registering")}
+    res.check(phases == {"scheduling": (1, 4), "starting": (1, 20), "registering": (1, 7)},
+              "pod startup: created to scheduled 4 s, to the agent running 20 s, to its agent online "
+              "7 s, once each; the pod not yet scheduled gives nothing", str(phases))
+    # A request that finishes now is observed at the next cycle, once.
+    t = int(time.time())
+    with env.ado.lock:
+        env.ado.job_requests[12][1].update(finishTime=sim.now_rfc3339(t, frac=True), result="failed")
+        env.ado.job_requests[12][1].pop("lockedUntil", None)
+    n = loop.cycles()
+    loop.wait_cycles(n + 2)
+    text = loop.metrics()
+    res.check(metric_value(text, "pipewarden_janitor_job_duration_seconds_count",
+                           'pool="aks-pool",result="failed"') == 1 and
+              metric_value(text, "pipewarden_janitor_job_duration_seconds_sum",
+                           'pool="aks-pool",result="failed"') == t - (int(now) - 496) and
+              metric_value(text, "pipewarden_janitor_job_wait_seconds_count", 'pool="aks-pool"') == 2,
+              "a request that finished since is observed once; its wait is not counted again",
+              str([l for l in text.splitlines() if "result=\"failed\"" in l][:3]))
+    res.check("pipewarden_janitor_pipeline_cpu_seconds_total{" not in text,
+              "usageByPipeline off (the default): no per-pipeline series")
+    # The job requests fail: the queue is unknown, nothing else is held back.
+    env.ado.faults["jobrequests_down"] = True
+    env.ado.agents[12].append(sim.agent(32, "gone-agent", changed_ago=7200, pod_uid="uid-gone"))
+    n = loop.cycles()
+    loop.wait_cycles(n + 2)
+    text = loop.metrics()
+    rc, log = loop.stop()
+    res.check("pipewarden_janitor_jobs_queued{" not in text and
+              '"msg":"reading the pool\'s job requests failed' in log and 32 not in env.agent_ids(),
+              "job requests failing: no queue gauge, logged, and the dead agent is still deleted",
+              str(env.agent_ids()))
+    env.stop()
+    # usageByPipeline: requested cores and bytes times the seconds the job ran.
+    env = Env(tmp, cfg={"janitor": {"usageByPipeline": True}})
+    now = time.time()
+    waiting_state(env, now, usage_requests={"cpu": "1500m", "memory": "2Gi"})
+    loop = Loop(env)
+    loop.wait_cycles(1)
+    text = loop.metrics()
+    loop.stop()
+    labels = 'pool="aks-pool",pipeline="payments-api - CI"'
+    res.check(metric_value(text, "pipewarden_janitor_pipeline_cpu_seconds_total", labels) == 1.5 * 124 and
+              metric_value(text, "pipewarden_janitor_pipeline_memory_byte_seconds_total", labels) ==
+              2 * 1024 ** 3 * 124,
+              "usageByPipeline: 1.5 cores and 2 GiB requested, for the job's 124 s",
+              str([l for l in text.splitlines() if "pipeline_" in l and not l.startswith("#")]))
+    env.stop()
+
+
+QUOTA_MSG = ('Error creating: pods "quota-x1-7bq2m" is forbidden: exceeded quota: agents, '
+             'requested: requests.cpu=1, used: requests.cpu=4, limited: requests.cpu=4')
+DENIED_MSG = ('Error creating: admission webhook "inject.pipewarden.io" denied the request: pod '
+              'ci-agents/denied-x2-k2l9q: the container "agent" sets AZP_TOKEN to a literal value')
+
+
+def test_jobs_without_pod(res, tmp):
+    """#25: agent Jobs that never get a pod: the gauge, one Warning Event on
+    each Job saying why (its FailedCreate Event), report."""
+    env = Env(tmp)
+    standard_state(env)
+    k = env.kube
+    k.add_podless_job("ci-agents", "quota-x1", 1000, failed_create=QUOTA_MSG)
+    k.add_podless_job("ci-agents", "denied-x2", 1000, failed_create=DENIED_MSG)
+    k.add_podless_job("ci-agents", "young-x3", 60, failed_create=QUOTA_MSG)
+    k.add_podless_job("ci-agents", "other-x4", 1000, opted_in=False, failed_create=QUOTA_MSG)
+    k.add_podless_job("team-b", "noevent-x5", 1000)
+    cmd = env.command()
+    wrapper = len(shlex.split(ARGS.wrapper)) if ARGS.wrapper else 0
+    p = subprocess.run(cmd[:wrapper + 1] + ["report"] + cmd[wrapper + 1:], env=env.environ(),
+                       capture_output=True, text=True, timeout=120 * SCALE)
+    lines = sorted(l for l in p.stdout.splitlines() if l.startswith("job "))
+    res.check(p.returncode == 0 and lines == [
+        "job ci-agents/denied-x2 has had no pod for 16m: this webhook denied it: " + DENIED_MSG,
+        "job ci-agents/quota-x1 has had no pod for 16m: a ResourceQuota: " + QUOTA_MSG,
+        "job team-b/noevent-x5 has had no pod for 16m: no FailedCreate Event yet"],
+        "report: each agent Job without a pod past stuckPendingSeconds, with why (not the young "
+        "one, not one that did not opt in)", "\n".join(lines) or p.stdout[-800:])
+    loop = Loop(env)
+    loop.wait_cycles(3)
+    text = loop.metrics()
+    res.check(metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="ci-agents"') == 2 and
+              metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="team-b"') == 1,
+              "the gauge by namespace", str([l for l in text.splitlines() if "without_pod{" in l]))
+    evs = sorted((e["involvedObject"]["kind"], e["involvedObject"]["name"], e["type"], e["message"])
+                 for e in k.events if e.get("reason") == "PipewardenJobWithoutPod")
+    res.check([e[:3] for e in evs] == [("Job", "denied-x2", "Warning"), ("Job", "noevent-x5", "Warning"),
+                                       ("Job", "quota-x1", "Warning")] and
+              "a ResourceQuota: " + QUOTA_MSG in evs[2][3] and "no pod for" in evs[2][3],
+              "one Warning Event on each such Job in three cycles, carrying its FailedCreate reason",
+              str(evs))
+    # The quota is lifted: the Job's pod appears.
+    with k.lock:
+        del k.podless_jobs[("ci-agents", "quota-x1")]
+        k.add_pod(sim.pod("quota-x1-7bq2m", owner_name="quota-x1", phase="Pending", node=None, created_ago=5))
+        k.jobs[("ci-agents", "quota-x1")] = "owner-quota-x1"
+    n = loop.cycles()
+    loop.wait_cycles(n + 2)
+    text = loop.metrics()
+    res.check(metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="ci-agents"') == 1,
+              "once the Job has a pod it no longer counts")
+    # Listing Jobs is refused (an older ClusterRole): logged, nothing else held back.
+    k.faults["jobs_forbidden"] = True
+    env.ado.agents[12].append(sim.agent(41, "gone-41", changed_ago=7200, pod_uid="uid-gone-41"))
+    n = loop.cycles()
+    loop.wait_cycles(n + 2)
+    text = loop.metrics()
+    rc, log = loop.stop()
+    res.check('"msg":"listing Jobs failed' in log and "jobs_without_pod{" not in text and
+              41 not in env.agent_ids(),
+              "Jobs cannot be listed: logged, no gauge, and the dead agent is still deleted",
+              str(env.agent_ids()))
+    env.stop()
+
+
 def test_reload_in_place(res, tmp):
     """#13.1: a config changed in place is reloaded and used; the Azure DevOps
     client never points into the freed config (ASan: heap use-after-free)."""
@@ -1509,13 +1709,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tests = (test_standard_cycle, test_pod_annotations, test_interruptions, test_gone_pods, test_report, test_job_retry, test_job_backoff,
                  test_reregistered_agent, test_capabilities_always, test_pool_name_case, test_api_version,
-                 test_interruption_attribution, test_refused_writes, test_lifecycle, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
+                 test_interruption_attribution, test_refused_writes, test_lifecycle, test_waiting, test_jobs_without_pod, test_reload_in_place, test_lease_half_life, test_pool_scope, test_hanging_ado, test_janitor_identity, test_small_faults, test_dry_run, test_outages, test_ado_faults,
                  test_kube_faults, test_paging, test_busy_race, test_leases, test_workload_identity, test_metrics,
                  test_sigterm_mid_cycle, test_lease_lost_mid_cycle, test_entra_down, test_slow_apis,
                  test_flags)
         if ARGS.quick:
             tests = (test_standard_cycle, test_dry_run, test_ado_faults, test_workload_identity,
-                     test_metrics, test_gone_pods, test_reregistered_agent, test_refused_writes)
+                     test_metrics, test_gone_pods, test_reregistered_agent, test_refused_writes, test_waiting)
         if ARGS.only:
             tests = [t for t in tests if t.__name__ in ARGS.only]
             if len(tests) != len(ARGS.only):

@@ -152,6 +152,8 @@ def janitor_calls(tmp):
     test_janitor.ARGS = argparse.Namespace(bin=ARGS.janitor, wrapper="")
     env = test_janitor.Env(tmp)
     test_janitor.standard_state(env)
+    # An agent Job that never got a pod: its FailedCreate Events are read.
+    env.kube.add_podless_job("ci-agents", "quota-x1", 1000, failed_create=test_janitor.QUOTA_MSG)
     env.once()
     env.once()      # a second cycle renews the Lease (update)
     requests = env.kube.server.requests()

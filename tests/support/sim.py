@@ -200,6 +200,9 @@ class KubeSim:
         self.token = token
         self.pods = []            # full Pod objects
         self.jobs = {}            # (ns, name) -> uid
+        # Jobs that never got a pod (a quota, a denial): (ns, name) -> their
+        # JobList item; the Job controller's FailedCreate Events go to events.
+        self.podless_jobs = {}
         self.job_backoff = set()  # (ns, name) of Jobs between retries (not finished)
         self.listed = []          # per cluster-wide list: the (uid, name) it served
         self.leases = {}          # (ns, name) -> Lease object
@@ -287,6 +290,10 @@ class KubeSim:
                 if parts[5] in self.refuse:
                     return self.refused("pods", parts[3], parts[5], "patch")
                 return self.patch_pod(parts[3], parts[5], headers.get("Content-Type", ""), body)
+            if path == "/apis/batch/v1/jobs" and method == "GET":
+                return self.list_jobs(q)
+            if path.startswith("/api/v1/namespaces/") and path.endswith("/events") and method == "GET":
+                return self.list_events(parts[3], q)
             if path.startswith("/api/v1/namespaces/") and path.endswith("/events") and method == "POST":
                 ev = json.loads(body)
                 ev["metadata"]["name"] = ev["metadata"].get("generateName", "e") + "x%d" % len(self.events)
@@ -435,6 +442,86 @@ class KubeSim:
                                         {"name": name, "kind": "nodes"})
         return 200, {}, self.node_object(name)
 
+    def add_podless_job(self, ns, name, created_ago, opted_in=True, failed_create=None):
+        """A Job whose controller could not create its pod: no pod, no
+        status counts; failed_create, the message of its FailedCreate Event
+        (what the Job controller records: type Warning, reason FailedCreate,
+        "Error creating: ..."), when it tried."""
+        now = time.time()
+        uid = "job-uid-" + name
+        ann = {"pipewarden.io/inject": "true"} if opted_in else {}
+        self.podless_jobs[(ns, name)] = {
+            "metadata": {"name": name, "namespace": ns, "uid": uid,
+                         "creationTimestamp": now_rfc3339(now - created_ago),
+                         "labels": {"scaledjob.keda.sh/name": name.rsplit("-", 1)[0]}},
+            "spec": {"backoffLimit": 0, "completions": 1, "parallelism": 1,
+                     "template": {"metadata": {"annotations": ann, "labels": {}},
+                                  "spec": {"containers": [{"name": "agent", "image": "azp-agent"}]}}},
+            "status": {"startTime": now_rfc3339(now - created_ago)}}
+        if failed_create:
+            t = now_rfc3339(now - created_ago + 1)
+            self.events.append({"metadata": {"name": name + ".18a1f0c2d3e4f5a6", "namespace": ns,
+                                             "creationTimestamp": t},
+                                "involvedObject": {"kind": "Job", "namespace": ns, "name": name, "uid": uid,
+                                                   "apiVersion": "batch/v1"},
+                                "reason": "FailedCreate", "message": failed_create, "type": "Warning",
+                                "source": {"component": "job-controller"}, "count": 7,
+                                "firstTimestamp": t, "lastTimestamp": now_rfc3339(now - 5)})
+        return uid
+
+    def list_jobs(self, q):
+        """Every Job, as GET /apis/batch/v1/jobs pages them (limit and
+        continue); the only field selector kube-apiserver takes here is
+        status.successful (and metadata.name/namespace)."""
+        if self.faults.get("jobs_forbidden"):
+            return 403, {}, status_body(403, "Forbidden", 'jobs.batch is forbidden: User '
+                                        '"system:serviceaccount:pipewarden-system:pipewarden-janitor" cannot '
+                                        'list resource "jobs" in API group "batch" at the cluster scope',
+                                        {"group": "batch", "kind": "jobs"})
+        items = []
+        for (ns, name) in sorted(self.jobs):
+            job = self.get_job(ns, name)[2]
+            uid = self.jobs[(ns, name)]
+            pods = [p for p in self.pods if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))]
+            ph = [p["status"].get("phase") for p in pods]
+            job["metadata"]["creationTimestamp"] = min((p["metadata"]["creationTimestamp"] for p in pods),
+                                                       default=now_rfc3339())
+            job["spec"]["template"] = {"metadata": {"annotations": {"pipewarden.io/inject": "true"}}}
+            for key, n in (("active", sum(x not in ("Succeeded", "Failed") for x in ph)),
+                           ("succeeded", ph.count("Succeeded")), ("failed", ph.count("Failed"))):
+                if n:
+                    job["status"][key] = n
+            items.append(job)
+        items += [copy.deepcopy(j) for _, j in sorted(self.podless_jobs.items())]
+        sel = q.get("fieldSelector", "")
+        if sel not in ("", "status.successful=0"):
+            return 400, {}, status_body(400, "BadRequest", 'field label not supported: "%s"' % sel.split("=")[0])
+        if sel:
+            items = [j for j in items if not j["status"].get("succeeded")]
+        start = int(q.get("continue") or 0)
+        limit = int(q.get("limit") or 0) or len(items) or 1
+        page = items[start:start + limit]
+        meta = {"resourceVersion": str(self.rv)}
+        if start + limit < len(items):
+            meta["continue"] = str(start + limit)
+        return 200, {}, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": meta, "items": page}
+
+    def list_events(self, ns, q):
+        """Events of a namespace; fieldSelector on involvedObject.uid and
+        reason (comma-separated equalities, as kube-apiserver takes them)."""
+        want = dict(term.split("=", 1) for term in q.get("fieldSelector", "").split(",") if "=" in term)
+        out = []
+        for ev in self.events:
+            if ev["metadata"].get("namespace", ev["involvedObject"].get("namespace")) != ns:
+                continue
+            if "involvedObject.uid" in want and ev["involvedObject"].get("uid") != want["involvedObject.uid"]:
+                continue
+            if "reason" in want and ev.get("reason") != want["reason"]:
+                continue
+            out.append(copy.deepcopy(ev))
+        return 200, {}, {"kind": "EventList", "apiVersion": "v1", "metadata": {"resourceVersion": str(self.rv)},
+                         "items": out}
+
     def get_job(self, ns, name):
         """A Job as its controller keeps it (backoffLimit 0, one completion):
         Complete once a pod succeeded and none runs, Failed once all failed;
@@ -542,6 +629,9 @@ class AdoSim:
         # id, back online, a new pod uid (fixture fact 25).
         self.reregister_after_list = set()
         self.reregistered = set()     # (pool id, agent id) already registered again
+        # Each pool's job requests (fixture fact 30), oldest first: what
+        # GET .../pools/{id}/jobrequests answers (?$top=N: at most N).
+        self.job_requests = {}        # pool id -> [TaskAgentJobRequest]
         self.faults = {}
         self.token_requests = 0
         self.lock = threading.RLock()
@@ -615,6 +705,8 @@ class AdoSim:
                          for n, i in self.pools.items() if name is None or n.lower() == name.lower()]
                 return 200, extra, {"count": len(value), "value": value}
             parts = path[len(prefix):].strip("/").split("/")
+            if len(parts) == 2 and parts[1] == "jobrequests" and method == "GET":
+                return self.list_job_requests(int(parts[0]), q, extra)
             if len(parts) >= 2 and parts[1] == "agents":
                 pid = int(parts[0])
                 if pid not in self.agents:
@@ -673,6 +765,21 @@ class AdoSim:
     def list_agents(self, pid, q):
         out = [self.shown(a, q) for a in self.agents[pid]]
         return {"count": len(out), "value": out}
+
+    def list_job_requests(self, pid, q, extra):
+        """The pool's job requests: unfinished and finished alike (KEDA drops
+        those with a result itself), at most $top of them, the newest first
+        (the service's order is not documented: a client must not rely on
+        it).  An unknown pool is a 404 like the agents list's."""
+        if pid not in self.agents:
+            return 404, {}, {"$id": "1", "innerException": None,
+                             "message": "No agent pool found with identifier %d." % pid,
+                             "typeKey": "TaskAgentPoolNotFoundException", "errorCode": 0, "eventId": 3000}
+        if self.faults.get("jobrequests_down"):
+            return 503, {"Content-Type": "text/html"}, "<html>Service Unavailable</html>"
+        top = int(q.get("$top", "250") or 250)
+        value = list(reversed(self.job_requests.get(pid, [])))[:top]
+        return 200, extra, {"count": len(value), "value": copy.deepcopy(value)}
 
     def register(self, pid, name, pod_uid, managed=True, now=None):
         """config.sh --replace: an agent of that name keeps its id and comes
@@ -795,6 +902,37 @@ def assigned_request(aid, now=None, pipeline="payments-api - CI", run=None):
                                  "self": {"href": project + "/_apis/build/Builds/%d" % build}},
                       "id": build, "name": run or "20260901.%d" % aid},
             "data": {"ParallelismTag": "Private", "IsScheduledKey": "False"}, "priority": 0}
+
+
+def job_request(rid, queued, assigned=None, received=None, finished=None, result=None,
+                agent=None, pipeline="payments-api - CI", pool_id=12, matched=()):
+    """A TaskAgentJobRequest as GET .../jobrequests lists it (fixture fact 30;
+    assigned_request's shape): times are Unix seconds (None: absent, as the
+    service omits nulls); agent is (id, name) of the reserved agent;
+    matched the names of the agents that match its demands."""
+    project = "https://dev.azure.com/contoso/8a428564-bc22-474e-9694-fcbc5b5c8672"
+    r = {"requestId": rid, "queueTime": now_rfc3339(queued, frac=True), "serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7",
+         "hostId": "f5b3f5b1-0000-4000-8000-00000000aa01", "scopeId": "8a428564-bc22-474e-9694-fcbc5b5c8672",
+         "planType": "Build", "planId": "ddab3939-70de-4c34-8596-%012d" % rid, "jobId": "job-%d" % rid,
+         "jobName": "Build", "poolId": pool_id, "demands": ["Agent.Version -gtVersion 2.182.1"],
+         "matchedAgents": [{"_links": {}, "id": i + 1, "name": n, "version": "4.255.0", "enabled": True,
+                            "status": "online"} for i, n in enumerate(matched)],
+         "definition": {"_links": {"web": {"href": project + "/_build/definition?definitionId=41"}},
+                        "id": 41, "name": pipeline},
+         "owner": {"_links": {"web": {"href": project + "/_build/results?buildId=%d" % (90000 + rid)}},
+                   "id": 90000 + rid, "name": "20261206.%d" % rid},
+         "data": {"ParallelismTag": "Private", "IsScheduledKey": "False"}, "priority": 0}
+    for key, t in (("assignTime", assigned), ("receiveTime", received), ("finishTime", finished)):
+        if t is not None:
+            r[key] = now_rfc3339(t, frac=True)
+    if received is not None and finished is None:
+        r["lockedUntil"] = now_rfc3339(received + 300, frac=True)
+    if result is not None:
+        r["result"] = result
+    if agent is not None:
+        r["reservedAgent"] = {"_links": {}, "id": agent[0], "name": agent[1], "version": "4.255.0",
+                              "enabled": True, "status": "online"}
+    return r
 
 
 def agent(aid, name, status="offline", enabled=True, busy=False, changed_ago=None,

@@ -171,7 +171,7 @@ op_plan(void)
 		pods[i] = (struct pod_info){ "ns", i % 2 ? "a" : "c", i % 2 ? "u1" : "u2",
 		    i % 3 ? "n" : "", PHASE_FAILED, 100, 200, 0, 0, 0, 0,
 		    i % 2 ? OWNER_JOB : OWNER_NONE, "j", i % 4 ? "ju" : "jv",
-		    { NULL, NULL, NULL, NULL }, NULL, 0, NULL, 0, NULL, 0, NULL };
+		    { NULL, NULL, NULL, NULL }, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0 };
 	memset(&in, 0, sizeof(in));
 	in.cfg = &jc;
 	in.now = 5000;

@@ -249,9 +249,9 @@ test_own_pool(void)
 
 	memset(pods, 0, sizeof(pods));
 	pods[0] = (struct pod_info){ "ci", "pod-9", "u-9", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB, NULL, 0, NULL, 0, NULL, 0, NULL };
+	    0, 0, 0, OWNER_JOB, "j", "ju", NO_JOB, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0 };
 	pods[1] = (struct pod_info){ "ci", "by-name", "u-x", "n", PHASE_RUNNING, NOW, 0, 0,
-	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB, NULL, 0, NULL, 0, NULL, 0, NULL };
+	    0, 0, 0, OWNER_JOB, "j2", "ju2", NO_JOB, NULL, 0, NULL, 0, NULL, 0, NULL, 0, 0, 0, 0 };
 	memset(&in, 0, sizeof(in));
 	in.cfg = &cfg;
 	in.now = NOW;
