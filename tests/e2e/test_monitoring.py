@@ -57,15 +57,31 @@ def traffic(hook):
 def scenario(tmp):
     """The webhook, and a janitor whose cycles touch every metric."""
     hook = test_webhook.Webhook(tmp)
-    env = test_janitor.Env(tmp, cfg={"pools": ["aks-pool", "ghost-pool"], "janitor": {"intervalSeconds": 1}})
+    env = test_janitor.Env(tmp, cfg={"pools": ["aks-pool", "ghost-pool"],
+                                     "janitor": {"intervalSeconds": 1, "idleAgentSeconds": 1800}})
     test_janitor.standard_state(env)
     oom = sim.pod("oom-agent", phase="Failed", finished_ago=30)
     for cs in oom["status"]["containerStatuses"]:
         cs["state"]["terminated"]["reason"] = "OOMKilled"
     env.kube.add_pod(oom)
-    env.ado.agents[12].append(sim.agent(31, "oom-agent", busy=True, changed_ago=20, pod_uid="uid-oom-agent"))
+    env.ado.agents[12].append(sim.agent(61, "oom-agent", busy=True, changed_ago=20, pod_uid="uid-oom-agent"))
+    # Why jobs wait: requests and a pod's startup, a Job a quota keeps
+    # without a pod, an idle agent pod to retire, and a job that has
+    # waited 15 minutes while no pod of the pool starts.
+    test_janitor.waiting_state(env, time.time())
+    env.ado.job_requests[12].append(sim.job_request(5006, int(time.time()) - 900))
+    env.kube.add_podless_job("ci-agents", "quota-m1", 1000, failed_create=test_janitor.QUOTA_MSG)
+    env.kube.add_pod(test_janitor.agent_running(sim.pod("idle-m1"), 5000))
+    env.ado.agents[12].append(sim.agent(62, "idle-m1", status="online", changed_ago=4000, pod_uid="uid-idle-m1"))
     loop = test_janitor.Loop(env)
     return hook, env, loop
+
+
+def alert_pools(port, rules, name):
+    """The pools the alert's expression selects now (its 'for' aside)."""
+    expr = [r["expr"] for g in rules["groups"] for r in g["rules"] if r.get("alert") == name][0]
+    r = query(port, "/api/v1/query", query=expr)
+    return sorted(x["metric"].get("pool", "") for x in r["data"]["result"])
 
 
 def start_prometheus(tmp, targets):
@@ -129,6 +145,17 @@ def main():
             series = r.get("data", {}).get("result", [])
             res.check(r.get("status") == "success" and series,
                       "panel %r returns series: %s" % (title, expr), json.dumps(r)[:300])
+        # PipewardenJobsWaiting on what the real janitor exports: a job has
+        # waited 15 minutes and no pod of the pool has started since
+        # Prometheus began; then a pod of the pool is scheduled.
+        res.check(alert_pools(port, rules, "PipewardenJobsWaiting") == ["aks-pool"],
+                  "PipewardenJobsWaiting's condition holds while jobs wait and no pod of the pool starts")
+        starting = sim.pod("w-new", node="node-a", phase="Pending", created_ago=10)
+        starting["status"]["conditions"] = [{"type": "PodScheduled", "status": "True",
+                                             "lastTransitionTime": sim.now_rfc3339(time.time() - 5)}]
+        env.kube.add_pod(starting)
+        res.check(lib.eventually(lambda: alert_pools(port, rules, "PipewardenJobsWaiting") == [], 60),
+                  "and clears once a pod of the pool is scheduled (its startup observed)")
         groups = query(port, "/api/v1/rules")["data"]["groups"]
         loaded = {g["name"]: g for g in groups}
         res.check(sorted(loaded) == sorted(g["name"] for g in rules["groups"]),

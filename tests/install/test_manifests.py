@@ -294,7 +294,7 @@ def test_promtool(res, tmp):
     names = {r["alert"] for g in spec["groups"] for r in g["rules"]}
     res.check({"PipewardenWebhookCertificateExpiring", "PipewardenWebhookErrors", "PipewardenWebhookSlow",
                "PipewardenJanitorNoLeader", "PipewardenJanitorDeletionSpike",
-               "PipewardenConfigReloadFailed"} <= names, "the alerts DESIGN's operators need")
+               "PipewardenConfigReloadFailed", "PipewardenJobsWaiting"} <= names, "the alerts DESIGN's operators need")
 
 
 def test_config(res):
