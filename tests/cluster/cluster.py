@@ -250,7 +250,7 @@ class ControlPlane:
                    "replicaset-controller",
                    "deployment-controller", "daemonset-controller", "serviceaccount-controller",
                    "serviceaccount-token-controller", "namespace-controller",
-                   "root-ca-certificate-publisher-controller"]
+                   "root-ca-certificate-publisher-controller", "resourcequota-controller"]
 
     def __init__(self, workdir, bindir=None):
         self.dir = workdir

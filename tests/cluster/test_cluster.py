@@ -982,6 +982,53 @@ def test_janitor_jobs(res, w):
               "a ReplicaSet's Pending pod is never deleted", p.stderr[-500:])
 
 
+def events_of(w, ns, uid, reason):
+    return [e for e in w.api.get(ns_path("events", ns))["items"]
+            if e["involvedObject"].get("uid") == uid and e.get("reason") == reason]
+
+
+def test_janitor_job_without_pod(res, w):
+    """#25: a ResourceQuota keeps the real Job controller from creating an
+    agent Job's pod; the leader names why on a Warning Event on the Job, and
+    report shows it, until the quota is lifted."""
+    ns = "team-quota"
+    namespace(w.api, ns, True)
+    w.api.create(ns_path("serviceaccounts", ns), {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                   "metadata": {"name": "azdo-agent"}})
+    w.api.create(ns_path("resourcequotas", ns), {"apiVersion": "v1", "kind": "ResourceQuota",
+                                                  "metadata": {"name": "agents"}, "spec": {"hard": {"pods": "0"}}})
+    lib.wait_until(lambda: w.api.get(ns_path("resourcequotas", ns, "agents")).get("status", {}).get("hard"),
+                   60, "the quota controller to fill in the quota's status")
+    job = job_from_scaledjob()
+    del job["metadata"]["generateName"]
+    job["metadata"].update(name="blocked", namespace=ns)
+    uid = w.api.create(ns_path("jobs", ns), job)["metadata"]["uid"]
+    failed = lib.wait_until(lambda: events_of(w, ns, uid, "FailedCreate"), 60,
+                            "the Job controller's FailedCreate Event")
+    res.check("exceeded quota: agents" in failed[0]["message"], "the Job controller records the quota",
+              failed[0]["message"])
+    lib.wait_until(lambda: time.time() - parse_time(w.api.get(ns_path("jobs", ns, "blocked"))["metadata"]
+                                                    ["creationTimestamp"]) > 4, 20, "the Job to age")
+    p = w.janitor_once(PLAIN_NODE)
+    ours = events_of(w, ns, uid, "PipewardenJobWithoutPod")
+    res.check(p.returncode == 0 and len(ours) == 1 and ours[0]["type"] == "Warning" and
+              "a ResourceQuota: Error creating: " in ours[0]["message"] and
+              "exceeded quota: agents" in ours[0]["message"],
+              "the leader's Warning Event on the Job says why it has no pod (with the janitor's own "
+              "RBAC: list jobs, list events)", json.dumps(ours)[:600] + p.stderr[-600:])
+    cmd, env, _ = w.janitor_cmd(PLAIN_NODE)
+    r = subprocess.run([cmd[0], "report"] + cmd[1:], env=env, capture_output=True, text=True, timeout=120)
+    res.check(r.returncode == 0 and "job team-quota/blocked has had no pod for" in r.stdout and
+              "a ResourceQuota" in r.stdout, "report shows the Job and why", r.stdout[:800] + r.stderr[-400:])
+    w.api.delete(ns_path("resourcequotas", ns, "agents"))
+    lib.wait_until(lambda: job_pods(w, ns, "blocked"), 90, "the Job controller to create the pod once the "
+                   "quota is lifted")
+    r = subprocess.run([cmd[0], "report"] + cmd[1:], env=env, capture_output=True, text=True, timeout=120)
+    res.check(r.returncode == 0 and "team-quota/blocked has had no pod" not in r.stdout,
+              "once the quota is lifted and the pod exists, it is no longer listed", r.stdout[:600])
+    w.api.delete(ns_path("jobs", ns, "blocked"), propagationPolicy="Background")
+
+
 def test_janitor_unscheduled(res, w):
     pod = agent_pod("unschedulable", nodeSelector={"workload": "ci", "disk": "none-such"})
     create_pod(w, pod)
@@ -1518,7 +1565,7 @@ def test_helm_lifecycle(res, w):
 
 
 TESTS = [test_install, test_bare_pod, test_job_and_deployment, test_reinvocation, test_dry_run_and_update,
-         test_denials, test_team_values, test_janitor_node_work, test_janitor_annotations, test_janitor_gone_pods, test_janitor_lifecycle, test_janitor_jobs, test_janitor_unscheduled, test_lease,
+         test_denials, test_team_values, test_janitor_node_work, test_janitor_annotations, test_janitor_gone_pods, test_janitor_lifecycle, test_janitor_jobs, test_janitor_job_without_pod, test_janitor_unscheduled, test_lease,
          test_paging, test_privileges, test_webhook_down, test_image, test_chart_dry_run,
          test_helm_lifecycle]
 
