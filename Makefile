@@ -18,6 +18,9 @@ TEST_DEPS  := python3 python3-jsonpatch python3-yaml openssl curl valgrind prome
               procps nghttp2-client util-linux $(IMAGE_DEPS)
 # Debian packages that make the container image (no Docker engine needed).
 IMAGE_DEPS := umoci skopeo binutils ca-certificates
+# Debian packages of the real node (make e2e-node): the container runtime,
+# the CNI plugins, and what the suite uses to build its images.
+NODE_DEPS  := containerd runc containernetworking-plugins iptables iproute2 libc6-dev $(IMAGE_DEPS)
 
 COMMON_SRC  := common/array.c common/buf.c common/cli.c common/config.c common/file.c \
                common/log.c common/metrics.c common/names.c common/quantity.c \
@@ -41,7 +44,7 @@ ALL_CFLAGS += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-.PHONY: image all deps test unit fuzz-replay fuzz fuzz-deps e2e e2e-cluster controlplane manifests check-asan valgrind demo bench bench-admission soak clean help
+.PHONY: image all deps test unit fuzz-replay fuzz fuzz-deps e2e e2e-cluster e2e-node keda controlplane manifests check-asan valgrind demo bench bench-admission soak clean help
 
 all: deps $(B)/bin/pipewarden-webhook $(B)/bin/pipewarden-janitor $(B)/tools/policy-run
 ifneq ($(SANITIZE),1)
@@ -59,6 +62,7 @@ help:
 	@echo "make manifests  render and check the kustomize install path"
 	@echo "make controlplane  build the pinned Kubernetes and Helm (cached in ~/.cache/pipewarden)"
 	@echo "make e2e-cluster   pipewarden on a real control plane (etcd, kube-apiserver, controllers)"
+	@echo "make e2e-node   the agent lifecycle on a real node (kubelet, containerd) with the real KEDA"
 	@echo "make check-asan the tests with AddressSanitizer and UBSan"
 	@echo "make valgrind   the tests under valgrind (leaks are errors)"
 	@echo "make bench      performance figures (bench/results.md)"
@@ -173,7 +177,7 @@ image: all
 
 test: all controlplane
 	@rm -f build/results
-	$(MAKE) --no-print-directory unit fuzz-replay e2e e2e-cluster manifests SUITE_TAG=
+	$(MAKE) --no-print-directory unit fuzz-replay e2e e2e-cluster e2e-node manifests SUITE_TAG=
 	$(MAKE) --no-print-directory check-asan
 	$(MAKE) --no-print-directory valgrind
 	@$(PYTHON) tests/support/summary.py build/results
@@ -213,6 +217,19 @@ e2e-cluster: all controlplane $(if $(filter 1,$(SANITIZE)),,image)
 	$(PYTHON) tests/cluster/test_cluster.py --webhook $(B)/bin/pipewarden-webhook \
 	    --janitor $(B)/bin/pipewarden-janitor $(CLUSTER_IMAGE) --results build/results \
 	    --suite "real control plane $(SUITE_TAG)"
+
+# The agent lifecycle on real parts (tests/node/test_node.py): a real node
+# (kubelet built with the control plane; Debian's containerd, runc, CNI), the
+# real KEDA operator (built into the cache by tests/node/keda/build.sh), an
+# agent image built here.  The plain run only.
+keda:
+	@sh tests/node/keda/build.sh
+
+e2e-node: all controlplane keda
+	@sh tests/support/ensure-packages $(NODE_DEPS)
+	$(PYTHON) tests/node/test_node.py --webhook $(B)/bin/pipewarden-webhook \
+	    --janitor $(B)/bin/pipewarden-janitor --results build/results \
+	    --suite "real node $(SUITE_TAG)"
 
 # Render, validate and check the install path (kustomize, RBAC, promtool; the
 # Helm chart: lint, the same objects as kustomize, its values schema).

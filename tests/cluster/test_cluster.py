@@ -942,7 +942,11 @@ def job_with_pod(w, name, backoff=0):
 
 
 def job_condition(w, name, ctype):
-    job = w.api.get(ns_path("jobs", AGENT_NS, name))
+    return job_condition_ns(w, AGENT_NS, name, ctype)
+
+
+def job_condition_ns(w, ns, name, ctype):
+    job = w.api.get(ns_path("jobs", ns, name))
     return any(c["type"] == ctype and c["status"] == "True" for c in job.get("status", {}).get("conditions", []))
 
 

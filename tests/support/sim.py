@@ -697,6 +697,9 @@ class AdoSim:
         refused = self.version_refused(q)
         if refused:
             return refused
+        agent_side = self.agent_protocol(method, path[len(prefix):].strip("/").split("/"), q, body)
+        if agent_side is not None:
+            return agent_side
         with self.lock:
             if path == prefix and method == "GET":
                 # The server filters poolName in SQL, without regard to case (fact 29).
@@ -765,6 +768,141 @@ class AdoSim:
     def list_agents(self, pid, q):
         out = [self.shown(a, q) for a in self.agents[pid]]
         return {"count": len(out), "value": out}
+
+    # -- what an agent calls (tests/node/agent.py) ---------------------------
+    #
+    # The agent's side, simplified where Microsoft's protocol is private
+    # (Agent.Listener's sessions and message queue are not a published REST
+    # API): register (POST agents, or PUT agents/{id} for --replace: same id,
+    # fact 25), a session that makes the agent online (POST sessions) and
+    # offline (DELETE sessions/{id}), a message poll that hands the agent the
+    # oldest queued request of its pool (GET messages?sessionId=, answered
+    # 204 after a few seconds without one), and PATCH jobrequests/{id} for
+    # receiving and finishing it.  The fields these set are the ones the
+    # published API shows (assignTime, receiveTime, finishTime, result,
+    # reservedAgent, the agent's assignedRequest and lastCompletedRequest).
+
+    def agent_protocol(self, method, parts, q, body):
+        if len(parts) < 2 or not parts[0].isdigit():
+            return None
+        pid = int(parts[0])
+        what = parts[1]
+        if what == "agents" and len(parts) == 2 and method == "POST":
+            return self.agent_register(pid, json.loads(body))
+        if what == "agents" and len(parts) == 3 and method == "PUT":
+            return self.agent_register(pid, json.loads(body), replace=int(parts[2]))
+        if what == "agents" and len(parts) == 2 and method == "GET" and "agentName" in q:
+            with self.lock:
+                out = [self.shown(a, q) for a in self.agents.get(pid, []) if a["name"] == q["agentName"]]
+            return 200, {}, {"count": len(out), "value": out}
+        if what == "sessions" and len(parts) == 2 and method == "POST":
+            return self.session_open(pid, json.loads(body))
+        if what == "sessions" and len(parts) == 3 and method == "DELETE":
+            return self.session_close(pid, parts[2])
+        if what == "messages" and len(parts) == 2 and method == "GET":
+            return self.next_message(pid, q.get("sessionId", ""))
+        if what == "jobrequests" and len(parts) == 3 and method == "PATCH":
+            return self.request_update(pid, int(parts[2]), json.loads(body))
+        return None
+
+    def agent_register(self, pid, a, replace=None):
+        with self.lock:
+            if pid not in self.agents:
+                return 404, {}, {"message": "No agent pool found with identifier %d." % pid,
+                                 "typeKey": "TaskAgentPoolNotFoundException"}
+            now = time.time()
+            caps = dict(a.get("systemCapabilities") or {})
+            for cur in self.agents[pid]:
+                if cur["name"] == a["name"]:
+                    if replace is None:
+                        return 409, {}, {"message": "Agent %s already exists." % a["name"],
+                                         "typeKey": "TaskAgentExistsException"}
+                    cur["systemCapabilities"] = caps
+                    cur.pop("assignedRequest", None)
+                    cur["status"] = "offline"
+                    cur["statusChangedOn"] = now_rfc3339(now, frac=True)
+                    return 200, {}, cur
+            new = agent(max([x["id"] for p in self.agents.values() for x in p] + [0]) + 1, a["name"],
+                        status="offline", changed_ago=0, created_ago=0, now=now)
+            new["systemCapabilities"] = caps
+            self.agents[pid].append(new)
+            return 200, {}, new
+
+    def session_open(self, pid, body):
+        with self.lock:
+            aid = body["agent"]["id"]
+            for a in self.agents.get(pid, []):
+                if a["id"] == aid:
+                    a["status"] = "online"
+                    a["statusChangedOn"] = now_rfc3339(frac=True)
+                    sid = "session-%d-%d" % (aid, int(time.time() * 1000))
+                    self.sessions = getattr(self, "sessions", {})
+                    self.sessions[sid] = (pid, aid)
+                    return 200, {}, {"sessionId": sid, "agent": {"id": aid, "name": a["name"]},
+                                     "ownerName": body.get("ownerName", "")}
+            return 404, {}, self.agent_not_found(aid)
+
+    def session_close(self, pid, sid):
+        with self.lock:
+            pa = getattr(self, "sessions", {}).pop(sid, None)
+            if pa is None:
+                return 404, {}, {"message": "session not found", "typeKey": "TaskAgentSessionExpiredException"}
+            for a in self.agents.get(pa[0], []):
+                if a["id"] == pa[1]:
+                    a["status"] = "offline"
+                    a["statusChangedOn"] = now_rfc3339(frac=True)
+            return 200, {}, b""
+
+    def next_message(self, pid, sid, wait=5.0):
+        """The oldest queued request of the pool, assigned to the session's
+        agent; 204 after wait seconds without one (a long poll)."""
+        end = time.time() + wait
+        while True:
+            with self.lock:
+                pa = getattr(self, "sessions", {}).get(sid)
+                if pa is None:
+                    return 404, {}, {"message": "session not found",
+                                     "typeKey": "TaskAgentSessionExpiredException"}
+                ag = [a for a in self.agents.get(pid, []) if a["id"] == pa[1]][0]
+                for r in self.job_requests.get(pid, []):
+                    if "assignTime" not in r and "result" not in r:
+                        r["assignTime"] = now_rfc3339(frac=True)
+                        r["reservedAgent"] = {"_links": {}, "id": ag["id"], "name": ag["name"],
+                                              "version": "4.255.0", "enabled": True, "status": "online"}
+                        ag["assignedRequest"] = {k: v for k, v in r.items() if k not in ("matchedAgents",)}
+                        return 200, {}, {"messageId": r["requestId"], "messageType": "PipelineAgentJobRequest",
+                                         "body": json.dumps({"requestId": r["requestId"],
+                                                             "jobDisplayName": r.get("jobName"),
+                                                             "variables": r.get("data", {})})}
+            if time.time() >= end:
+                return 204, {}, b""
+            time.sleep(0.2)
+
+    def request_update(self, pid, rid, body):
+        with self.lock:
+            for r in self.job_requests.get(pid, []):
+                if r["requestId"] != rid:
+                    continue
+                now = now_rfc3339(frac=True)
+                if "receiveTime" in body and "receiveTime" not in r:
+                    r["receiveTime"] = now
+                    r["lockedUntil"] = now_rfc3339(time.time() + 300, frac=True)
+                if "result" in body:
+                    r["result"] = body["result"]
+                    r["finishTime"] = now
+                    r.pop("lockedUntil", None)
+                aid = (r.get("reservedAgent") or {}).get("id")
+                for a in self.agents.get(pid, []):
+                    if a["id"] == aid:
+                        if "result" in r:
+                            a.pop("assignedRequest", None)
+                            a["lastCompletedRequest"] = {k: r[k] for k in ("requestId", "queueTime", "assignTime",
+                                                                           "receiveTime", "finishTime", "result")
+                                                         if k in r}
+                        else:
+                            a["assignedRequest"] = {k: v for k, v in r.items() if k != "matchedAgents"}
+                return 200, {}, r
+            return 404, {}, {"message": "request %d not found" % rid, "typeKey": "TaskAgentJobNotFoundException"}
 
     def list_job_requests(self, pid, q, extra):
         """The pool's job requests: unfinished and finished alike (KEDA drops
@@ -905,7 +1043,7 @@ def assigned_request(aid, now=None, pipeline="payments-api - CI", run=None):
 
 
 def job_request(rid, queued, assigned=None, received=None, finished=None, result=None,
-                agent=None, pipeline="payments-api - CI", pool_id=12, matched=()):
+                agent=None, pipeline="payments-api - CI", pool_id=12, matched=(), run=None):
     """A TaskAgentJobRequest as GET .../jobrequests lists it (fixture fact 30;
     assigned_request's shape): times are Unix seconds (None: absent, as the
     service omits nulls); agent is (id, name) of the reserved agent;
@@ -929,6 +1067,8 @@ def job_request(rid, queued, assigned=None, received=None, finished=None, result
         r["lockedUntil"] = now_rfc3339(received + 300, frac=True)
     if result is not None:
         r["result"] = result
+    if run is not None:       # what tests/node/agent.py does with it: succeed:S, fail:S, oom, hang
+        r["data"]["pipewarden.test/run"] = run
     if agent is not None:
         r["reservedAgent"] = {"_links": {}, "id": agent[0], "name": agent[1], "version": "4.255.0",
                               "enabled": True, "status": "online"}

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Build the pinned test control plane (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kubectl) and Helm from their Go
+# kube-controller-manager, kube-scheduler, kubectl, and the kubelet of the
+# real-node suite) and Helm from their Go
 # modules into a cache outside the tree, keyed by version:
 #
 #   ${PIPEWARDEN_CACHE:-~/.cache/pipewarden}/k8s-<version>/{etcd,kube-apiserver,...}
@@ -68,14 +69,14 @@ build_one() {
 mkdir -p "$k8s_dir" "$helm_dir"
 total_start=$(date +%s)
 built_any=0
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
 	[ -x "$k8s_dir/$b" ] || built_any=1
 done
 [ -x "$helm_dir/helm" ] || built_any=1
 [ $built_any = 0 ] || echo "control plane: Kubernetes $k8s_version, etcd $etcd_version, Helm $helm_version into $cache (cold: tens of minutes on 2 cores)"
 
 build_one "$k8s_dir" "$here" go.etcd.io/etcd/server/v3 etcd
-for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
 	build_one "$k8s_dir" "$here" "k8s.io/kubernetes/cmd/$b" "$b" "$stamp"
 done
 build_one "$helm_dir" "$here/helm" helm.sh/helm/v4/cmd/helm helm \

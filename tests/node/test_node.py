@@ -1,0 +1,331 @@
+#!/usr/bin/python3
+"""make e2e-node: the agent lifecycle on real parts.
+
+A real node (tests/node/node.py: kubelet, containerd, runc, CNI) joins the
+pinned control plane; pipewarden's webhook completes agent pods; an agent
+that behaves like Microsoft's (tests/node/agent.py, in an image built here)
+registers with the Azure DevOps simulator, takes its job, runs it and exits;
+the real KEDA operator scales agent Jobs from the pool's queue; the janitor
+cleans up after them.  Every pod status here is the kubelet's.
+
+usage: test_node.py --webhook BIN --janitor BIN [--results FILE] [--only TEST] [--keep]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", "support"), os.path.join(HERE, "..", "cluster"), HERE]
+import cluster  # noqa: E402
+import lib  # noqa: E402
+import node  # noqa: E402
+import sim  # noqa: E402
+import test_cluster as tc  # noqa: E402
+from cluster import ns_path  # noqa: E402
+
+ARGS = None
+NS = "azdo-agents"
+PAT = tc.PAT
+
+
+class World(tc.World):
+    """The control plane with a real node, the simulators, pipewarden's
+    webhook (on the host, called by url) and config."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.cp = node.ControlPlane(os.path.join(tmp, "cp"))
+        os.makedirs(self.cp.dir)
+        self.cp.start()
+        self.api = self.cp.api
+        self.certdir = os.path.join(tmp, "webhook-certs")
+        self.ado = sim.AdoSim(self.certdir_made())
+        self.ado.pat = PAT
+        self.ado.pools["aks-pool"] = 12
+        self.ado.agents[12] = []
+        self.ado.job_requests[12] = []
+        self.images = os.path.join(tmp, "images")
+        os.makedirs(self.images)
+        t0 = time.monotonic()
+        tars = [node.pause_image(self.images), node.agent_image(self.images, self.certdir + "/ca.crt")]
+        self.images_built_in = time.monotonic() - t0
+        self.node = node.Node(self.cp, os.path.join(tmp, "node"), images=tars)
+        self.node.start()
+        self.config = self.write_config({})
+        self.webhook = None
+        self.janitors = {}
+        self.tokens = {}
+        self.proxy = cluster.Proxy(self.certdir, self.cp.url, self.cp.pki + "/ca.crt")
+        self.all_janitor_calls = []
+
+    def write_config(self, over, name="config.json"):
+        c = {"organizationUrl": self.ado.url, "defaultPool": "aks-pool", "pools": ["aks-pool"],
+             "identity": {"mode": "pat", "patSecret": "azp-pat"},
+             "nodeSelector": {"workload": "ci"},
+             "defaultProfile": "node",
+             "profiles": {"node": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                                   "limits": {"cpu": "1", "memory": "256Mi"},
+                                   "max": {"cpu": "2", "memory": "1Gi"}}},
+             "janitor": {"intervalSeconds": 1, "finishedPodTtlSeconds": 3, "offlineGraceSeconds": 3,
+                         "stuckPendingSeconds": 30, "pendingTimeoutSeconds": 60,
+                         "idleAgentSeconds": 0, "registrationTimeoutSeconds": 0}}
+        with open(os.path.join(lib.ROOT, "manifests", "base", "config.json")) as f:
+            base = json.load(f)
+        base.pop("tolerations", None)
+        c = lib.deep_merge(lib.deep_merge(base, c), over)
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            json.dump(c, f)
+        return path
+
+    def stop(self):
+        problems = []
+        for p in list(self.janitors.values()):
+            cluster.kill(p)
+        if getattr(self, "keda", None) is not None:
+            self.keda.stop()
+        self.stop_webhook()
+        try:
+            problems = self.node.stop()
+        finally:
+            self.proxy.stop()
+            self.ado.stop()
+            self.cp.stop()
+        return problems
+
+
+def agent_job(name, run_ns=NS, extra_env=()):
+    """An agent Job as KEDA makes one from manifests/examples' PAT ScaledJob,
+    with this suite's image (hostNetwork: the simulator is on 127.0.0.1)."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": run_ns},
+            "spec": {"backoffLimit": 0, "template": {
+                "metadata": {"annotations": {"pipewarden.io/inject": "true", "pipewarden.io/identity": "pat"}},
+                "spec": {"restartPolicy": "Never", "hostNetwork": True, "dnsPolicy": "Default",
+                         "terminationGracePeriodSeconds": 5,
+                         "containers": [{"name": "agent", "image": node.AGENT_IMAGE,
+                                         "imagePullPolicy": "Never", "env": list(extra_env)}]}}}}
+
+
+def prepare(w):
+    """pipewarden installed from kustomize as the cluster suite installs it,
+    but its Deployment and DaemonSet: in this slice the webhook and the
+    janitor run on the host (the webhook called by url), and the janitor's
+    token is bound to a stand-in pod of its ServiceAccount on the real node
+    (the shipped ValidatingAdmissionPolicy checks the node in the token)."""
+    tc.namespace(w.api, NS, True)
+    w.api.create(ns_path("secrets", NS), {"apiVersion": "v1", "kind": "Secret",
+                                          "metadata": {"name": "azp-pat"}, "stringData": {"token": PAT}})
+    objs = [o for o in w.render() if o["kind"] not in ("Deployment", "DaemonSet")]
+    w.webhook_port = lib.free_port()
+    for o in objs:
+        if o["kind"] == "MutatingWebhookConfiguration":
+            cc = o["webhooks"][0]["clientConfig"]
+            o["webhooks"][0]["clientConfig"] = {"url": "https://localhost:%d/mutate" % w.webhook_port,
+                                                "caBundle": cc["caBundle"]}
+    w.installed = objs
+    p = w.apply(objs)
+    if p.returncode != 0:
+        raise RuntimeError("kubectl apply: " + p.stderr[-800:])
+    w.api.create(ns_path("pods", tc.SYS_NS), {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "janitor-stand-in", "labels": {"app.kubernetes.io/name": "pipewarden-janitor"}},
+        "spec": {"serviceAccountName": "pipewarden-janitor", "nodeName": node.NODE_NAME,
+                 "tolerations": [{"operator": "Exists"}],
+                 "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
+                                     "seccompProfile": {"type": "RuntimeDefault"}},
+                 "containers": [{"name": "pause", "image": node.PAUSE_IMAGE, "imagePullPolicy": "Never",
+                                 "securityContext": {"allowPrivilegeEscalation": False,
+                                                     "capabilities": {"drop": ["ALL"]}}}]}})
+    w.start_webhook()
+
+
+def pods_of(w, job):
+    return w.api.get(ns_path("pods", NS), labelSelector="job-name=" + job)["items"]
+
+
+def test_one_job(res, w):
+    """One queued job, one agent Job: the webhook completes the pod, the
+    agent registers, runs its job, reports it and exits; the kubelet says
+    Succeeded; the janitor deletes the Job after finishedPodTtlSeconds and
+    the dead agent after offlineGraceSeconds."""
+    now = time.time()
+    w.ado.job_requests[12].append(sim.job_request(7001, now, run="succeed:2"))
+    w.api.create(ns_path("jobs", NS), agent_job("agent-one"))
+    pod = lib.wait_until(lambda: (pods_of(w, "agent-one") or [None])[0], 60, "the Job's pod")
+    env = {e["name"]: e for e in pod["spec"]["containers"][0].get("env", [])}
+    res.check("PIPEWARDEN_POD_UID" in env and env.get("AZP_TOKEN_FILE", {}).get("value") == "/var/run/secrets/azp/token",
+              "the webhook completed the agent pod (PAT file, pod uid)", json.dumps(sorted(env))[:300])
+    name = pod["metadata"]["name"]
+
+    def phase():
+        return w.api.get(ns_path("pods", NS, name))["status"].get("phase")
+    lib.wait_until(lambda: phase() in ("Succeeded", "Failed"), 120, "the agent pod to finish")
+    st = w.api.get(ns_path("pods", NS, name))["status"]
+    term = st["containerStatuses"][0]["state"].get("terminated", {})
+    res.check(st["phase"] == "Succeeded" and term.get("exitCode") == 0,
+              "the kubelet reports the agent container exited 0: Succeeded", json.dumps(st)[:600])
+    req = w.ado.job_requests[12][-1]
+    ag = [a for a in w.ado.agents[12] if a["name"] == name]
+    res.check(req.get("result") == "succeeded" and ag and ag[0]["status"] == "offline" and
+              ag[0]["systemCapabilities"].get("PIPEWARDEN_POD_UID") == pod["metadata"]["uid"] and
+              "AZP_TOKEN_FILE" not in ag[0]["systemCapabilities"],
+              "the agent registered with its pod's uid, ran the job, went offline",
+              json.dumps(ag)[:600] + json.dumps(req)[:300])
+    time.sleep(4)       # past finishedPodTtlSeconds and offlineGraceSeconds
+    p = w.janitor_once(node.NODE_NAME)
+    res.check(p.returncode == 0, "the janitor on the real node exits 0", p.stderr[-800:])
+    res.check(tc.wait_gone(w.api, ns_path("jobs", NS, "agent-one")) and
+              not [a for a in w.ado.agents[12] if a["name"] == name],
+              "the finished Job and the dead agent are deleted", p.stderr[-800:])
+
+
+def example(kind, name, path="keda-scaledjob-pat.yaml"):
+    import yaml
+    with open(os.path.join(lib.ROOT, "manifests", "examples", path)) as f:
+        return [d for d in yaml.safe_load_all(f) if d and d["kind"] == kind and d["metadata"]["name"] == name][0]
+
+
+def for_this_node(template, w):
+    """A pod template from manifests/examples with this suite's agent image:
+    hostNetwork (the simulator is on 127.0.0.1), AZP_URL the simulator."""
+    spec = template["spec"]
+    spec.update(hostNetwork=True, dnsPolicy="Default", terminationGracePeriodSeconds=5)
+    spec.pop("serviceAccountName", None)
+    for c in spec["containers"]:
+        c.update(image=node.AGENT_IMAGE, imagePullPolicy="Never")
+        c.pop("args", None)
+        for e in c.get("env", []):
+            if e["name"] == "AZP_URL":
+                e["value"] = w.ado.url
+    return template
+
+
+def start_keda(w):
+    if getattr(w, "keda", None) is None:
+        w.keda = node.Keda(w.cp, os.path.join(w.tmp, "keda"), w.certdir, w.certdir + "/ca.crt").start()
+    return w.keda
+
+
+def agent_online_at(w, pod_name):
+    for a in w.ado.agents[12]:
+        if a["name"] == pod_name and a.get("systemCapabilities", {}).get("PIPEWARDEN_POD_UID"):
+            return a
+    return None
+
+
+def test_keda_scale_from_zero(res, w):
+    """manifests/examples' placeholder Job and PAT ScaledJob on the real
+    KEDA operator: three queued jobs make three Jobs; each pod is completed
+    by the webhook, its agent registers, runs its job and exits; the
+    janitor deletes each Job and dead agent, never the placeholder; the pool
+    ends as it began."""
+    ph = example("Job", "keda-placeholder-aks-pool", "placeholder-agent.yaml")
+    ph["spec"]["template"] = for_this_node(ph["spec"]["template"], w)
+    w.api.create(ns_path("jobs", NS), ph)
+    lib.wait_until(lambda: any(a["name"] == "keda-placeholder-aks-pool" for a in w.ado.agents[12]), 90,
+                   "the placeholder agent to register")
+    placeholder = [a for a in w.ado.agents[12] if a["name"] == "keda-placeholder-aks-pool"][0]
+    res.check(placeholder["status"] == "offline", "the placeholder registers and stays offline")
+    lib.wait_until(lambda: tc.job_condition_ns(w, NS, "keda-placeholder-aks-pool", "Complete"), 60,
+                   "the placeholder Job to complete")
+    before = sorted(a["name"] for a in w.ado.agents[12])
+    keda = start_keda(w)
+    ta = example("TriggerAuthentication", "azdo-pipelines-pat")
+    sj = example("ScaledJob", "azdo-agent-pat")
+    sj["spec"]["pollingInterval"] = 2
+    sj["spec"]["jobTargetRef"]["template"] = for_this_node(sj["spec"]["jobTargetRef"]["template"], w)
+    now = time.time()
+    for i in range(3):
+        w.ado.job_requests[12].append(sim.job_request(7101 + i, now, run="succeed:3",
+                                                      matched=["keda-placeholder-aks-pool"]))
+    for obj, plural in ((ta, "triggerauthentications"), (sj, "scaledjobs")):
+        w.api.create("/apis/keda.sh/v1alpha1/namespaces/%s/%s" % (NS, plural), obj)
+    t0 = time.time()
+
+    def keda_jobs():
+        return [j for j in w.api.get(ns_path("jobs", NS))["items"]
+                if j["metadata"].get("labels", {}).get("scaledjob.keda.sh/name") == "azdo-agent-pat"]
+    lib.wait_until(lambda: len(keda_jobs()) >= 3, 90, "KEDA to create three Jobs")
+    lib.wait_until(lambda: all(r.get("result") for r in w.ado.job_requests[12][-3:]), 180,
+                   "the three agents to run their jobs")
+    time.sleep(6)       # three more polls with an empty queue
+    jobs = keda_jobs()
+    res.check(len(jobs) == 3, "KEDA made exactly three Jobs for three queued requests, and no more once "
+              "they ran", str([j["metadata"]["name"] for j in jobs]) + keda.log()[-600:])
+    pods = [p for j in jobs for p in pods_of(w, j["metadata"]["name"])]
+    res.check(len(pods) == 3 and all(p["status"].get("phase") == "Succeeded" for p in pods) and
+              all("PIPEWARDEN_POD_UID" in {e["name"] for e in p["spec"]["containers"][0].get("env", [])}
+                  for p in pods),
+              "each KEDA pod was completed by the webhook and its agent exited 0 (Succeeded)",
+              json.dumps([(p["metadata"]["name"], p["status"].get("phase")) for p in pods]))
+    took = []
+    for j in jobs:
+        created = tc.parse_time(j["metadata"]["creationTimestamp"])
+        ag = agent_online_at(w, pods_of(w, j["metadata"]["name"])[0]["metadata"]["name"])
+        took.append(round(time.mktime(time.strptime(ag["createdOn"][:19], "%Y-%m-%dT%H:%M:%S")) -
+                          time.timezone - created, 1) if ag else None)
+    print("  KEDA's Job to a registered agent on the real node: %s s (each)" % took)
+    res.check(all(t is not None for t in took), "every KEDA pod's agent registered with its pod's uid", str(took))
+    time.sleep(4)       # past finishedPodTtlSeconds and offlineGraceSeconds
+    p = w.janitor_once(node.NODE_NAME)
+    after = sorted(a["name"] for a in w.ado.agents[12])
+    res.check(p.returncode == 0 and all(tc.wait_gone(w.api, ns_path("jobs", NS, j["metadata"]["name"]))
+                                        for j in jobs) and after == before,
+              "the janitor deletes the three Jobs and their dead agents; the placeholder stays: the pool "
+              "ends as it began", "%s -> %s %s" % (before, after, p.stderr[-600:]))
+    w.api.delete("/apis/keda.sh/v1alpha1/namespaces/%s/scaledjobs/azdo-agent-pat" % NS)
+
+
+TESTS = [test_one_job, test_keda_scale_from_zero]
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--webhook", required=True)
+    ap.add_argument("--janitor", required=True)
+    ap.add_argument("--results")
+    ap.add_argument("--suite", default="real node")
+    ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--keep", action="store_true")
+    ARGS = ap.parse_args()
+    tc.ARGS = argparse.Namespace(webhook=ARGS.webhook, janitor=ARGS.janitor)
+    res = lib.Results(ARGS.suite, ARGS.results)
+    tmp = tempfile.mkdtemp(prefix="pipewarden-node-")
+    w = None
+    t0 = time.monotonic()
+    try:
+        w = World(tmp)
+        print("real node Ready in %.1f s (images built in %.1f s)" % (w.node.started_in, w.images_built_in))
+        prepare(w)
+        for t in TESTS:
+            if ARGS.only and t.__name__ not in ARGS.only:
+                continue
+            t1 = time.monotonic()
+            try:
+                t(res, w)
+            except Exception as e:  # noqa: BLE001 - a crash in a scenario is a failure
+                import traceback
+                traceback.print_exc()
+                res.check(False, t.__name__ + " ran to the end", repr(e))
+            print("  %s: %.1f s" % (t.__name__, time.monotonic() - t1))
+    finally:
+        if w is not None:
+            problems = w.stop()
+            res.check(not problems, "the host is put back as it was", str(problems))
+        cluster.kill_all()
+        print("suite took %.1f s" % (time.monotonic() - t0))
+        if ARGS.keep:
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return res.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
