@@ -281,7 +281,108 @@ def test_keda_scale_from_zero(res, w):
     w.api.delete("/apis/keda.sh/v1alpha1/namespaces/%s/scaledjobs/azdo-agent-pat" % NS)
 
 
-TESTS = [test_one_job, test_keda_scale_from_zero]
+class Janitor:
+    """A long-running janitor for the real node (as the DaemonSet runs it),
+    its metrics on a local port."""
+
+    def __init__(self, w, config=None):
+        cmd, env, _ = w.janitor_cmd(node.NODE_NAME, config)
+        self.port = lib.free_port()
+        cmd[cmd.index("--metrics-port") + 1] = str(self.port)
+        self.log_path = os.path.join(w.tmp, "janitor-%d.log" % self.port)
+        self.p = cluster.spawn(cmd, self.log_path, env)
+        lib.wait_until(lambda: lib.port_open(self.port), 30, "the janitor's metrics port")
+
+    def metric(self, name, labels=""):
+        want = "%s{%s} " % (name, labels) if labels else name + " "
+        for line in lib.http_get(self.port, "/metrics")[1].splitlines():
+            if line.startswith(want):
+                return float(line[len(want):])
+        return None
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        cluster.kill(self.p)
+
+
+def container_status(w, pod):
+    st = w.api.get(ns_path("pods", NS, pod))["status"]
+    return (st.get("containerStatuses") or [{}])[0], st.get("phase")
+
+
+def test_oom(res, w):
+    """A job that allocates past its limit is really OOMKilled by the kernel:
+    the leader names that run on the pod's annotation, an Event and the
+    counter.  On a restarted container (restartPolicy OnFailure) the agent
+    registers again under its id and takes the next job: the old OOM kill
+    in lastState is never blamed on it."""
+    j = Janitor(w)
+    try:
+        now = time.time()
+        w.ado.job_requests[12].append(sim.job_request(7201, now, run="oom"))
+        w.api.create(ns_path("jobs", NS), agent_job("agent-oom"))
+        pod = lib.wait_until(lambda: (pods_of(w, "agent-oom") or [None])[0], 60, "the pod")["metadata"]["name"]
+        lib.wait_until(lambda: container_status(w, pod)[1] in ("Failed", "Succeeded"), 120, "the OOM kill")
+        cs, phase = container_status(w, pod)
+        term = cs.get("state", {}).get("terminated", {})
+        res.check(phase == "Failed" and term.get("reason") == "OOMKilled" and term.get("exitCode") == 137,
+                  "the kernel kills the agent past its 256Mi limit: OOMKilled, exit 137, Failed", json.dumps(cs))
+
+        def annotated():
+            return w.api.get(ns_path("pods", NS, pod))["metadata"].get("annotations", {}).get(
+                "pipewarden.io/interruption")
+        res.check(lib.eventually(lambda: annotated() == "7201:OOMKilled", 30),
+                  "the leader names the run the OOM kill ended on the pod", str(annotated()))
+        evs = [e for e in w.api.get(ns_path("events", NS))["items"] if e.get("reason") == "PipelineJobInterrupted"]
+        res.check(len(evs) == 1 and "OOMKilled" in evs[0]["message"],
+                  "one PipelineJobInterrupted Event", json.dumps([e["message"] for e in evs]))
+        res.check(lib.eventually(lambda: j.metric("pipewarden_janitor_job_interruptions_total",
+                                                  'pool="aks-pool",reason="OOMKilled"') == 1, 15),
+                  "pipewarden_janitor_job_interruptions_total{reason=\"OOMKilled\"} 1")
+        # A restarted container: OOM on its first job, then the next job.
+        now = time.time()
+        w.ado.job_requests[12] += [sim.job_request(7202, now, run="oom"),
+                                   sim.job_request(7203, now + 1, run="succeed:8")]
+        job = agent_job("agent-restart")
+        job["spec"]["backoffLimit"] = 2
+        job["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+        w.api.create(ns_path("jobs", NS), job)
+        pod = lib.wait_until(lambda: (pods_of(w, "agent-restart") or [None])[0], 60, "the pod")["metadata"]["name"]
+        blamed, seen = set(), {}
+
+        def watch():
+            try:
+                p = w.api.get(ns_path("pods", NS, pod))
+            except cluster.ApiError:        # the janitor deleted its finished Job
+                return bool(seen)
+            a = p["metadata"].get("annotations", {}).get("pipewarden.io/interruption")
+            if a:
+                blamed.add(a)
+            if p["status"].get("phase") in ("Succeeded", "Failed"):
+                seen.update(phase=p["status"]["phase"], cs=p["status"]["containerStatuses"][0])
+            return False
+        lib.wait_until(lambda: watch() or (seen and not w.api.exists(ns_path("jobs", NS, "agent-restart"))),
+                       180, "the restarted agent to finish its next job, and the janitor to clean up")
+        cs = seen.get("cs", {})
+        res.check(seen.get("phase") == "Succeeded" and cs.get("restartCount") == 1 and
+                  cs.get("lastState", {}).get("terminated", {}).get("reason") == "OOMKilled",
+                  "the kubelet restarted the killed container once; it then succeeded (lastState OOMKilled)",
+                  json.dumps(seen))
+        reqs = {r["requestId"]: r for r in w.ado.job_requests[12]}
+        res.check(reqs[7203].get("result") == "succeeded" and
+                  reqs[7203]["reservedAgent"]["id"] == reqs[7202]["reservedAgent"]["id"],
+                  "the agent registered again under its id (--replace) and ran the next job",
+                  json.dumps([reqs[7202].get("reservedAgent"), reqs[7203].get("reservedAgent")]))
+        res.check(not any(b.startswith("7203:") for b in blamed) and blamed <= {"7202:OOMKilled"},
+                  "the next job on the restarted container is never blamed for the old OOM kill", str(blamed))
+    finally:
+        j.stop()
+
+
+TESTS = [test_one_job, test_keda_scale_from_zero, test_oom]
 
 
 def main():
