@@ -368,9 +368,9 @@ class Keda:
             raise RuntimeError("KEDA's CRDs: " + p.stderr[-600:])
         self.cp.api.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                        "metadata": {"name": "keda"}}, ok=(201, 409))
-        for name in ("scaledjobs.keda.sh", "triggerauthentications.keda.sh"):
-            lib.wait_until(lambda name=name: self.cp.api.exists(
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/" + name), 30, "CRD " + name)
+        for plural in ("scaledjobs", "triggerauthentications"):     # established and served
+            lib.wait_until(lambda plural=plural: self.cp.api.exists("/apis/keda.sh/v1alpha1/" + plural),
+                           30, "KEDA's %s served" % plural)
         metrics, probe, service = cluster.free_ports(3)
         env = dict(os.environ, WATCH_NAMESPACE="", KEDA_CLUSTER_OBJECT_NAMESPACE="keda", POD_NAMESPACE="keda",
                    KUBECONFIG=self.cp.admin_kubeconfig)

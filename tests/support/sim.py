@@ -632,6 +632,7 @@ class AdoSim:
         # Each pool's job requests (fixture fact 30), oldest first: what
         # GET .../pools/{id}/jobrequests answers (?$top=N: at most N).
         self.job_requests = {}        # pool id -> [TaskAgentJobRequest]
+        self.online_log = []          # (agent name, statusChangedOn) each time one came online
         self.faults = {}
         self.token_requests = 0
         self.lock = threading.RLock()
@@ -835,6 +836,7 @@ class AdoSim:
                 if a["id"] == aid:
                     a["status"] = "online"
                     a["statusChangedOn"] = now_rfc3339(frac=True)
+                    self.online_log.append((a["name"], a["statusChangedOn"]))
                     sid = "session-%d-%d" % (aid, int(time.time() * 1000))
                     self.sessions = getattr(self, "sessions", {})
                     self.sessions[sid] = (pid, aid)
