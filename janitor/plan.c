@@ -517,7 +517,10 @@ plan_gone_jobs(const struct pool_agents *pool, const struct pod_lookup *pods,
 			continue;
 		if (was->job.request_id == NULL || strcmp(was->job.request_id, ag->job.request_id) != 0)
 			continue;
-		if (was->end_reason == NULL && (was->agent_finished != 0 ||
+		/* Its agent container had ended: the job ended with it, unless
+		 * the pod was being deleted (the SIGTERM of a delete ends the
+		 * agent while Azure DevOps still holds the job: the real node). */
+		if (was->end_reason == NULL && !was->going && (was->agent_finished != 0 ||
 		    was->phase == PHASE_SUCCEEDED || was->phase == PHASE_FAILED))
 			continue;
 		if (patch_plan_add(out, was, ag) == -1)

@@ -821,15 +821,23 @@ test_gone_jobs(void)
 		{ 7, "pod-7", 0, 1, 1, 0, NOW - 60, 0, NULL, job, 0, 0 },
 		/* 7: busy, never seen by this leader: nothing */
 		{ 8, "a-8", 0, 1, 1, 0, NOW - 60, 1, "u-8", job, 0, 0 },
+		/* 8: busy, its pod gone after it was deleted and its agent
+		 * container ended on the SIGTERM: recorded (the real node) */
+		{ 9, "a-9", 0, 1, 1, 0, NOW - 60, 1, "u-9", job, 0, 0 },
 	};
-	struct pod_info was[7], now[2];
+	struct pod_info was[8], now[2];
 	struct pool_agents pool = { "aks-pool", agents, sizeof(agents) / sizeof(agents[0]), 1 };
 	struct patch_plan pp = { NULL, 0, 0 };
 	struct pod_lookup lk, seen;
 	size_t i;
 
-	running_pods(was, 7);
-	for (i = 0; i < 7; i++)
+	running_pods(was, 8);
+	was[7] = was[0];
+	was[7].name = "pod-9";
+	was[7].uid = "u-9";
+	was[7].deleting = was[7].going = 1;
+	was[7].agent_finished = NOW - 10;
+	for (i = 0; i < 8; i++)
 		was[i].job = job;
 	was[4].agent_finished = NOW - 10;
 	was[5].end_reason = "OOMKilled";
@@ -841,13 +849,15 @@ test_gone_jobs(void)
 	now[1].name = "pod-1";
 	now[1].uid = "u-1-new";
 	CHECK(plan_lookup_init(&lk, now, 2) == 0);
-	CHECK(plan_lookup_init(&seen, was, 7) == 0);
-	CHECK(plan_gone_jobs(&pool, &lk, &seen, 1, &pp) == 0 && pp.n == 2);
-	CHECK(pp.n == 2 && pp.items[0].pod == &was[0] && pp.items[0].agent == &agents[0]);
-	CHECK(pp.n == 2 && pp.items[1].pod == &was[5] && pp.items[1].agent == &agents[5]);
+	CHECK(plan_lookup_init(&seen, was, 8) == 0);
+	CHECK(plan_gone_jobs(&pool, &lk, &seen, 1, &pp) == 0 && pp.n == 3);
+	CHECK(pp.n == 3 && pp.items[0].pod == &was[0] && pp.items[0].agent == &agents[0]);
+	CHECK(pp.n == 3 && pp.items[1].pod == &was[5] && pp.items[1].agent == &agents[5]);
+	CHECK(pp.n == 3 && pp.items[2].pod == &was[7] && pp.items[2].agent == &agents[8]);
+	CHECK(strcmp(plan_gone_reason(&was[7], 0), "Deleted") == 0);
 	patch_plan_release(&pp);
 	/* Without onlyManagedAgents, the VM agent named pod-7 counts by name. */
-	CHECK(plan_gone_jobs(&pool, &lk, &seen, 0, &pp) == 0 && pp.n == 3 &&
+	CHECK(plan_gone_jobs(&pool, &lk, &seen, 0, &pp) == 0 && pp.n == 4 &&
 	    pp.items[2].pod == &was[6]);
 	patch_plan_release(&pp);
 	CHECK(strcmp(plan_gone_reason(&was[5], 1), "OOMKilled") == 0);
