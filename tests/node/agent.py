@@ -30,6 +30,7 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -145,6 +146,16 @@ def main():
     rid = job["requestId"]
     call("PATCH", "/%d/jobrequests/%d" % (pid, rid), {"requestId": rid, "receiveTime": True})
     log("running job", request=rid, run=job["variables"].get("pipewarden.test/run"))
+    # While the job runs, the agent renews its lock on the request (the
+    # server's sign of life, as Agent.Listener's JobDispatcher does).
+    def renew():
+        while True:
+            time.sleep(1)
+            try:
+                call("PATCH", "/%d/jobrequests/%d" % (pid, rid), {"requestId": rid, "renew": True})
+            except Exception:  # noqa: BLE001 - the next renewal tries again
+                pass
+    threading.Thread(target=renew, daemon=True).start()
     result = run(job["variables"].get("pipewarden.test/run"))
     call("PATCH", "/%d/jobrequests/%d" % (pid, rid), {"requestId": rid, "result": result})
     log("job finished", request=rid, result=result)

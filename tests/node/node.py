@@ -311,7 +311,9 @@ def agent_image(workdir, ca_file):
     shutil.copy(py, root + "/usr/bin/python3")
     objs = [py] + [os.path.join(dp, f) for dp, _, fs in os.walk(root + stdlib + "/lib-dynload") for f in fs
                    if f.endswith(".so")]
-    libs = set()
+    # libgcc_s is not linked but loaded by glibc when a thread exits
+    # (pthread_exit's unwinder): without it python aborts at exit.
+    libs = {l for l in ("/usr/lib/x86_64-linux-gnu/libgcc_s.so.1",) if os.path.exists(l)}
     for o in objs:
         for line in sh("ldd", o, check=False).stdout.splitlines():
             parts = line.split()

@@ -49,6 +49,7 @@ class World(tc.World):
         self.ado.pools["aks-pool"] = 12
         self.ado.agents[12] = []
         self.ado.job_requests[12] = []
+        self.ado.session_timeout = 3.0     # a killed agent goes offline, its job abandoned 5 s later
         self.images = os.path.join(tmp, "images")
         os.makedirs(self.images)
         t0 = time.monotonic()
@@ -179,9 +180,14 @@ def test_one_job(res, w):
     time.sleep(4)       # past finishedPodTtlSeconds and offlineGraceSeconds
     p = w.janitor_once(node.NODE_NAME)
     res.check(p.returncode == 0, "the janitor on the real node exits 0", p.stderr[-800:])
+    # The agent whose pod still exists is kept; once the Job's pod is gone
+    # (the garbage collector), the next cycle deletes the agent.
+    tc.wait_gone(w.api, ns_path("pods", NS, name))
+    p = w.janitor_once(node.NODE_NAME)
     res.check(tc.wait_gone(w.api, ns_path("jobs", NS, "agent-one")) and
               not [a for a in w.ado.agents[12] if a["name"] == name],
-              "the finished Job and the dead agent are deleted", p.stderr[-800:])
+              "the finished Job and the dead agent are deleted",
+              "\n".join(l for l in p.stderr.splitlines() if '"agent' in l or "keep" in l)[-1500:])
 
 
 def example(kind, name, path="keda-scaledjob-pat.yaml"):
@@ -426,6 +432,10 @@ def test_keda_scale_from_zero(res, w):
     janitor.stop()
     time.sleep(4)       # past finishedPodTtlSeconds and offlineGraceSeconds
     p = w.janitor_once(node.NODE_NAME)
+    for j in jobs:      # their pods go with them; then their agents
+        for pod in pods_of(w, j["metadata"]["name"]):
+            tc.wait_gone(w.api, ns_path("pods", NS, pod["metadata"]["name"]))
+    p = w.janitor_once(node.NODE_NAME)
     after = sorted(a["name"] for a in w.ado.agents[12])
     res.check(p.returncode == 0 and all(tc.wait_gone(w.api, ns_path("jobs", NS, j["metadata"]["name"]))
                                         for j in jobs) and after == before,
@@ -435,7 +445,166 @@ def test_keda_scale_from_zero(res, w):
 
 
 
-TESTS = [test_one_job, test_keda_scale_from_zero, test_oom]
+def container_id(w, pod):
+    """The agent container's containerd id (from the kubelet's status)."""
+    cs = container_status(w, pod)[0]
+    return cs.get("containerID", "").split("://")[-1]
+
+
+def wait_running_job(w, rid, timeout=90):
+    return lib.wait_until(lambda: [r for r in w.ado.job_requests[12]
+                                   if r["requestId"] == rid and "receiveTime" in r], timeout,
+                          "request %d to be running" % rid)[0]
+
+
+def agent_named(w, name):
+    return [a for a in w.ado.agents[12] if a["name"] == name]
+
+
+def test_agent_killed(res, w):
+    """An agent SIGKILLed mid-job, without deregistering: the container
+    exits 137 and the pod fails; the service stops hearing from it (offline)
+    and abandons its job; the janitor deletes the Job and, once the agent is
+    no longer busy and past offlineGraceSeconds, the registration."""
+    j = Janitor(w)
+    try:
+        w.ado.job_requests[12].append(sim.job_request(7301, time.time(), run="hang"))
+        w.api.create(ns_path("jobs", NS), agent_job("agent-killed"))
+        wait_running_job(w, 7301)
+        pod = pods_of(w, "agent-killed")[0]["metadata"]["name"]
+        w.node.ctr("tasks", "kill", "--signal", "SIGKILL", container_id(w, pod))
+        lib.wait_until(lambda: (container_status(w, pod)[1] if w.api.exists(ns_path("pods", NS, pod))
+                                else "gone") in ("Failed", "gone"), 60, "the pod to fail")
+        res.check(lib.eventually(lambda: not agent_named(w, pod) and
+                                 not w.api.exists(ns_path("jobs", NS, "agent-killed")), 60),
+                  "the Job and, once its job is abandoned, the dead agent are deleted",
+                  json.dumps(agent_named(w, pod))[:400])
+        req = [r for r in w.ado.job_requests[12] if r["requestId"] == 7301][0]
+        res.check(req.get("result") == "abandoned", "the service abandoned the killed agent's job", str(req.get("result")))
+    finally:
+        j.stop()
+
+
+def test_pod_deleted_mid_job(res, w):
+    """A pod deleted while its agent runs a job: SIGTERM, the agent's
+    `config remove` is refused (it holds a job) and it exits; the leader,
+    which saw the pod run that job, records it on the Job; the Job and the
+    agent go as they should."""
+    j = Janitor(w)
+    try:
+        w.ado.job_requests[12].append(sim.job_request(7401, time.time(), run="hang"))
+        w.api.create(ns_path("jobs", NS), agent_job("agent-deleted"))
+        wait_running_job(w, 7401)
+        pod = pods_of(w, "agent-deleted")[0]
+        uid = pod["metadata"]["uid"]
+        time.sleep(3)       # the leader sees the pod run the job (its annotations)
+        w.api.delete(ns_path("pods", NS, pod["metadata"]["name"]))
+        res.check(tc.wait_gone(w.api, ns_path("pods", NS, pod["metadata"]["name"]), 60),
+                  "the deleted pod goes once its agent exits on SIGTERM")
+        res.check(lib.eventually(lambda: [e for e in w.api.get(ns_path("events", NS))["items"]
+                                          if e.get("reason") == "PipelineJobInterrupted" and
+                                          "7401" in e.get("message", "")], 30),
+                  "the leader records the interrupted job (an Event naming request 7401)",
+                  j.log()[-800:])
+        res.check(lib.eventually(lambda: not agent_named(w, pod["metadata"]["name"]), 60),
+                  "the agent, offline and no longer busy, is deleted", uid)
+    finally:
+        j.stop()
+
+
+def test_bad_token(res, w):
+    """An agent whose PAT is wrong never registers: it fails and exits
+    (start.sh's config fails), the pod fails, nothing is registered, and the
+    janitor deletes the Job after finishedPodTtlSeconds."""
+    ns = "team-badtoken"
+    tc.namespace(w.api, ns, True)
+    w.api.create(ns_path("secrets", ns), {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "azp-pat"},
+                                          "stringData": {"token": "PWTESTPAT-wrong-0123456789"}})
+    w.api.create(ns_path("jobs", ns), agent_job("agent-badtoken", run_ns=ns))
+    pod = lib.wait_until(lambda: (w.api.get(ns_path("pods", ns), labelSelector="job-name=agent-badtoken")
+                                  ["items"] or [None])[0], 60, "the pod")["metadata"]["name"]
+    lib.wait_until(lambda: w.api.get(ns_path("pods", ns, pod))["status"].get("phase") in ("Failed", "Succeeded"),
+                   90, "the agent to give up")
+    res.check(w.api.get(ns_path("pods", ns, pod))["status"]["phase"] == "Failed" and not agent_named(w, pod),
+              "the agent never registers and its pod fails")
+    time.sleep(4)
+    p = w.janitor_once(node.NODE_NAME)
+    res.check(p.returncode == 0 and tc.wait_gone(w.api, ns_path("jobs", ns, "agent-badtoken")),
+              "the janitor deletes the failed Job", p.stderr[-600:])
+
+
+def test_sidecars(res, w):
+    """A regular sidecar keeps the pod Running after the agent exits: the
+    janitor deletes its Job finishedPodTtlSeconds after the agent's end.  A
+    native sidecar (an init container with restartPolicy Always) is stopped
+    by the kubelet: the pod Succeeds."""
+    now = time.time()
+    w.ado.job_requests[12] += [sim.job_request(7501, now, run="succeed:1"),
+                               sim.job_request(7502, now, run="succeed:1")]
+    side = {"name": "log-forwarder", "image": node.PAUSE_IMAGE, "imagePullPolicy": "Never"}
+    regular = agent_job("agent-sidecar")
+    regular["spec"]["template"]["spec"]["containers"].append(dict(side))
+    native = agent_job("agent-native")
+    native["spec"]["template"]["spec"]["initContainers"] = [dict(side, restartPolicy="Always")]
+    for job in (regular, native):
+        w.api.create(ns_path("jobs", NS), job)
+    r_pod = lib.wait_until(lambda: (pods_of(w, "agent-sidecar") or [None])[0], 60, "the pod")["metadata"]["name"]
+    n_pod = lib.wait_until(lambda: (pods_of(w, "agent-native") or [None])[0], 60, "the pod")["metadata"]["name"]
+
+    def agent_done(pod):
+        st = w.api.get(ns_path("pods", NS, pod))["status"]
+        return any(c["name"] == "agent" and "terminated" in c.get("state", {})
+                   for c in st.get("containerStatuses", []))
+    lib.wait_until(lambda: agent_done(r_pod) and agent_done(n_pod), 90, "both agents to finish")
+    lib.wait_until(lambda: w.api.get(ns_path("pods", NS, n_pod))["status"]["phase"] == "Succeeded", 60,
+                   "the native sidecar's pod to succeed")
+    time.sleep(2)
+    res.check(w.api.get(ns_path("pods", NS, r_pod))["status"]["phase"] == "Running",
+              "the regular sidecar keeps its pod Running after the agent exited")
+    time.sleep(3)       # past finishedPodTtlSeconds since the agent's end
+    p = w.janitor_once(node.NODE_NAME)
+    res.check(p.returncode == 0 and tc.wait_gone(w.api, ns_path("jobs", NS, "agent-sidecar")) and
+              tc.wait_gone(w.api, ns_path("jobs", NS, "agent-native")),
+              "the janitor deletes both Jobs: the Running one by its agent's end", p.stderr[-600:])
+
+
+def test_reregistered(res, w):
+    """An agent name used again (a fixed AZP_AGENT_NAME, as a StatefulSet
+    gives): the second pod registers under the first's id while the janitor
+    runs; the live agent is never deleted and runs its job."""
+    # (a grace that outlasts a pod's start, so the second registers under
+    # the first's id; the janitor cycles every second meanwhile)
+    j = Janitor(w, w.write_config({"janitor": {"offlineGraceSeconds": 10}}, "grace.json"))
+    try:
+        now = time.time()
+        w.ado.job_requests[12].append(sim.job_request(7601, now, run="succeed:1"))
+        fixed = [{"name": "AZP_AGENT_NAME", "value": "fixed-agent-0"}]
+        w.api.create(ns_path("jobs", NS), agent_job("agent-first", extra_env=fixed))
+        lib.wait_until(lambda: [r for r in w.ado.job_requests[12] if r["requestId"] == 7601 and r.get("result")],
+                       90, "the first agent's job")
+        first = agent_named(w, "fixed-agent-0")
+        aid = first[0]["id"] if first else None
+        w.ado.job_requests[12].append(sim.job_request(7602, time.time(), run="succeed:6"))
+        w.api.create(ns_path("jobs", NS), agent_job("agent-second", extra_env=fixed))
+        present = []
+
+        def finished():
+            present.append(bool(agent_named(w, "fixed-agent-0")))
+            return [r for r in w.ado.job_requests[12] if r["requestId"] == 7602 and r.get("result")]
+        lib.wait_until(finished, 90, "the second agent's job")
+        req = [r for r in w.ado.job_requests[12] if r["requestId"] == 7602][0]
+        res.check(aid is not None and req["result"] == "succeeded" and req["reservedAgent"]["id"] == aid,
+                  "the second pod's agent registered under the first's id and ran its job to the end "
+                  "while the janitor ran", json.dumps(req.get("reservedAgent")))
+        res.check(all(present) and agent_named(w, "fixed-agent-0"),
+                  "the registration was never deleted from the first pod's end to the second's job's end",
+                  "%d polls, %d without it" % (len(present), present.count(False)))
+    finally:
+        j.stop()
+
+
+TESTS = [test_one_job, test_keda_scale_from_zero, test_oom, test_agent_killed, test_pod_deleted_mid_job,
+         test_bad_token, test_sidecars, test_reregistered]
 
 
 def main():

@@ -43,6 +43,13 @@ SIGNIN_HTML = ("<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign I
                "</head><body>Sign in to your account</body></html>")
 
 
+def parse_rfc3339(s):
+    """Unix seconds (with fractions) of an RFC 3339 UTC time."""
+    whole = time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    frac = s[19:].rstrip("Z")
+    return whole + (float(frac) if frac.startswith(".") else 0)
+
+
 def now_rfc3339(t=None, frac=False):
     t = time.time() if t is None else t
     s = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
@@ -633,6 +640,15 @@ class AdoSim:
         # GET .../pools/{id}/jobrequests answers (?$top=N: at most N).
         self.job_requests = {}        # pool id -> [TaskAgentJobRequest]
         self.online_log = []          # (agent name, statusChangedOn) each time one came online
+        # An agent that stops talking (killed without deregistering) goes
+        # offline once its session has not been heard from for
+        # session_timeout seconds, and a job it held is abandoned
+        # abandon_after seconds later (None: never; the service's real
+        # delays are minutes and not published: fixtures README, "Not
+        # confirmed").
+        self.session_timeout = None
+        self.abandon_after = 5.0
+        self.sessions = {}            # session id -> [pool id, agent id, last heard (time)]
         self.faults = {}
         self.token_requests = 0
         self.lock = threading.RLock()
@@ -698,6 +714,7 @@ class AdoSim:
         refused = self.version_refused(q)
         if refused:
             return refused
+        self.expire_sessions()
         agent_side = self.agent_protocol(method, path[len(prefix):].strip("/").split("/"), q, body)
         if agent_side is not None:
             return agent_side
@@ -806,6 +823,46 @@ class AdoSim:
             return self.request_update(pid, int(parts[2]), json.loads(body))
         return None
 
+    def expire_sessions(self):
+        """Sessions not heard from for session_timeout: their agents go
+        offline; a request such an agent held is abandoned abandon_after
+        seconds later."""
+        if self.session_timeout is None:
+            return
+        now = time.time()
+        with self.lock:
+            for sid, (pid, aid, heard) in list(self.sessions.items()):
+                if now - heard < self.session_timeout:
+                    continue
+                del self.sessions[sid]
+                for a in self.agents.get(pid, []):
+                    if a["id"] == aid and a["status"] == "online":
+                        a["status"] = "offline"
+                        a["statusChangedOn"] = now_rfc3339(heard + self.session_timeout, frac=True)
+            for pid, reqs in self.job_requests.items():
+                for r in reqs:
+                    aid = (r.get("reservedAgent") or {}).get("id")
+                    if aid is None or "result" in r:
+                        continue
+                    ag = [a for a in self.agents.get(pid, []) if a["id"] == aid]
+                    gone = not ag or ag[0]["status"] == "offline"
+                    since = ag[0].get("statusChangedOn") if ag else None
+                    if gone and (since is None or now - parse_rfc3339(since) >= self.abandon_after):
+                        r["result"] = "abandoned"
+                        r["finishTime"] = now_rfc3339(now, frac=True)
+                        r.pop("lockedUntil", None)
+                        for a in ag:
+                            if (a.get("assignedRequest") or {}).get("requestId") == r["requestId"]:
+                                a.pop("assignedRequest", None)
+                                a["lastCompletedRequest"] = {k: r[k] for k in (
+                                    "requestId", "queueTime", "assignTime", "receiveTime", "finishTime",
+                                    "result") if k in r}
+
+    def heard_from(self, pid, aid):
+        for sid, v in self.sessions.items():
+            if v[0] == pid and v[1] == aid:
+                v[2] = time.time()
+
     def agent_register(self, pid, a, replace=None):
         with self.lock:
             if pid not in self.agents:
@@ -838,15 +895,14 @@ class AdoSim:
                     a["statusChangedOn"] = now_rfc3339(frac=True)
                     self.online_log.append((a["name"], a["statusChangedOn"]))
                     sid = "session-%d-%d" % (aid, int(time.time() * 1000))
-                    self.sessions = getattr(self, "sessions", {})
-                    self.sessions[sid] = (pid, aid)
+                    self.sessions[sid] = [pid, aid, time.time()]
                     return 200, {}, {"sessionId": sid, "agent": {"id": aid, "name": a["name"]},
                                      "ownerName": body.get("ownerName", "")}
             return 404, {}, self.agent_not_found(aid)
 
     def session_close(self, pid, sid):
         with self.lock:
-            pa = getattr(self, "sessions", {}).pop(sid, None)
+            pa = self.sessions.pop(sid, None)
             if pa is None:
                 return 404, {}, {"message": "session not found", "typeKey": "TaskAgentSessionExpiredException"}
             for a in self.agents.get(pa[0], []):
@@ -861,10 +917,11 @@ class AdoSim:
         end = time.time() + wait
         while True:
             with self.lock:
-                pa = getattr(self, "sessions", {}).get(sid)
+                pa = self.sessions.get(sid)
                 if pa is None:
                     return 404, {}, {"message": "session not found",
                                      "typeKey": "TaskAgentSessionExpiredException"}
+                pa[2] = time.time()
                 ag = [a for a in self.agents.get(pid, []) if a["id"] == pa[1]][0]
                 for r in self.job_requests.get(pid, []):
                     if "assignTime" not in r and "result" not in r:
@@ -886,6 +943,10 @@ class AdoSim:
                 if r["requestId"] != rid:
                     continue
                 now = now_rfc3339(frac=True)
+                self.heard_from(pid, (r.get("reservedAgent") or {}).get("id"))
+                if "result" in r:
+                    return 400, {}, {"message": "The job request %d has finished (%s)." % (rid, r["result"]),
+                                     "typeKey": "TaskAgentJobTokenExpiredException"}
                 if "receiveTime" in body and "receiveTime" not in r:
                     r["receiveTime"] = now
                     r["lockedUntil"] = now_rfc3339(time.time() + 300, frac=True)
