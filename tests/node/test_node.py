@@ -603,8 +603,47 @@ def test_reregistered(res, w):
         j.stop()
 
 
+def test_startup_cost(res, w):
+    """How long a Job takes to a running agent on the real node, with the
+    webhook and without (a namespace that did not opt in, the same agent
+    wired by hand), interleaved; every agent must come online."""
+    plain = "team-plain"
+    tc.namespace(w.api, plain, False)
+    w.api.create(ns_path("secrets", plain), {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "azp-pat"},
+                                             "stringData": {"token": PAT}})
+    took = {"webhook": [], "no webhook": []}
+    for i in range(3):
+        for kind in ("webhook", "no webhook") if i % 2 == 0 else ("no webhook", "webhook"):
+            name = "cost-%s-%d" % ("w" if kind == "webhook" else "p", i)
+            w.ado.job_requests[12].append(sim.job_request(7700 + len(w.ado.job_requests[12]), time.time(),
+                                                          run="succeed:0"))
+            job = agent_job(name, run_ns=NS if kind == "webhook" else plain)
+            if kind != "webhook":
+                spec = job["spec"]["template"]["spec"]
+                spec["containers"][0]["env"] = [
+                    {"name": "AZP_URL", "value": w.ado.url}, {"name": "AZP_POOL", "value": "aks-pool"},
+                    {"name": "AZP_TOKEN_FILE", "value": "/var/run/secrets/azp/token"},
+                    {"name": "AZP_AGENT_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+                spec["containers"][0]["volumeMounts"] = [{"name": "azp", "mountPath": "/var/run/secrets/azp",
+                                                          "readOnly": True}]
+                spec["volumes"] = [{"name": "azp", "secret": {"secretName": "azp-pat"}}]
+            t0 = time.time()
+            w.api.create(ns_path("jobs", job["metadata"]["namespace"]), job)
+            pod = lib.wait_until(lambda: (w.api.get(ns_path("pods", job["metadata"]["namespace"]),
+                                                    labelSelector="job-name=" + name)["items"] or [None])[0],
+                                 60, "the pod of " + name)["metadata"]["name"]
+            online = lib.wait_until(lambda: [t for n, t in w.ado.online_log if n == pod], 90,
+                                    "the agent of %s online" % name)[0]
+            took[kind].append(sim.parse_rfc3339(online) - t0)
+    line = ", ".join("%s p50 %.2f s (%s)" % (k, sorted(v)[1], " ".join("%.2f" % x for x in v))
+                     for k, v in took.items())
+    print("  Job created to its agent online on the real node: " + line)
+    res.check(all(len(v) == 3 for v in took.values()),
+              "every agent came online, with the webhook and without: " + line)
+
+
 TESTS = [test_one_job, test_keda_scale_from_zero, test_oom, test_agent_killed, test_pod_deleted_mid_job,
-         test_bad_token, test_sidecars, test_reregistered]
+         test_bad_token, test_sidecars, test_reregistered, test_startup_cost]
 
 
 def main():
