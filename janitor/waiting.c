@@ -11,8 +11,10 @@
 #include "../common/names.h"
 #include "janitor.h"
 
-/* How many cycles a request or pod no list shows any more is remembered. */
-#define SEEN_KEEP	10
+/* How many cycles a request or pod no list shows any more is remembered:
+ * long enough to outlast a pool's outage (its pods are not looked at while
+ * its agents cannot be listed), short enough to stay small. */
+#define SEEN_KEEP	60
 /* At most this many Jobs' Events are read in one cycle. */
 #define JOBS_READ_MAX	20
 
