@@ -72,7 +72,7 @@ class World(tc.World):
              "profiles": {"node": {"requests": {"cpu": "100m", "memory": "64Mi"},
                                    "limits": {"cpu": "1", "memory": "256Mi"},
                                    "max": {"cpu": "2", "memory": "1Gi"}}},
-             "janitor": {"intervalSeconds": 1, "finishedPodTtlSeconds": 3, "offlineGraceSeconds": 3,
+             "janitor": {"intervalSeconds": 1, "finishedPodTtlSeconds": 1, "offlineGraceSeconds": 1,
                          "stuckPendingSeconds": 30, "pendingTimeoutSeconds": 60,
                          "idleAgentSeconds": 0, "registrationTimeoutSeconds": 0}}
         with open(os.path.join(lib.ROOT, "manifests", "base", "config.json")) as f:
@@ -177,7 +177,7 @@ def test_one_job(res, w):
               "AZP_TOKEN_FILE" not in ag[0]["systemCapabilities"],
               "the agent registered with its pod's uid, ran the job, went offline",
               json.dumps(ag)[:600] + json.dumps(req)[:300])
-    time.sleep(4)       # past finishedPodTtlSeconds and offlineGraceSeconds
+    time.sleep(2)       # past finishedPodTtlSeconds and offlineGraceSeconds
     p = w.janitor_once(node.NODE_NAME)
     res.check(p.returncode == 0, "the janitor on the real node exits 0", p.stderr[-800:])
     # The agent whose pod still exists is kept; once the Job's pod is gone
@@ -455,7 +455,7 @@ def test_keda_scale_from_zero(res, w):
             res.check(len(keda_jobs()) <= len(jobs), "and KEDA does not make it again (its queue is empty)")
         finally:
             retiring.stop()
-    time.sleep(4)       # past finishedPodTtlSeconds and offlineGraceSeconds
+    time.sleep(2)       # past finishedPodTtlSeconds and offlineGraceSeconds
     p = w.janitor_once(node.NODE_NAME)
     for j in jobs:      # their pods go with them; then their agents
         for pod in pods_of(w, j["metadata"]["name"]):
@@ -552,7 +552,7 @@ def test_bad_token(res, w):
                    90, "the agent to give up")
     res.check(w.api.get(ns_path("pods", ns, pod))["status"]["phase"] == "Failed" and not agent_named(w, pod),
               "the agent never registers and its pod fails")
-    time.sleep(4)
+    time.sleep(2)
     p = w.janitor_once(node.NODE_NAME)
     res.check(p.returncode == 0 and tc.wait_gone(w.api, ns_path("jobs", ns, "agent-badtoken")),
               "the janitor deletes the failed Job", p.stderr[-600:])
@@ -586,7 +586,7 @@ def test_sidecars(res, w):
     time.sleep(2)
     res.check(w.api.get(ns_path("pods", NS, r_pod))["status"]["phase"] == "Running",
               "the regular sidecar keeps its pod Running after the agent exited")
-    time.sleep(3)       # past finishedPodTtlSeconds since the agent's end
+    time.sleep(2)       # past finishedPodTtlSeconds since the agent's end
     p = w.janitor_once(node.NODE_NAME)
     res.check(p.returncode == 0 and tc.wait_gone(w.api, ns_path("jobs", NS, "agent-sidecar")) and
               tc.wait_gone(w.api, ns_path("jobs", NS, "agent-native")),
