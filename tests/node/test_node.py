@@ -691,6 +691,8 @@ def test_quota_alert(res, w):
         os.makedirs(os.path.join(w.tmp, "prom"), exist_ok=True)
         prom, port, _ = test_monitoring.start_prometheus(os.path.join(w.tmp, "prom"),
                                                          [("pipewarden-janitor", j.port)])
+        # The port opens before the TSDB is ready (503 until then).
+        lib.wait_until(lambda: lib.http_get(port, "/-/ready")[0] == 200, 60, "Prometheus ready")
         w.ado.job_requests[12].append(sim.job_request(7801, time.time() - 900, run="succeed:1",
                                                       matched=["keda-placeholder-aks-pool"]))
         start_keda(w)
