@@ -132,7 +132,7 @@ class Node:
         self.sock = os.path.join(self.dir, "containerd.sock")
         self.start_containerd()
         for tar in self.images:
-            self.ctr("images", "import", "--no-unpack" if False else "--all-platforms", tar)
+            self.ctr("images", "import", "--all-platforms", tar)
         self.start_kubelet()
         lib.wait_until(self.ready, 90, "node %s Ready" % NODE_NAME)
         self.started_in = time.monotonic() - t0
@@ -230,12 +230,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         if "kubelet" in self.procs:
             cluster.kill(self.procs.pop("kubelet"))
         if "containerd" in self.procs:
-            # Every pod sandbox and container it runs goes with their tasks.
-            for kind in ("tasks",):
-                p = sh("ctr", "--address", self.sock, "--namespace", "k8s.io", kind, "ls", "-q", check=False)
-                for cid in p.stdout.split():
-                    sh("ctr", "--address", self.sock, "--namespace", "k8s.io", "tasks", "kill", "-s",
-                       "SIGKILL", cid, check=False)
+            # Every pod sandbox and container it runs goes with its task.
+            p = sh("ctr", "--address", self.sock, "--namespace", "k8s.io", "tasks", "ls", "-q", check=False)
+            for cid in p.stdout.split():
+                sh("ctr", "--address", self.sock, "--namespace", "k8s.io", "tasks", "kill", "-s",
+                   "SIGKILL", cid, check=False)
             time.sleep(1)
             cluster.kill(self.procs.pop("containerd"))
             # The runc shims are containerd's children in their own sessions.
