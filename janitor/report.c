@@ -68,8 +68,10 @@ static const char *const startup_phases[3] = { "scheduling", "starting", "regist
 
 /* The pool's queue and its pods' startups, as JSON members of p. */
 static int
-json_waiting(cJSON *p, const struct report_pool *rp, time_t now)
+json_waiting(cJSON *p, const struct report_pool *rp, const struct pod_lookup *lk, time_t now)
 {
+	struct pool_agents pa = { rp->pool, rp->agents, rp->n, 1 };
+	time_t *online;
 	cJSON *q, *arr, *o, *st, *ph;
 	long long secs[3];
 	int done[3], k;
@@ -83,24 +85,28 @@ json_waiting(cJSON *p, const struct report_pool *rp, time_t now)
 		cJSON_AddNumberToObject(q, "jobsQueued", (double)rp->queued);
 		cJSON_AddNumberToObject(q, "oldestSeconds", rp->oldest);
 	}
-	if ((arr = cJSON_AddArrayToObject(p, "pods")) == NULL)
+	if ((arr = cJSON_AddArrayToObject(p, "pods")) == NULL ||
+	    (online = timing_online_times(&pa, lk, rp->pods, rp->npods)) == NULL)
 		return -1;
 	for (i = 0; i < rp->npods; i++) {
 		const struct pod_info *pod = &rp->pods[i];
-		struct pool_agents pa = { rp->pool, rp->agents, rp->n, 1 };
 
 		if (pod->pool == NULL || strcmp(pod->pool, rp->label) != 0)
 			continue;
-		if ((o = cJSON_CreateObject()) == NULL)
+		if ((o = cJSON_CreateObject()) == NULL) {
+			free(online);
 			return -1;
+		}
 		cJSON_AddItemToArray(arr, o);
 		cJSON_AddStringToObject(o, "namespace", pod->namespace);
 		cJSON_AddStringToObject(o, "name", pod->name);
 		cJSON_AddStringToObject(o, "node", pod->node);
 		cJSON_AddStringToObject(o, "phase", phase_names[pod->phase]);
-		if ((st = cJSON_AddObjectToObject(o, "startup")) == NULL)
+		if ((st = cJSON_AddObjectToObject(o, "startup")) == NULL) {
+			free(online);
 			return -1;
-		timing_pod_phases(pod, timing_online_since(&pa, pod), now, secs, done);
+		}
+		timing_pod_phases(pod, online[i], now, secs, done);
 		for (k = 0; k < 3; k++) {
 			if (secs[k] < 0 || (ph = cJSON_AddObjectToObject(st, startup_phases[k])) == NULL)
 				continue;
@@ -108,6 +114,7 @@ json_waiting(cJSON *p, const struct report_pool *rp, time_t now)
 			cJSON_AddBoolToObject(ph, "done", done[k]);
 		}
 	}
+	free(online);
 	return 0;
 }
 
@@ -211,7 +218,7 @@ render_json(struct buf *b, const struct report_pool *pools, size_t n,
 			}
 		}
 		free(by);
-		if (json_waiting(p, rp, now) == -1)
+		if (json_waiting(p, rp, pods, now) == -1)
 			goto out;
 		/* Pods whose agent never registered: no agent row shows them. */
 		if ((agents = cJSON_AddArrayToObject(p, "podsToRetire")) == NULL)
@@ -330,10 +337,12 @@ out:
 }
 
 /* The pool's queue, then where each of its pods' start went. */
-static void
-render_waiting(struct buf *b, const struct report_pool *rp, time_t now)
+static int
+render_waiting(struct buf *b, const struct report_pool *rp, const struct pod_lookup *lk,
+    time_t now)
 {
 	struct pool_agents pa = { rp->pool, rp->agents, rp->n, 1 };
+	time_t *online;
 	long long secs[3];
 	char cell[3][48], d[32], name[600];
 	int done[3], k, head = 0;
@@ -348,6 +357,8 @@ render_waiting(struct buf *b, const struct report_pool *rp, time_t now)
 		buf_addf(b, "queue: %zu job%s waiting for an agent, the oldest for %s\n", rp->queued,
 		    rp->queued == 1 ? "" : "s", d);
 	}
+	if ((online = timing_online_times(&pa, lk, rp->pods, rp->npods)) == NULL)
+		return -1;
 	for (i = 0; i < rp->npods; i++) {
 		const struct pod_info *pod = &rp->pods[i];
 
@@ -356,7 +367,7 @@ render_waiting(struct buf *b, const struct report_pool *rp, time_t now)
 		if (!head++)
 			buf_addf(b, "%-40s  %-20s  %-9s  %-14s  %-14s  %s\n", "POD", "NODE", "PHASE",
 			    "SCHEDULING", "STARTING", "REGISTERING");
-		timing_pod_phases(pod, timing_online_since(&pa, pod), now, secs, done);
+		timing_pod_phases(pod, online[i], now, secs, done);
 		for (k = 0; k < 3; k++) {
 			duration(secs[k], d);
 			snprintf(cell[k], sizeof(cell[k]), "%s%s", secs[k] < 0 ? "-" : d,
@@ -367,6 +378,8 @@ render_waiting(struct buf *b, const struct report_pool *rp, time_t now)
 		    pod->node[0] ? pod->node : "-", phase_names[pod->phase], cell[0], cell[1],
 		    cell[2]);
 	}
+	free(online);
+	return 0;
 }
 
 int
@@ -401,7 +414,8 @@ report_render(struct buf *b, int json, const struct report_pool *pools, size_t n
 		    rp->id, rp->n);
 		if (rp->n > 0 && render_table(b, rp, pods, now) == -1)
 			return -1;
-		render_waiting(b, rp, now);
+		if (render_waiting(b, rp, pods, now) == -1)
+			return -1;
 	}
 	return b->failed ? -1 : 0;
 }

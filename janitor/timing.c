@@ -161,18 +161,23 @@ timing_queue(const struct request_list *reqs, time_t now, size_t *queued, double
 	}
 }
 
-/* When the agent of the pod came online, as far as this list shows: an
- * online agent naming the pod, its statusChangedOn.  0: not known. */
-time_t
-timing_online_since(const struct pool_agents *pool, const struct pod_info *pod)
+time_t *
+timing_online_times(const struct pool_agents *pool, const struct pod_lookup *lk,
+    const struct pod_info *pods, size_t npods)
 {
+	const struct pod_info *pod;
+	time_t *online = calloc(npods + 1, sizeof(*online));
 	size_t i;
 
-	for (i = 0; i < pool->n; i++)
-		if (pool->agents[i].online && pool->agents[i].pod_uid != NULL &&
-		    strcmp(pool->agents[i].pod_uid, pod->uid) == 0)
-			return pool->agents[i].status_changed;
-	return 0;
+	/* One pass over the agents, a lookup each: never pods x agents. */
+	for (i = 0; online != NULL && i < pool->n; i++) {
+		if (!pool->agents[i].online || pool->agents[i].pod_uid == NULL ||
+		    (pod = plan_lookup_agent(lk, &pool->agents[i])) == NULL ||
+		    pod < pods || pod >= pods + npods)
+			continue;
+		online[pod - pods] = pool->agents[i].status_changed;
+	}
+	return online;
 }
 
 static int
@@ -189,13 +194,18 @@ pod_phase(struct obs_list *out, struct seen_entry *e, unsigned flag, enum obs_ki
 
 int
 timing_pods(const struct pool_agents *pool, const char *label, const struct pod_info *pods,
-    size_t npods, struct seen_set *seen, unsigned long cycle, struct obs_list *out)
+    size_t npods, const struct pod_lookup *lk, struct seen_set *seen, unsigned long cycle,
+    struct obs_list *out)
 {
 	const struct pod_info *p;
 	struct seen_entry *e;
+	time_t *online;
 	char key[160];
 	size_t i;
+	int rc = -1;
 
+	if ((online = timing_online_times(pool, lk, pods, npods)) == NULL)
+		return -1;
 	for (i = 0; i < npods; i++) {
 		p = &pods[i];
 		if (p->pool == NULL || strcmp(p->pool, label) != 0 || strlen(p->uid) > 128)
@@ -207,10 +217,13 @@ timing_pods(const struct pool_agents *pool, const char *label, const struct pod_
 		    pod_phase(out, e, SEEN_STARTING, OBS_STARTING, p->scheduled,
 		    p->agent_began, p) == -1 ||
 		    pod_phase(out, e, SEEN_REGISTERING, OBS_REGISTERING, p->agent_began,
-		    timing_online_since(pool, p), p) == -1)
-			return -1;
+		    online[i], p) == -1)
+			goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(online);
+	return rc;
 }
 
 void

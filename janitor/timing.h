@@ -101,12 +101,12 @@ void	timing_queue(const struct request_list *reqs, time_t now, size_t *queued,
  * The startup phases of the pool's pods (label pipewarden.io/pool equal to
  * label) not observed before: scheduling once the pod is scheduled,
  * starting once its agent container runs, registering once its agent
- * (matched by PIPEWARDEN_POD_UID) is seen online.  Return 0 or -1 (out of
- * memory).
+ * (matched by PIPEWARDEN_POD_UID) is seen online.  lk is a lookup over
+ * pods.  Return 0 or -1 (out of memory).
  */
 int	timing_pods(const struct pool_agents *pool, const char *label,
-	    const struct pod_info *pods, size_t npods, struct seen_set *seen,
-	    unsigned long cycle, struct obs_list *out);
+	    const struct pod_info *pods, size_t npods, const struct pod_lookup *lk,
+	    struct seen_set *seen, unsigned long cycle, struct obs_list *out);
 
 /* Where a pod's start went so far, by phase (scheduling, starting,
  * registering): seconds spent (up to now while it lasts), or -1 when the
@@ -115,9 +115,11 @@ int	timing_pods(const struct pool_agents *pool, const char *label,
 void	timing_pod_phases(const struct pod_info *p, time_t online, time_t now,
 	    long long secs[3], int done[3]);
 
-/* When the pod's agent came online, as the pool's list shows it (0: not
- * seen online). */
-time_t	timing_online_since(const struct pool_agents *pool, const struct pod_info *pod);
+/* When each of pods' agents came online, as the pool's list shows it (0:
+ * not seen online): an array indexed like pods, the caller's to free; NULL
+ * when out of memory.  lk is a lookup over pods. */
+time_t	*timing_online_times(const struct pool_agents *pool, const struct pod_lookup *lk,
+	    const struct pod_info *pods, size_t npods);
 
 /*
  * Agent Jobs that never got a pod: the template opts in, not suspended, not

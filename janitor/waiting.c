@@ -67,8 +67,8 @@ waiting_pool(struct janitor *j, struct cycle *c, const struct pool_agents *pool,
 	size_t i, queued;
 
 	names_label_value(pool->pool, label);
-	if (timing_pods(pool, label, c->all_pods.pods, c->all_pods.n, &j->timing_seen, j->cycles,
-	    &obs) == -1)
+	if (timing_pods(pool, label, c->all_pods.pods, c->all_pods.n, lk, &j->timing_seen,
+	    j->cycles, &obs) == -1)
 		log_error("out of memory while timing pod startups", "pool", pool->pool, NULL);
 	if (ado_list_job_requests(&j->ado, c->pool_id, &reqs, err, sizeof(err)) == -1) {
 		log_error("reading the pool's job requests failed: its queue is not known this "

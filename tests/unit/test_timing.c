@@ -113,6 +113,7 @@ test_pods(void)
 	struct pool_agents pool = { "aks-pool", agents, 2, 1 };
 	struct seen_set seen = { NULL, 0, 0 };
 	struct obs_list obs = { NULL, 0, 0 };
+	struct pod_lookup lk;
 	double sum;
 
 	memset(pods, 0, sizeof(pods));
@@ -128,7 +129,8 @@ test_pods(void)
 	agents[1] = (struct agent_info){ .id = 2, .name = "c", .online = 1, .pod_uid = "u-c",
 	    .status_changed = 1003 };
 
-	CHECK(timing_pods(&pool, "aks-pool", pods, 3, &seen, 1, &obs) == 0);
+	CHECK(plan_lookup_init(&lk, pods, 3) == 0);
+	CHECK(timing_pods(&pool, "aks-pool", pods, 3, &lk, &seen, 1, &obs) == 0);
 	CHECK(count_kind(&obs, OBS_SCHEDULING, &sum) == 1 && sum == 4);
 	CHECK(count_kind(&obs, OBS_STARTING, &sum) == 1 && sum == 20);
 	/* Its agent is not online: registering not yet known. */
@@ -136,16 +138,17 @@ test_pods(void)
 	obs.n = 0;
 	agents[0].online = 1;
 	pods[1].scheduled = 1100;
-	CHECK(timing_pods(&pool, "aks-pool", pods, 3, &seen, 2, &obs) == 0);
+	CHECK(timing_pods(&pool, "aks-pool", pods, 3, &lk, &seen, 2, &obs) == 0);
 	CHECK(obs.n == 2);
 	CHECK(count_kind(&obs, OBS_REGISTERING, &sum) == 1 && sum == 7);
 	CHECK(count_kind(&obs, OBS_SCHEDULING, &sum) == 1 && sum == 100);
 	obs.n = 0;
-	CHECK(timing_pods(&pool, "aks-pool", pods, 3, &seen, 3, &obs) == 0 && obs.n == 0);
+	CHECK(timing_pods(&pool, "aks-pool", pods, 3, &lk, &seen, 3, &obs) == 0 && obs.n == 0);
 	/* Clocks that disagree give 0, never a negative time. */
 	pods[1].agent_began = 1050;
-	CHECK(timing_pods(&pool, "aks-pool", pods, 3, &seen, 4, &obs) == 0);
+	CHECK(timing_pods(&pool, "aks-pool", pods, 3, &lk, &seen, 4, &obs) == 0);
 	CHECK(obs.n == 1 && obs.items[0].kind == OBS_STARTING && obs.items[0].seconds == 0);
+	plan_lookup_release(&lk);
 	obs_list_release(&obs);
 	seen_release(&seen);
 }
