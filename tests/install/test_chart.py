@@ -63,6 +63,9 @@ COMBINATIONS = [
                                 "image.registry=registry.example.com", "image.repository=platform/pipewarden",
                                 "image.tag=0.1.0-rc1", "imagePullSecrets[0].name=regcred"], None, []),
     ("existing TLS Secret", ["webhook.tls.existingSecret=my-tls", "webhook.tls.caBundle=Y2E="], None, []),
+    ("janitor: node network, internal CA, more env",
+     ["janitor.hostNetwork=true", "janitor.adoCA.configMap=corp-ca", "janitor.extraEnv[0].name=NO_PROXY",
+      "janitor.extraEnv[0].value=10.0.0.1"], None, []),
 ]
 
 # Config values that --check-config rejects: the schema must reject each.
@@ -286,13 +289,38 @@ def test_values(res, helm, janitor, tmp):
             ("a misspelt top-level value", ["webhok.replicas=3"], "webhok"),
             ("failurePolicy Maybe", ["webhook.failurePolicy=Maybe"], "failurePolicy"),
             ("timeoutSeconds over 30", ["webhook.timeoutSeconds=31"], "timeoutSeconds"),
-            ("an image digest that is no digest", ["image.digest=latest"], "digest")]:
+            ("an image digest that is no digest", ["image.digest=latest"], "digest"),
+            ("an adoCA ConfigMap name that is no name", ["janitor.adoCA.configMap=Corp_CA"], "configMap"),
+            ("an extraEnv entry without a name", ["janitor.extraEnv[0].value=x"], "name")]:
         p = helm.template(sets)
         res.check(p.returncode != 0 and words in p.stderr, "the schema rejects %s, naming it" % name,
                   p.stderr[-300:])
     p = helm.template(["webhook.tls.existingSecret=mine"])
     res.check(p.returncode != 0 and "webhook.tls.caBundle" in p.stderr,
               "an existing TLS Secret without its caBundle: a clear error", p.stderr[-300:])
+
+
+def test_janitor_network_and_ca(res, helm):
+    """janitor.adoCA, .hostNetwork and .extraEnv land where the janitor reads
+    them (the real node suite runs the chart with all three)."""
+    p = helm.template(["janitor.hostNetwork=true", "janitor.adoCA.configMap=corp-ca", "janitor.adoCA.key=root.pem",
+                       "janitor.extraEnv[0].name=KUBERNETES_SERVICE_HOST", "janitor.extraEnv[0].value=10.0.0.1"])
+    ds = [o for o in objects(p.stdout) if o["kind"] == "DaemonSet"][0]["spec"]["template"]["spec"]
+    c = ds["containers"][0]
+    mount = [m for m in c["volumeMounts"] if m["name"] == "ado-ca"]
+    vol = [v for v in ds["volumes"] if v["name"] == "ado-ca"]
+    res.check("--ado-ca=/etc/pipewarden/ado-ca/root.pem" in c["args"] and
+              mount == [{"name": "ado-ca", "mountPath": "/etc/pipewarden/ado-ca", "readOnly": True}] and
+              vol == [{"name": "ado-ca", "configMap": {"name": "corp-ca",
+                                                       "items": [{"key": "root.pem", "path": "root.pem"}]}}],
+              "janitor.adoCA: the ConfigMap's key mounted and passed as --ado-ca", json.dumps([c["args"], vol]))
+    res.check(ds.get("hostNetwork") is True and ds.get("dnsPolicy") == "ClusterFirstWithHostNet" and
+              {"name": "KUBERNETES_SERVICE_HOST", "value": "10.0.0.1"} in c["env"],
+              "janitor.hostNetwork and extraEnv: the node's network, the variable after the chart's own")
+    d = [o for o in objects(helm.template().stdout) if o["kind"] == "DaemonSet"][0]["spec"]["template"]["spec"]
+    res.check("hostNetwork" not in d and not [a for a in d["containers"][0]["args"] if "ado-ca" in a] and
+              "ado-ca" not in {v["name"] for v in d["volumes"]},
+              "by default none of the three: the pod network and the image's trust store")
 
 
 def test_self_signed(res, helm, tmp):
@@ -339,6 +367,7 @@ def main():
         test_lint(res, helm)
         test_same_as_kustomize(res, helm, tmp)
         test_values(res, helm, args.janitor, tmp)
+        test_janitor_network_and_ca(res, helm)
         test_self_signed(res, helm, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
