@@ -17,8 +17,15 @@ docs' start.sh runs Microsoft's agent:
     the kernel kills it, hang), reports its result, goes offline, exits 0;
   - with AZP_PLACEHOLDER=1 registers and exits (the placeholder agent
     KEDA's docs ask for: it stays offline in the pool);
-  - on SIGTERM tries `config remove` (DELETE its registration), as
-    start.sh's cleanup does, then exits 143.
+  - on SIGTERM does what start.sh's `trap "cleanup; exit 143" TERM` does:
+    the signal reaches the script (the container's first process), not the
+    listener, so the job goes on running while the cleanup tries `config
+    remove` (DELETE its registration), refused while the agent holds a job,
+    again every 30 s; once it succeeds it exits 143.  The kubelet's SIGKILL
+    at the end of the grace period ends whatever is left.  (start.sh's EXIT
+    trap also removes the agent after a normal end; this agent does not, as
+    many agent images do not: the janitor's dead-agent cleanup is what is
+    under test.)
 
 Its protocol with the Azure DevOps simulator is the simulator's simplified
 one for what is private in Microsoft's (see AdoSim.agent_protocol).
@@ -116,18 +123,42 @@ def run(what):
     return "succeeded" if kind == "succeed" else "failed"
 
 
-def on_sigterm(signum, frame):
-    if STATE["agent"] is not None:
+def cleanup():
+    """start.sh's cleanup: `config remove` until it succeeds, every 30 s."""
+    while STATE["agent"] is not None:
         try:
             call("DELETE", "/%d/agents/%d" % (STATE["pool"], STATE["agent"]), ok=(200, 204, 404))
             log("config remove", agent=STATE["agent"])
-        except Exception as e:  # noqa: BLE001 - best effort, as start.sh's cleanup
-            log("config remove failed", error=str(e))
-    sys.exit(143)
+            return
+        except Exception as e:  # noqa: BLE001 - refused while a job runs: retry, as start.sh does
+            log("config remove failed; retrying in 30 seconds", error=str(e))
+        time.sleep(30)
 
 
 def main():
-    signal.signal(signal.SIGTERM, on_sigterm)
+    """start.sh: the listener (`run.sh --once`) in the background, waited for;
+    SIGTERM runs the cleanup while the listener goes on."""
+    term = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: term.set())
+    done = {}
+
+    def run_listener():
+        try:
+            done["rc"] = listener()
+        except Exception as e:  # noqa: BLE001 - the listener's failure is the container's exit code
+            log("agent failed", error=str(e))
+            done["rc"] = 1
+    t = threading.Thread(target=run_listener, daemon=True)
+    t.start()
+    while t.is_alive() and not term.is_set():
+        term.wait(0.2)
+    if term.is_set():
+        cleanup()
+        return 143
+    return done.get("rc", 1)
+
+
+def listener():
     STATE["name"] = os.environ.get("AZP_AGENT_NAME") or socket.gethostname()
     register()
     if os.environ.get("AZP_PLACEHOLDER") == "1":
