@@ -222,14 +222,15 @@ e2e-cluster: all controlplane $(if $(filter 1,$(SANITIZE)),,image)
 # The agent lifecycle on real parts (tests/node/test_node.py): a real node
 # (kubelet built with the control plane; Debian's containerd, runc, CNI), the
 # real KEDA operator (built into the cache by tests/node/keda/build.sh), an
-# agent image built here.  The plain run only.
+# agent image built here; the chart installed from `make image`.  The plain
+# run only.
 keda:
 	@sh tests/node/keda/build.sh
 
-e2e-node: all controlplane keda
+e2e-node: all controlplane keda image
 	@sh tests/support/ensure-packages $(NODE_DEPS)
 	$(PYTHON) tests/node/test_node.py --webhook $(B)/bin/pipewarden-webhook \
-	    --janitor $(B)/bin/pipewarden-janitor --results build/results \
+	    --janitor $(B)/bin/pipewarden-janitor --image build/image --results build/results \
 	    --suite "real node $(SUITE_TAG)"
 
 # Render, validate and check the install path (kustomize, RBAC, promtool; the

@@ -251,6 +251,7 @@ class ControlPlane:
                    "deployment-controller", "daemonset-controller", "serviceaccount-controller",
                    "serviceaccount-token-controller", "namespace-controller",
                    "root-ca-certificate-publisher-controller", "resourcequota-controller"]
+    APISERVER_FLAGS = []
 
     def __init__(self, workdir, bindir=None):
         self.dir = workdir
@@ -303,7 +304,8 @@ class ControlPlane:
             # No Service traffic here (no kube-proxy): the kubernetes Service
             # gets no endpoints, so a loopback advertise address is allowed.
             "--endpoint-reconciler-type", "none",
-            "--allow-privileged=true", "--profiling=false", "--v=1"], self.log("kube-apiserver"))
+            "--allow-privileged=true", "--profiling=false", "--v=1"] + self.APISERVER_FLAGS,
+            self.log("kube-apiserver"))
         self.admin_kubeconfig = write_kubeconfig(os.path.join(self.dir, "admin.kubeconfig"), self.url,
                                                  p + "/ca.crt", p + "/admin.crt", p + "/admin.key")
         self.api = Api(self.url, p + "/ca.crt", p + "/admin.crt", p + "/admin.key")

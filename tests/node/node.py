@@ -286,8 +286,13 @@ def pause_image(workdir):
 class ControlPlane(cluster.ControlPlane):
     """The cluster suite's control plane, with the controllers a real node
     needs: the node lifecycle controller removes the not-ready taint a new
-    node registers with (and taints a node whose kubelet stops)."""
-    CONTROLLERS = cluster.ControlPlane.CONTROLLERS + ["node-lifecycle-controller", "taint-eviction-controller"]
+    node registers with (and taints a node whose kubelet stops); the
+    EndpointSlice controller and kube-apiserver's endpoint routing let it
+    call the chart's webhook Service at its pod (a hostNetwork pod on the
+    node's address): with no kube-proxy here, a ClusterIP routes nowhere."""
+    CONTROLLERS = cluster.ControlPlane.CONTROLLERS + ["node-lifecycle-controller", "taint-eviction-controller",
+                                                      "endpointslice-controller"]
+    APISERVER_FLAGS = ["--enable-aggregator-routing=true"]
 
 
 AGENT_IMAGE = "pipewarden.test/azp-agent:1"

@@ -8,7 +8,7 @@ registers with the Azure DevOps simulator, takes its job, runs it and exits;
 the real KEDA operator scales agent Jobs from the pool's queue; the janitor
 cleans up after them.  Every pod status here is the kubelet's.
 
-usage: test_node.py --webhook BIN --janitor BIN [--results FILE] [--only TEST] [--keep]
+usage: test_node.py --webhook BIN --janitor BIN --image DIR [--results FILE] [--only TEST] [--keep]
 """
 import argparse
 import json
@@ -111,15 +111,206 @@ def agent_job(name, run_ns=NS, extra_env=()):
                                          "imagePullPolicy": "Never", "env": list(extra_env)}]}}}}
 
 
-def prepare(w):
-    """pipewarden installed from kustomize as the cluster suite installs it,
-    but its Deployment and DaemonSet: in this slice the webhook and the
-    janitor run on the host (the webhook called by url), and the janitor's
-    token is bound to a stand-in pod of its ServiceAccount on the real node
-    (the shipped ValidatingAdmissionPolicy checks the node in the token)."""
+def agent_namespace(w):
+    """The opted-in agent namespace with the agents' PAT Secret."""
     tc.namespace(w.api, NS, True)
     w.api.create(ns_path("secrets", NS), {"apiVersion": "v1", "kind": "Secret",
                                           "metadata": {"name": "azp-pat"}, "stringData": {"token": PAT}})
+
+
+# ---- the chart's own pods on the node ------------------------------------
+
+def metric_sum(port, name, *having):
+    """The sum of a metric's series whose labels hold every string of having."""
+    total = 0.0
+    for line in lib.http_get(port, "/metrics")[1].splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            labels, _, value = line.rpartition(" ")
+            if all(h in labels for h in having):
+                total += float(value)
+    return total
+
+
+def chart_pods(w):
+    return w.api.get(ns_path("pods", tc.SYS_NS), labelSelector="app.kubernetes.io/name in "
+                     "(pipewarden-webhook,pipewarden-janitor)")["items"]
+
+
+def ready(pod):
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def install_chart(res, w):
+    """`helm install` as docs/install.md shows it, from `make image` imported
+    into the node's containerd: the webhook's Deployment and the janitor's
+    DaemonSet run on the real node.  Both in the node's network (hostNetwork),
+    as a pod that must reach kube-apiserver or the simulator on 127.0.0.1 is
+    here; the janitor finds kube-apiserver through janitor.extraEnv (no
+    kube-proxy routes the kubernetes Service) and trusts the simulator's CA
+    through janitor.adoCA.  kube-apiserver calls the webhook through the
+    chart's Service (its EndpointSlice: the pod on the node's address)."""
+    version = tc.image_version()
+    w.node.ctr("images", "import", "--all-platforms",
+               os.path.join(ARGS.image, "pipewarden-%s.docker.tar" % version))
+    # docs/install.md's registry: the image as a user's push would name it.
+    w.node.ctr("images", "tag", "ghcr.io/pipewarden/pipewarden:" + version,
+               "registry.example.com/platform/pipewarden:" + version)
+    if not w.api.exists("/api/v1/namespaces/" + tc.SYS_NS):
+        tc.namespace(w.api, tc.SYS_NS, False)
+    w.api.create(ns_path("secrets", tc.SYS_NS), {"apiVersion": "v1", "kind": "Secret",
+                                                 "metadata": {"name": "azp-pat"}, "stringData": {"token": PAT}})
+    with open(w.certdir + "/ca.crt") as f:
+        w.api.create(ns_path("configmaps", tc.SYS_NS), {"apiVersion": "v1", "kind": "ConfigMap",
+                                                        "metadata": {"name": "ado-ca"}, "data": {"ca.crt": f.read()}})
+    with open(w.config) as f:
+        config = json.load(f)
+    w.chart_ports = {"webhook": lib.free_port(), "webhook-metrics": lib.free_port(), "janitor": lib.free_port()}
+    values = {"image": {"tag": version, "pullPolicy": "Never"}, "config": config,
+              "webhook": {"replicas": 1, "hostNetwork": True, "port": w.chart_ports["webhook"],
+                          "metricsPort": w.chart_ports["webhook-metrics"]},
+              "janitor": {"pat": {"enabled": True}, "hostNetwork": True, "metricsPort": w.chart_ports["janitor"],
+                          "adoCA": {"configMap": "ado-ca"},
+                          "extraEnv": [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                                       {"name": "KUBERNETES_SERVICE_PORT", "value": w.cp.url.rsplit(":", 1)[1]}]}}
+    p = tc.helm(w, "install", *tc.documented_helm("install"), values=values)
+    if not res.check(p.returncode == 0, "helm install, as docs/install.md shows it, with make image's image",
+                     (p.stdout + p.stderr)[-800:]):
+        raise RuntimeError("helm install failed")
+    w.chart = True
+
+    def both_ready():
+        pods = chart_pods(w)
+        return len(pods) == 2 and all(ready(q) and q["spec"].get("nodeName") == node.NODE_NAME for q in pods)
+    ok = lib.eventually(both_ready, 120)
+    res.check(ok, "the chart's webhook pod and janitor pod run from the image on the real node, Ready",
+              json.dumps([(q["metadata"]["name"], q["status"].get("phase"), q["status"].get("containerStatuses"))
+                          for q in chart_pods(w)])[:1500])
+    if not ok:
+        raise RuntimeError("the chart's pods are not Ready")
+
+
+def uninstall_chart(res, w):
+    """The leader's pod taken off the node (its DaemonSet's nodeSelector
+    changed): the kubelet's SIGTERM makes it hand back its Lease.  Then helm
+    uninstall: the kubelet stops the webhook's pod and everything goes.
+    (Under a plain uninstall the janitor's RBAC and ServiceAccount go with
+    its pod, so it cannot write the Lease: it expires.)"""
+    p = w.cp.kubectl("--namespace", tc.SYS_NS, "patch", "daemonset", "pipewarden-janitor", "--patch",
+                     json.dumps({"spec": {"template": {"spec": {"nodeSelector": {"pipewarden.test/nowhere": "x"}}}}}))
+    gone = p.returncode == 0 and lib.eventually(
+        lambda: not [q for q in chart_pods(w) if q["metadata"]["name"].startswith("pipewarden-janitor")], 60)
+    path = "/apis/coordination.k8s.io/v1/namespaces/%s/leases/pipewarden-janitor" % tc.SYS_NS
+    lease = w.api.get(path) if w.api.exists(path) else {"spec": {"holderIdentity": "(no Lease)"}}
+    res.check(gone and not lease["spec"].get("holderIdentity"),
+              "the janitor's pod, stopped by the kubelet, handed back its Lease", json.dumps(lease["spec"]))
+    p = tc.helm(w, "uninstall", *tc.documented_helm("uninstall"), "--wait", "--timeout", "90s")
+    w.chart = False
+    res.check(p.returncode == 0 and lib.eventually(lambda: not chart_pods(w), 90),
+              "helm uninstall: the kubelet stops the chart's pods and they go", (p.stdout + p.stderr)[-600:])
+    for kind, name in (("secrets", "azp-pat"), ("configmaps", "ado-ca")):
+        w.api.delete(ns_path(kind, tc.SYS_NS, name))
+
+
+def test_chart_one_job(res, w):
+    """#23 item 2: one queued job, one agent Job, with pipewarden as the
+    chart runs it: kube-apiserver calls the webhook pod through the chart's
+    Service; the agent registers, runs its job and exits; the janitor pod
+    (leader, its token the kubelet's, so the shipped policy checks its node)
+    deletes the finished Job and the dead agent."""
+    mwc = w.api.get("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/pipewarden")
+    svc = mwc["webhooks"][0]["clientConfig"].get("service", {})
+    slices = w.api.get("/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices" % tc.SYS_NS,
+                       labelSelector="kubernetes.io/service-name=pipewarden-webhook")["items"]
+    res.check(svc.get("name") == "pipewarden-webhook" and "url" not in mwc["webhooks"][0]["clientConfig"] and
+              any(e["addresses"] == [node.NODE_IP] for sl in slices for e in sl.get("endpoints", [])),
+              "the webhook configuration names the chart's Service, whose EndpointSlice holds the webhook "
+              "pod on the real node", json.dumps([svc, [sl.get("endpoints") for sl in slices]])[:600])
+    wm = w.chart_ports["webhook-metrics"]
+    before = metric_sum(wm, "pipewarden_webhook_requests_total")
+    w.ado.job_requests[12].append(sim.job_request(7051, time.time(), run="succeed:1"))
+    w.api.create(ns_path("jobs", NS), agent_job("agent-chart"))
+    pod = lib.wait_until(lambda: (pods_of(w, "agent-chart") or [None])[0], 60, "the Job's pod")
+    env = {e["name"] for e in pod["spec"]["containers"][0].get("env", [])}
+    res.check("PIPEWARDEN_POD_UID" in env and "pipewarden.io/injected" in pod["metadata"].get("annotations", {}) and
+              metric_sum(wm, "pipewarden_webhook_requests_total") > before,
+              "kube-apiserver called the chart's webhook pod, which completed the agent pod", str(sorted(env)))
+    name = pod["metadata"]["name"]
+    lib.wait_until(lambda: [r for r in w.ado.job_requests[12] if r["requestId"] == 7051 and r.get("result")],
+                   90, "the agent's job")
+    jm = w.chart_ports["janitor"]
+    res.check(lib.eventually(lambda: not w.api.exists(ns_path("jobs", NS, "agent-chart")) and
+                             not agent_named(w, name), 60),
+              "the chart's janitor pod deletes the finished Job and, its pod gone, the dead agent",
+              json.dumps(agent_named(w, name))[:300])
+    res.check(metric_sum(jm, "pipewarden_janitor_is_leader") == 1 and
+              metric_sum(jm, "pipewarden_janitor_agents_deleted_total") >= 1 and
+              metric_sum(jm, "pipewarden_janitor_pods_deleted_total") >= 1,
+              "its /metrics: the leader, an agent and a pod (by its Job) deleted",
+              "leader %s agents %s pods %s" % (metric_sum(jm, "pipewarden_janitor_is_leader"),
+                                             metric_sum(jm, "pipewarden_janitor_agents_deleted_total"),
+                                             metric_sum(jm, "pipewarden_janitor_pods_deleted_total")))
+
+
+def test_drain(res, w):
+    """A node drained as an autoscaler or an operator does it: cordoned, then
+    its agent pods evicted (kubectl drain, the Eviction API).  On the cordon
+    the chart's janitor retires the idle agent at once (registration first,
+    then its Job) and leaves the busy one to its job; the eviction then ends
+    that job: the leader records it (Evicted, on its Job), the service
+    abandons it, and the dead agent goes."""
+    jm = w.chart_ports["janitor"]
+    w.ado.job_requests[12].append(sim.job_request(7951, time.time(), run="hang"))
+    w.api.create(ns_path("jobs", NS), agent_job("agent-busy"))
+    wait_running_job(w, 7951)
+    busy = pods_of(w, "agent-busy")[0]["metadata"]["name"]
+    w.api.create(ns_path("jobs", NS), agent_job("agent-idle"))
+    idle = lib.wait_until(lambda: (pods_of(w, "agent-idle") or [None])[0], 60, "the idle pod")["metadata"]["name"]
+    lib.wait_until(lambda: [a for a in agent_named(w, idle) if a["status"] == "online"], 60,
+                   "the idle agent online")
+    try:
+        p = w.cp.kubectl("cordon", node.NODE_NAME)
+        res.check(p.returncode == 0, "kubectl cordon", p.stderr)
+        res.check(lib.eventually(lambda: not agent_named(w, idle) and
+                                 not w.api.exists(ns_path("jobs", NS, "agent-idle")), 30),
+                  "on the cordoned node the idle agent is retired at once: its registration, then its Job",
+                  json.dumps(agent_named(w, idle))[:300])
+        evs = [e for e in w.api.get(ns_path("events", NS))["items"] if e.get("reason") == "PipewardenRetired"]
+        res.check(any("node-draining" in e["message"] for e in evs) and
+                  metric_sum(jm, "pipewarden_janitor_agents_retired_total", 'reason="node-draining"') == 1,
+                  "a PipewardenRetired Event and the counter say node-draining",
+                  json.dumps([e["message"] for e in evs])[:600])
+        time.sleep(3)       # several more cycles on the cordoned node
+        req = [r for r in w.ado.job_requests[12] if r["requestId"] == 7951][0]
+        res.check(container_status(w, busy)[1] == "Running" and agent_named(w, busy) and not req.get("result"),
+                  "the busy agent is left to its job on the cordoned node")
+        p = w.cp.kubectl("drain", node.NODE_NAME, "--pod-selector", "pipewarden.io/managed=true",
+                         "--ignore-daemonsets", "--timeout", "90s")
+        res.check(p.returncode == 0 and not w.api.exists(ns_path("pods", NS, busy)),
+                  "kubectl drain evicts the busy agent's pod; SIGTERM ends it", (p.stdout + p.stderr)[-600:])
+
+        def recorded():
+            return [e for e in w.api.get(ns_path("events", NS))["items"]
+                    if e.get("reason") == "PipelineJobInterrupted" and "7951" in e.get("message", "")]
+        res.check(lib.eventually(recorded, 30) and
+                  recorded()[0]["involvedObject"]["kind"] == "Job" and "Evicted" in recorded()[0]["message"] and
+                  metric_sum(jm, "pipewarden_janitor_job_interruptions_total", 'reason="Evicted"') == 1,
+                  "the leader records the evicted job: an Event on its Job naming request 7951 and Evicted, "
+                  "the counter", json.dumps([e["message"] for e in recorded()]))
+        res.check(lib.eventually(lambda: not agent_named(w, busy), 60) and
+                  [r for r in w.ado.job_requests[12] if r["requestId"] == 7951][0].get("result") == "abandoned",
+                  "the service abandons the job of the evicted agent, and the janitor deletes the agent")
+    finally:
+        w.cp.kubectl("uncordon", node.NODE_NAME)
+        w.api.delete(ns_path("jobs", NS, "agent-busy"), propagationPolicy="Background")
+
+
+def prepare(w):
+    """pipewarden installed from kustomize as the cluster suite installs it,
+    but its Deployment and DaemonSet: for the scenarios that need a janitor
+    with their own config (or one cycle at a time) the webhook and the
+    janitor run on the host (the webhook called by url), and the janitor's
+    token is bound to a stand-in pod of its ServiceAccount on the real node
+    (the shipped ValidatingAdmissionPolicy checks the node in the token)."""
     objs = [o for o in w.render() if o["kind"] not in ("Deployment", "DaemonSet")]
     w.webhook_port = lib.free_port()
     for o in objs:
@@ -510,8 +701,9 @@ def test_agent_killed(res, w):
 
 
 def test_pod_deleted_mid_job(res, w):
-    """A pod deleted while its agent runs a job: SIGTERM, the agent's
-    `config remove` is refused (it holds a job) and it exits; the leader,
+    """A pod deleted while its agent runs a job: SIGTERM reaches start.sh,
+    whose `config remove` is refused (the agent holds a job) while the job
+    goes on, until the kubelet's SIGKILL at the grace period; the leader,
     which saw the pod run that job, records it on the Job; the Job and the
     agent go as they should."""
     j = Janitor(w)
@@ -524,7 +716,7 @@ def test_pod_deleted_mid_job(res, w):
         time.sleep(3)       # the leader sees the pod run the job (its annotations)
         w.api.delete(ns_path("pods", NS, pod["metadata"]["name"]))
         res.check(tc.wait_gone(w.api, ns_path("pods", NS, pod["metadata"]["name"]), 60),
-                  "the deleted pod goes once its agent exits on SIGTERM")
+                  "the deleted pod goes at the end of its grace period")
         res.check(lib.eventually(lambda: [e for e in w.api.get(ns_path("events", NS))["items"]
                                           if e.get("reason") == "PipelineJobInterrupted" and
                                           "7401" in e.get("message", "")], 30),
@@ -731,8 +923,26 @@ def test_quota_alert(res, w):
         w.api.delete("/apis/keda.sh/v1alpha1/namespaces/%s/scaledjobs/azdo-agent-quota" % NS)
 
 
+# Under the chart's own pods (helm install before, helm uninstall after);
+# then the scenarios that need a janitor of their own config, on the host.
+CHART_TESTS = [test_chart_one_job, test_drain]
 TESTS = [test_one_job, test_keda_scale_from_zero, test_oom, test_agent_killed, test_pod_deleted_mid_job,
          test_bad_token, test_sidecars, test_reregistered, test_startup_cost, test_quota_alert]
+
+
+def scenario(res, w, t):
+    """Run one scenario; a crash in it is a failure.  True if it ran to the end."""
+    t1 = time.monotonic()
+    try:
+        t(res, w)
+        return True
+    except Exception as e:  # noqa: BLE001 - a crash in a scenario is a failure
+        import traceback
+        traceback.print_exc()
+        res.check(False, t.__name__ + " ran to the end", repr(e))
+        return False
+    finally:
+        print("  %s: %.1f s" % (t.__name__, time.monotonic() - t1))
 
 
 def main():
@@ -740,6 +950,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--webhook", required=True)
     ap.add_argument("--janitor", required=True)
+    ap.add_argument("--image", required=True, help="make image's output (build/image)")
     ap.add_argument("--results")
     ap.add_argument("--suite", default="real node")
     ap.add_argument("--only", action="append", default=[])
@@ -753,18 +964,17 @@ def main():
     try:
         w = World(tmp)
         print("real node Ready in %.1f s (images built in %.1f s)" % (w.node.started_in, w.images_built_in))
+        agent_namespace(w)
+        chart = [t for t in CHART_TESTS if not ARGS.only or t.__name__ in ARGS.only]
+        if chart:
+            if scenario(res, w, install_chart):
+                for t in chart:
+                    scenario(res, w, t)
+            scenario(res, w, uninstall_chart)
         prepare(w)
         for t in TESTS:
-            if ARGS.only and t.__name__ not in ARGS.only:
-                continue
-            t1 = time.monotonic()
-            try:
-                t(res, w)
-            except Exception as e:  # noqa: BLE001 - a crash in a scenario is a failure
-                import traceback
-                traceback.print_exc()
-                res.check(False, t.__name__ + " ran to the end", repr(e))
-            print("  %s: %.1f s" % (t.__name__, time.monotonic() - t1))
+            if not ARGS.only or t.__name__ in ARGS.only:
+                scenario(res, w, t)
     finally:
         if w is not None:
             problems = w.stop()
