@@ -469,7 +469,8 @@ def test_oom(res, w):
                 "pipewarden.io/interruption")
         res.check(lib.eventually(lambda: annotated() == "7201:OOMKilled", 30),
                   "the leader names the run the OOM kill ended on the pod", str(annotated()))
-        evs = [e for e in w.api.get(ns_path("events", NS))["items"] if e.get("reason") == "PipelineJobInterrupted"]
+        evs = [e for e in w.api.get(ns_path("events", NS))["items"]
+               if e.get("reason") == "PipelineJobInterrupted" and e["involvedObject"]["name"] == pod]
         res.check(len(evs) == 1 and "OOMKilled" in evs[0]["message"],
                   "one PipelineJobInterrupted Event", json.dumps([e["message"] for e in evs]))
         res.check(lib.eventually(lambda: j.metric("pipewarden_janitor_job_interruptions_total",
