@@ -289,7 +289,8 @@ class ControlPlane(cluster.ControlPlane):
     node registers with (and taints a node whose kubelet stops); the
     EndpointSlice controller and kube-apiserver's endpoint routing let it
     call the chart's webhook Service at its pod (a hostNetwork pod on the
-    node's address): with no kube-proxy here, a ClusterIP routes nowhere."""
+    node's address): with no kube-proxy here, nothing forwards the
+    Service's port on its ClusterIP to the pod."""
     CONTROLLERS = cluster.ControlPlane.CONTROLLERS + ["node-lifecycle-controller", "taint-eviction-controller",
                                                       "endpointslice-controller"]
     APISERVER_FLAGS = ["--enable-aggregator-routing=true"]
