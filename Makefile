@@ -55,8 +55,8 @@ endif
 
 help:
 	@echo "make            build bin/pipewarden-webhook and bin/pipewarden-janitor"
-	@echo "make test       unit, policy, end-to-end, janitor scenarios (SCENARIOS=6000,"
-	@echo "                SCENARIOS_ASAN=600), ASan+UBSan and valgrind runs"
+	@echo "make test       unit, policy, end-to-end, janitor scenarios (SCENARIOS=4000,"
+	@echo "                SCENARIOS_ASAN=400), ASan+UBSan and valgrind runs"
 	@echo "make demo       show the webhook and the janitor at work"
 	@echo "make image      the container image (OCI layout and docker-archive in build/image)"
 	@echo "make manifests  render and check the kustomize install path"
@@ -188,10 +188,10 @@ unit: all unit-bin
 	    echo "$$t $(SUITE_TAG): $$(tail -n 1 build/unit.out)" | tee -a build/results; done
 
 # Randomized janitor scenarios (seeded worlds and faults through the
-# simulators): 6,000 in the plain build, 600 under the sanitizers (each
+# simulators): 4,000 in the plain build, 400 under the sanitizers (each
 # seed is a new world; SCENARIOS=N runs more).
-SCENARIOS      ?= 6000
-SCENARIOS_ASAN ?= 600
+SCENARIOS      ?= 4000
+SCENARIOS_ASAN ?= 400
 
 e2e: all
 	$(PYTHON) tests/e2e/run_cases.py --policy $(B)/tools/policy-run --results build/results \
