@@ -2,7 +2,10 @@
 """make e2e-node: the agent lifecycle on real parts.
 
 A real node (tests/node/node.py: kubelet, containerd, runc, CNI) joins the
-pinned control plane; pipewarden's webhook completes agent pods; an agent
+pinned control plane; pipewarden's webhook completes agent pods (first as
+the chart runs it: its own Deployment and DaemonSet pods from make image,
+installed with helm; then as host processes for the scenarios that need a
+janitor of their own config); an agent
 that behaves like Microsoft's (tests/node/agent.py, in an image built here)
 registers with the Azure DevOps simulator, takes its job, runs it and exits;
 the real KEDA operator scales agent Jobs from the pool's queue; the janitor
@@ -176,7 +179,6 @@ def install_chart(res, w):
     if not res.check(p.returncode == 0, "helm install, as docs/install.md shows it, with make image's image",
                      (p.stdout + p.stderr)[-800:]):
         raise RuntimeError("helm install failed")
-    w.chart = True
 
     def both_ready():
         pods = chart_pods(w)
@@ -193,8 +195,9 @@ def uninstall_chart(res, w):
     """The leader's pod taken off the node (its DaemonSet's nodeSelector
     changed): the kubelet's SIGTERM makes it hand back its Lease.  Then helm
     uninstall: the kubelet stops the webhook's pod and everything goes.
-    (Under a plain uninstall the janitor's RBAC and ServiceAccount go with
-    its pod, so it cannot write the Lease: it expires.)"""
+    (A plain uninstall leaves the Lease held until it expires: the janitor's
+    Role and ServiceAccount are deleted with its DaemonSet, so its last write
+    can be refused.)"""
     p = w.cp.kubectl("--namespace", tc.SYS_NS, "patch", "daemonset", "pipewarden-janitor", "--patch",
                      json.dumps({"spec": {"template": {"spec": {"nodeSelector": {"pipewarden.test/nowhere": "x"}}}}}))
     gone = p.returncode == 0 and lib.eventually(
@@ -204,7 +207,6 @@ def uninstall_chart(res, w):
     res.check(gone and not lease["spec"].get("holderIdentity"),
               "the janitor's pod, stopped by the kubelet, handed back its Lease", json.dumps(lease["spec"]))
     p = tc.helm(w, "uninstall", *tc.documented_helm("uninstall"), "--wait", "--timeout", "90s")
-    w.chart = False
     res.check(p.returncode == 0 and lib.eventually(lambda: not chart_pods(w), 90),
               "helm uninstall: the kubelet stops the chart's pods and they go", (p.stdout + p.stderr)[-600:])
     for kind, name in (("secrets", "azp-pat"), ("configmaps", "ado-ca")):
