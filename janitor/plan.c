@@ -470,7 +470,17 @@ plan_interrupted(const struct pod_info *pod, const struct agent_info *ag)
 	if (pod->end_reason == NULL || plan_interruption_recorded(pod, ag->job.request_id))
 		return 0;
 	/* A death before the request was assigned belongs to the job before. */
-	return pod->end_time == 0 || ag->assigned == 0 || pod->end_time >= ag->assigned;
+	if (pod->end_time == 0 || ag->assigned == 0)
+		return 1;
+	if (pod->end_time < ag->assigned)
+		return 0;
+	/* A restarted container's death (lastState, the agent running again)
+	 * belongs to a request assigned before the container started again.
+	 * The times are whole seconds: a container killed, restarted and
+	 * given its next job within one second ties the death with the next
+	 * job's assignTime, and only its start tells them apart (the real
+	 * node does that in well under a second). */
+	return pod->agent_started == 0 || ag->assigned < pod->agent_started;
 }
 
 int

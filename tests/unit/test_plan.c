@@ -930,6 +930,21 @@ test_interruption_per_request(void)
 	/* Killed while it ran this job. */
 	pod.end_time = NOW - 50;
 	CHECK(plan_interrupted(&pod, &ag));
+	/* The container restarted (running again since agent_started): its
+	 * death belongs to a request assigned before that start.  Killed,
+	 * restarted and given this job within one second (the real node):
+	 * the times tie, the start tells. */
+	pod.end_time = NOW - 100;
+	pod.agent_started = NOW - 100;
+	CHECK(!plan_interrupted(&pod, &ag));
+	/* Killed in the second it was assigned, restarted a second later: this
+	 * job's death. */
+	pod.agent_started = NOW - 99;
+	CHECK(plan_interrupted(&pod, &ag));
+	pod.end_time = NOW - 50;
+	pod.agent_started = NOW - 49;
+	CHECK(plan_interrupted(&pod, &ag));
+	pod.agent_started = 0;
 	/* A pod-level end (evicted, preempted) has no time: it ends every job. */
 	pod.end_time = 0;
 	CHECK(plan_interrupted(&pod, &ag));
