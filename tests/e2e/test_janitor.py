@@ -998,16 +998,6 @@ def test_lifecycle(res, tmp):
     env.stop()
 
 
-def metric_value(text, name, labels):
-    """A sample's value from the exposition text: name{labels} (labels as
-    written, in order), or None."""
-    want = "%s{%s} " % (name, labels) if labels else name + " "
-    for line in text.splitlines():
-        if line.startswith(want):
-            return float(line[len(want):])
-    return None
-
-
 def waiting_state(env, now, usage_requests=None):
     """#25: a pod whose startup phases took 4, 20 and 7 s; job requests that
     waited 37 and 3 s, one that ran 124 s and succeeded, two still queued
@@ -1063,7 +1053,7 @@ def test_waiting(res, tmp):
     loop = Loop(env)
     loop.wait_cycles(3)
     text = loop.metrics()
-    m = lambda name, labels="": metric_value(text, name, labels)  # noqa: E731
+    m = lambda name, labels="": lib.metric_value(text, name, labels)  # noqa: E731
     res.check(m("pipewarden_janitor_job_wait_seconds_count", 'pool="aks-pool"') == 2 and
               m("pipewarden_janitor_job_wait_seconds_sum", 'pool="aks-pool"') == 40,
               "job wait: the two assigned requests, 37 s and 3 s, each observed once in three cycles",
@@ -1096,11 +1086,11 @@ def test_waiting(res, tmp):
     n = loop.cycles()
     loop.wait_cycles(n + 2)
     text = loop.metrics()
-    res.check(metric_value(text, "pipewarden_janitor_job_duration_seconds_count",
+    res.check(lib.metric_value(text, "pipewarden_janitor_job_duration_seconds_count",
                            'pool="aks-pool",result="failed"') == 1 and
-              metric_value(text, "pipewarden_janitor_job_duration_seconds_sum",
+              lib.metric_value(text, "pipewarden_janitor_job_duration_seconds_sum",
                            'pool="aks-pool",result="failed"') == t - (int(now) - 496) and
-              metric_value(text, "pipewarden_janitor_job_wait_seconds_count", 'pool="aks-pool"') == 2,
+              lib.metric_value(text, "pipewarden_janitor_job_wait_seconds_count", 'pool="aks-pool"') == 2,
               "a request that finished since is observed once; its wait is not counted again",
               str([l for l in text.splitlines() if "result=\"failed\"" in l][:3]))
     res.check("pipewarden_janitor_pipeline_cpu_seconds_total{" not in text,
@@ -1126,8 +1116,8 @@ def test_waiting(res, tmp):
     text = loop.metrics()
     loop.stop()
     labels = 'pool="aks-pool",pipeline="payments-api - CI"'
-    res.check(metric_value(text, "pipewarden_janitor_pipeline_cpu_seconds_total", labels) == 1.5 * 124 and
-              metric_value(text, "pipewarden_janitor_pipeline_memory_byte_seconds_total", labels) ==
+    res.check(lib.metric_value(text, "pipewarden_janitor_pipeline_cpu_seconds_total", labels) == 1.5 * 124 and
+              lib.metric_value(text, "pipewarden_janitor_pipeline_memory_byte_seconds_total", labels) ==
               2 * 1024 ** 3 * 124,
               "usageByPipeline: 1.5 cores and 2 GiB requested, for the job's 124 s",
               str([l for l in text.splitlines() if "pipeline_" in l and not l.startswith("#")]))
@@ -1165,8 +1155,8 @@ def test_jobs_without_pod(res, tmp):
     loop = Loop(env)
     loop.wait_cycles(3)
     text = loop.metrics()
-    res.check(metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="ci-agents"') == 2 and
-              metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="team-b"') == 1,
+    res.check(lib.metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="ci-agents"') == 2 and
+              lib.metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="team-b"') == 1,
               "the gauge by namespace", str([l for l in text.splitlines() if "without_pod{" in l]))
     evs = sorted((e["involvedObject"]["kind"], e["involvedObject"]["name"], e["type"], e["message"])
                  for e in k.events if e.get("reason") == "PipewardenJobWithoutPod")
@@ -1183,7 +1173,7 @@ def test_jobs_without_pod(res, tmp):
     n = loop.cycles()
     loop.wait_cycles(n + 2)
     text = loop.metrics()
-    res.check(metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="ci-agents"') == 1,
+    res.check(lib.metric_value(text, "pipewarden_janitor_jobs_without_pod", 'namespace="ci-agents"') == 1,
               "once the Job has a pod it no longer counts")
     # Listing Jobs is refused (an older ClusterRole): logged, nothing else held back.
     k.faults["jobs_forbidden"] = True

@@ -124,14 +124,9 @@ def agent_namespace(w):
 # ---- the chart's own pods on the node ------------------------------------
 
 def metric_sum(port, name, *having):
-    """The sum of a metric's series whose labels hold every string of having."""
-    total = 0.0
-    for line in lib.http_get(port, "/metrics")[1].splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            labels, _, value = line.rpartition(" ")
-            if all(h in labels for h in having):
-                total += float(value)
-    return total
+    """The sum of a metric's series, scraped from port, whose labels hold
+    every string of having."""
+    return lib.metric_sum(lib.http_get(port, "/metrics")[1], name, *having)
 
 
 def chart_pods(w):
@@ -429,11 +424,7 @@ class Janitor:
         lib.wait_until(lambda: lib.port_open(self.port), 30, "the janitor's metrics port")
 
     def metric(self, name, labels=""):
-        want = "%s{%s} " % (name, labels) if labels else name + " "
-        for line in lib.http_get(self.port, "/metrics")[1].splitlines():
-            if line.startswith(want):
-                return float(line[len(want):])
-        return None
+        return lib.metric_value(lib.http_get(self.port, "/metrics")[1], name, labels)
 
     def log(self):
         with open(self.log_path) as f:

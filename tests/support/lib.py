@@ -374,3 +374,24 @@ def http_get(port, path):
         return r.status, r.read().decode()
     finally:
         conn.close()
+
+
+def metric_value(text, name, labels=""):
+    """A sample's value from Prometheus exposition text: name{labels}
+    (labels as written, in order), or None."""
+    want = "%s{%s} " % (name, labels) if labels else name + " "
+    for line in text.splitlines():
+        if line.startswith(want):
+            return float(line[len(want):])
+    return None
+
+
+def metric_sum(text, name, *having):
+    """The sum of a metric's samples whose labels hold every string of having."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            labels, _, value = line.rpartition(" ")
+            if all(h in labels for h in having):
+                total += float(value)
+    return total
