@@ -276,10 +276,12 @@ def test_drain(res, w):
                   metric_sum(jm, "pipewarden_janitor_agents_retired_total", 'reason="node-draining"') == 1,
                   "a PipewardenRetired Event and the counter say node-draining",
                   json.dumps([e["message"] for e in evs])[:600])
+        cycled = metric_sum(jm, "pipewarden_janitor_last_cycle_timestamp_seconds")
         time.sleep(3)       # several more cycles on the cordoned node
         req = [r for r in w.ado.job_requests[12] if r["requestId"] == 7951][0]
-        res.check(container_status(w, busy)[1] == "Running" and agent_named(w, busy) and not req.get("result"),
-                  "the busy agent is left to its job on the cordoned node")
+        res.check(metric_sum(jm, "pipewarden_janitor_last_cycle_timestamp_seconds") >= cycled + 2 and
+                  container_status(w, busy)[1] == "Running" and agent_named(w, busy) and not req.get("result"),
+                  "the busy agent is left to its job on the cordoned node, cycle after cycle")
         p = w.cp.kubectl("drain", node.NODE_NAME, "--pod-selector", "pipewarden.io/managed=true",
                          "--ignore-daemonsets", "--timeout", "90s")
         res.check(p.returncode == 0 and not w.api.exists(ns_path("pods", NS, busy)),
